@@ -1,0 +1,235 @@
+#include "pool/alloc.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "pool/arena.h"
+#include "pool/heap.h"
+#include "pool/init.h"
+#include "pool/introspect.h"
+#include "pool/large.h"
+#include "pool/report.h"
+
+namespace pg {
+
+namespace {
+
+size_t page() {
+  return static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+bool is_pow2(size_t a) {
+  return a != 0 && (a & (a - 1)) == 0;
+}
+
+[[gnu::noinline]] void* alloc_large(size_t size, size_t alignment, bool zero) {
+  void* p = large_alloc(size, alignment < kAlign ? kAlign : alignment, zero);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+// Serves size bytes aligned to `alignment` (a power of two): from the pools when a class that is a
+// multiple of the alignment fits, else from glibc.
+void* alloc_aligned(size_t alignment, size_t size) {
+  if (alignment <= kAlign) return malloc_impl(size);
+  if (alignment <= kMaxPoolAlign && size <= kSmallMax) {
+    size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+    if (rounded == 0) rounded = alignment;
+    if (rounded <= kSmallMax) {
+      if (void* p = heap_alloc(class_of(rounded))) return p;
+    }
+  }
+  return alloc_large(size, alignment, false);
+}
+
+// Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
+[[gnu::noinline]] void free_outside(void* p) {
+  if (arena_owns(p)) return heap_free(p);  // a fallback arena (outside the reservation)
+  if (large_owns(p)) return large_free(p);
+  __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
+}
+
+}  // namespace
+
+bool is_pool_pointer(const void* p) {
+  return p != nullptr && arena_owns(p);
+}
+
+void* malloc_impl(size_t size) {
+  if (PG_LIKELY(size <= kSmallMax)) {
+    if (void* p = heap_alloc(class_of(size))) return p;
+  }
+  return alloc_large(size, kAlign, false);
+}
+
+void free_impl(void* p) {
+  if (PG_LIKELY(in_reserved_arenas(p))) return heap_free(p);
+  if (p == nullptr) return;
+  free_outside(p);
+}
+
+void free_sized_impl(void* p, size_t) {
+  free_impl(p);
+}
+
+void* calloc_impl(size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (total <= kSmallMax) {
+    if (void* p = heap_alloc(class_of(total))) {
+      memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
+      return p;
+    }
+  }
+  return alloc_large(total, kAlign, true);
+}
+
+void* realloc_impl(void* p, size_t size) {
+  if (p == nullptr) return malloc_impl(size);
+  if (size == 0) {
+    // glibc's semantics (REALLOC_ZERO_BYTES_FREES): free and return NULL.
+    free_impl(p);
+    return nullptr;
+  }
+  size_t old_usable;
+  if (arena_owns(p)) {
+    old_usable = heap_block_size(p);
+    // Stay in place while the new size maps to the same class.
+    if (size <= kSmallMax && class_size(class_of(size)) == old_usable) return p;
+  } else if (large_owns(p)) {
+    old_usable = large_size(p);
+    if (size > kSmallMax) {
+      if (void* q = large_realloc(p, size)) return q;
+      if (large_alignment(p) <= kAlign) {
+        errno = ENOMEM;
+        return nullptr;  // glibc could not grow it: the old block stays valid
+      }
+    }
+  } else {
+    // A foreign (glibc) block: let glibc resize it; it stays glibc's.
+    return __libc_realloc(p, size);
+  }
+  void* q = malloc_impl(size);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  free_impl(p);
+  return q;
+}
+
+void* reallocarray_impl(void* p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc_impl(p, total);
+}
+
+void* memalign_impl(size_t alignment, size_t size) {
+  // glibc rounds a non-power-of-two alignment up to the next power of two.
+  if (!is_pow2(alignment)) {
+    if (alignment > (SIZE_MAX >> 1) + 1) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    size_t a = 1;
+    while (a < alignment) a <<= 1;
+    alignment = a;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+int posix_memalign_impl(void** out, size_t alignment, size_t size) {
+  if (!is_pow2(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  int saved = errno;
+  void* p = alloc_aligned(alignment, size);
+  if (p == nullptr) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+void* aligned_alloc_impl(size_t alignment, size_t size) {
+  // C11 with DR 460: an alignment that is not a power of two fails; the size need not be a
+  // multiple of it (glibc's behaviour).
+  if (!is_pow2(alignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+void* valloc_impl(size_t size) {
+  return alloc_aligned(page(), size);
+}
+
+void* pvalloc_impl(size_t size) {
+  size_t pg = page();
+  size_t rounded = (size + pg - 1) & ~(pg - 1);
+  if (rounded < size) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return alloc_aligned(pg, rounded == 0 ? pg : rounded);
+}
+
+size_t usable_size_impl(const void* p) {
+  if (p == nullptr) return 0;
+  if (arena_owns(p)) return heap_block_size(p);
+  if (large_owns(p)) return large_size(p);
+  return foreign_usable_size(p);
+}
+
+void take_snapshot(Snapshot* out) {
+  memset(out, 0, sizeof *out);
+  uint64_t allocs[kNumClasses], frees[kNumClasses], pools[kNumClasses];
+  heap_class_counters(allocs, frees, pools);
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    ClassSnapshot& cs = out->classes[c];
+    cs.block_size = static_cast<uint32_t>(class_size(c));
+    cs.allocs = allocs[c];
+    cs.frees = frees[c];
+    cs.live_blocks = allocs[c] >= frees[c] ? allocs[c] - frees[c] : 0;
+    cs.pools = pools[c];
+    uint64_t capacity = pools[c] * ((kPoolSize - kPoolHeaderSize) / cs.block_size);
+    cs.free_blocks = capacity >= cs.live_blocks ? capacity - cs.live_blocks : 0;
+    out->small_allocs += allocs[c];
+    out->small_frees += frees[c];
+  }
+  LargeCounters lc;
+  large_counters(&lc);
+  out->large_allocs = lc.allocs;
+  out->large_frees = lc.frees;
+  out->large_live_bytes = lc.live_bytes;
+  ArenaCounters ac;
+  arena_counters(&ac);
+  out->arenas_mapped = ac.mapped;
+  out->arenas_released = ac.released;
+  out->arenas_in_use = ac.live;
+  out->pools_in_use = ac.pools_in_use;
+  out->pools_purged = ac.pools_purged;
+  out->peak_small_bytes = ac.peak_pools * kPoolSize;
+  out->reserved_bytes = ac.reserved;
+  out->fallback_arenas = ac.fallback;
+  heap_registry_counters(&out->heaps_created, &out->heaps_abandoned);
+  out->double_frees = g_errors.double_frees.load(std::memory_order_relaxed);
+  out->invalid_frees = g_errors.invalid_frees.load(std::memory_order_relaxed);
+  out->corruptions = g_errors.corruptions.load(std::memory_order_relaxed);
+}
+
+void thread_collect() {
+  heap_collect_current();
+}
+
+void thread_detach() {
+  heap_detach_current();
+}
+
+}  // namespace pg

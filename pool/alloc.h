@@ -1,0 +1,39 @@
+// poolguard core API: the whole malloc family with its C semantics (errno, overflow checks, glibc's
+// realloc rules), routing small requests to the pools and the rest to glibc.
+//
+// The preload shim (preload/shim.cpp) is one-line forwards to these functions; unit tests call them
+// directly, without LD_PRELOAD. Nothing here allocates through malloc.
+//
+// Routing:
+//   size <= kSmallMax and alignment <= kMaxPoolAlign  -> a block of a pool (pool/heap.h)
+//   otherwise                                          -> glibc (__libc_malloc & co) with a 16-byte
+//                                                         header that records the size
+//                                                         (pool/large.h)
+//   free/realloc of a pointer poolguard did not hand out -> glibc's __libc_free / __libc_realloc
+#pragma once
+
+#include <cstddef>
+
+namespace pg {
+
+void* malloc_impl(size_t size);
+void free_impl(void* p);
+// free with the size the caller says the block has (C++ sized delete). The size is a hint only.
+void free_sized_impl(void* p, size_t size);
+void* calloc_impl(size_t n, size_t size);  // NULL + ENOMEM when n * size overflows
+void* realloc_impl(
+    void* p, size_t size);  // realloc(NULL, n) == malloc(n); realloc(p, 0) frees p, returns NULL
+void* reallocarray_impl(void* p, size_t n, size_t size);
+void* memalign_impl(size_t alignment, size_t size);  // alignment rounded up to a power of two
+int posix_memalign_impl(void** out, size_t alignment, size_t size);  // EINVAL, *out untouched
+void* aligned_alloc_impl(size_t alignment, size_t size);             // EINVAL unless power of two
+void* valloc_impl(size_t size);
+void* pvalloc_impl(size_t size);
+// Exact: every byte up to the returned size may be used. 0 for NULL or a pointer poolguard
+// does not know (which it forwards to nothing: glibc's own size is not reachable).
+size_t usable_size_impl(const void* p);
+
+// True when p points into poolguard's pool address space (O(1), no lock).
+bool is_pool_pointer(const void* p);
+
+}  // namespace pg

@@ -1,0 +1,267 @@
+#include "pool/arena.h"
+
+#include <cstring>
+
+#include "pool/lock.h"
+#include "pool/meta.h"
+#include "pool/os.h"
+
+namespace pg {
+
+AddressSpace g_space;
+
+namespace {
+
+constexpr size_t kMinReserve = 64 * kArenaSize;
+// Dirty free pools tolerated inside arenas still in use before a bulk purge (POOLGUARD_PURGE).
+size_t g_purge_threshold_pools = (4u << 20) / kPoolSize;
+
+SpinLock g_arena_lock;
+bool g_inited = false;
+
+// buckets[n] holds the live arenas with exactly n free pools (1 <= n <= 64). Bit n-1 of
+// g_bucket_mask is set when buckets[n] is non-empty, so the fullest arena is one ctz away.
+Arena* g_buckets[kPoolsPerArena + 1];
+uint64_t g_bucket_mask = 0;
+Arena* g_released = nullptr;  // descriptors of decommitted arenas, reused first
+uint32_t g_empty_arenas = 0;  // live arenas with every pool free (the spare)
+uint64_t g_dirty_pools = 0;   // free pools with possibly resident pages, in arenas in use
+
+// Every descriptor ever made, for purging and counting (never shrinks; at most one per arena).
+Arena** g_all = nullptr;
+size_t g_all_count = 0, g_all_cap = 0;
+
+ArenaCounters g_count;
+
+// Fallback arenas: address >> kArenaShift (27 bits on 47-bit user space) split 13 + 14.
+constexpr size_t kRadixLeafBits = 14;
+constexpr size_t kRadixTop = size_t{1} << (47 - kArenaShift - kRadixLeafBits);
+std::atomic<uint8_t*> g_radix[kRadixTop];
+
+void bucket_insert(Arena* a) {
+  if (a->nfree == 0) return;
+  Arena*& head = g_buckets[a->nfree];
+  a->prev = nullptr;
+  a->next = head;
+  if (head) head->prev = a;
+  head = a;
+  g_bucket_mask |= uint64_t{1} << (a->nfree - 1);
+}
+
+void bucket_remove(Arena* a) {
+  if (a->nfree == 0) return;
+  if (a->prev) {
+    a->prev->next = a->next;
+  } else {
+    g_buckets[a->nfree] = a->next;
+  }
+  if (a->next) a->next->prev = a->prev;
+  if (g_buckets[a->nfree] == nullptr) g_bucket_mask &= ~(uint64_t{1} << (a->nfree - 1));
+  a->next = a->prev = nullptr;
+}
+
+bool remember(Arena* a) {
+  if (g_all_count == g_all_cap) {
+    size_t cap = g_all_cap ? g_all_cap * 2 : 1024;
+    Arena** grown = static_cast<Arena**>(meta_alloc(cap * sizeof(Arena*), 64));
+    if (grown == nullptr) return false;
+    if (g_all_count) memcpy(grown, g_all, g_all_count * sizeof(Arena*));
+    g_all = grown;  // the old array is metadata: abandoned, never freed (rare, small)
+    g_all_cap = cap;
+  }
+  g_all[g_all_count++] = a;
+  return true;
+}
+
+bool radix_set(uintptr_t addr) {
+  size_t idx = addr >> kArenaShift;
+  size_t top = idx >> kRadixLeafBits;
+  if (top >= kRadixTop) return false;
+  uint8_t* leaf = g_radix[top].load(std::memory_order_acquire);
+  if (leaf == nullptr) {
+    leaf = static_cast<uint8_t*>(os::map(size_t{1} << kRadixLeafBits));
+    if (leaf == nullptr) return false;
+    g_radix[top].store(leaf, std::memory_order_release);  // under the arena lock: one writer
+  }
+  leaf[idx & ((size_t{1} << kRadixLeafBits) - 1)] = 1;
+  return true;
+}
+
+// Brings a new arena into use: a released one, the next slot of the reservation, or a fallback.
+Arena* arena_new() {
+  if (Arena* a = g_released) {
+    g_released = a->next;
+    a->next = a->prev = nullptr;
+    a->free_mask = ~uint64_t{0};
+    a->dirty_mask = 0;  // decommitted: pages read as zero and cost nothing until touched
+    a->nfree = kPoolsPerArena;
+    a->live = true;
+    ++g_count.mapped;
+    ++g_count.live;
+    return a;
+  }
+  Arena* a = static_cast<Arena*>(meta_alloc(sizeof(Arena), 64));
+  if (a == nullptr) return nullptr;
+  char* base = nullptr;
+  uintptr_t rbase = g_space.base.load(std::memory_order_relaxed);
+  uintptr_t used = g_space.used.load(std::memory_order_relaxed);
+  if (rbase != 0 && used + kArenaSize <= g_space.reserved) {
+    base = reinterpret_cast<char*>(rbase + used);
+    if (!os::commit(base, kArenaSize)) base = nullptr;
+    // Publish only after the pages are accessible: `used` bounds what free() may read.
+    if (base) g_space.used.store(used + kArenaSize, std::memory_order_release);
+  }
+  if (base == nullptr) {
+    base = static_cast<char*>(os::map_aligned(kArenaSize, kArenaSize));
+    if (base == nullptr) return nullptr;
+    if (!radix_set(reinterpret_cast<uintptr_t>(base))) {
+      os::unmap(base, kArenaSize);
+      return nullptr;
+    }
+    a->fallback = true;
+    ++g_count.fallback;
+  }
+  if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused
+  a->base = base;
+  a->free_mask = ~uint64_t{0};
+  a->dirty_mask = 0;
+  a->nfree = kPoolsPerArena;
+  a->live = true;
+  ++g_count.mapped;
+  ++g_count.live;
+  return a;
+}
+
+// Decommits an arena that has every pool free. It must not be in a bucket.
+void arena_release(Arena* a) {
+  g_dirty_pools -= static_cast<uint64_t>(__builtin_popcountll(a->dirty_mask));
+  os::decommit(a->base, kArenaSize);
+  a->dirty_mask = 0;
+  a->live = false;
+  a->next = g_released;
+  g_released = a;
+  ++g_count.released;
+  --g_count.live;
+}
+
+void purge_locked() {
+  for (size_t i = 0; i < g_all_count; ++i) {
+    Arena* a = g_all[i];
+    if (!a->live || a->dirty_mask == 0) continue;
+    // Decommit runs of consecutive dirty pools with one madvise each.
+    uint64_t m = a->dirty_mask;
+    while (m) {
+      unsigned start = static_cast<unsigned>(__builtin_ctzll(m));
+      unsigned end = start;
+      while (end < kPoolsPerArena && (m >> end) & 1) ++end;
+      os::decommit(a->base + start * kPoolSize, (end - start) * kPoolSize);
+      g_count.pools_purged += end - start;
+      m &= end >= 64 ? 0 : ~((uint64_t{1} << end) - 1);
+    }
+    g_dirty_pools -= static_cast<uint64_t>(__builtin_popcountll(a->dirty_mask));
+    a->dirty_mask = 0;
+  }
+}
+
+}  // namespace
+
+void arenas_init(size_t reserve) {
+  LockGuard guard(g_arena_lock);
+  if (g_inited) return;
+  g_inited = true;
+  size_t limit = os::address_space_limit();
+  if (limit != SIZE_MAX && reserve > limit / 4) reserve = limit / 4;
+  reserve &= ~(kArenaSize - 1);
+  while (reserve >= kMinReserve) {
+    void* p = os::reserve_aligned(reserve, kArenaSize);
+    if (p != nullptr) {
+      g_space.reserved = reserve;
+      g_space.used.store(0, std::memory_order_relaxed);
+      g_space.base.store(reinterpret_cast<uintptr_t>(p), std::memory_order_release);
+      g_count.reserved = reserve;
+      return;
+    }
+    reserve /= 2;
+  }
+  // No reservation: every arena is a fallback arena. Still correct, one more load per free.
+}
+
+void arena_set_purge_threshold(size_t bytes) {
+  g_purge_threshold_pools = bytes / kPoolSize;
+}
+
+bool arena_owns(const void* p) {
+  if (in_reserved_arenas(p)) return true;
+  uintptr_t idx = reinterpret_cast<uintptr_t>(p) >> kArenaShift;
+  size_t top = idx >> kRadixLeafBits;
+  if (top >= kRadixTop) return false;
+  uint8_t* leaf = g_radix[top].load(std::memory_order_acquire);
+  return leaf != nullptr && leaf[idx & ((size_t{1} << kRadixLeafBits) - 1)] != 0;
+}
+
+Pool* arena_take_pool() {
+  LockGuard guard(g_arena_lock);
+  Arena* a;
+  if (g_bucket_mask != 0) {
+    a = g_buckets[__builtin_ctzll(g_bucket_mask) + 1];  // fewest free pools: the fullest arena
+  } else {
+    a = arena_new();
+    if (a == nullptr) return nullptr;
+    bucket_insert(a);
+    ++g_empty_arenas;
+  }
+  if (a->nfree == kPoolsPerArena) --g_empty_arenas;
+  unsigned i = static_cast<unsigned>(__builtin_ctzll(a->dirty_mask ? a->dirty_mask : a->free_mask));
+  uint64_t bit = uint64_t{1} << i;
+  bucket_remove(a);
+  if (a->dirty_mask & bit) --g_dirty_pools;
+  a->free_mask &= ~bit;
+  a->dirty_mask &= ~bit;
+  --a->nfree;
+  bucket_insert(a);
+  if (++g_count.pools_in_use > g_count.peak_pools) g_count.peak_pools = g_count.pools_in_use;
+  Pool* pool = reinterpret_cast<Pool*>(a->base + i * kPoolSize);
+  pool->arena = a;
+  pool->index = i;
+  return pool;
+}
+
+void arena_give_pool(Pool* pool) {
+  LockGuard guard(g_arena_lock);
+  Arena* a = pool->arena;
+  uint64_t bit = uint64_t{1} << pool->index;
+  bucket_remove(a);
+  a->free_mask |= bit;
+  a->dirty_mask |= bit;
+  ++a->nfree;
+  ++g_dirty_pools;
+  --g_count.pools_in_use;
+  if (a->nfree == kPoolsPerArena) {
+    if (g_empty_arenas >= 1) {
+      arena_release(a);  // a second empty arena: give it back, keep the spare
+      return;
+    }
+    ++g_empty_arenas;
+  }
+  bucket_insert(a);
+  if (g_dirty_pools > g_purge_threshold_pools) purge_locked();
+}
+
+void arena_purge_all() {
+  LockGuard guard(g_arena_lock);
+  purge_locked();
+}
+
+void arena_counters(ArenaCounters* out) {
+  LockGuard guard(g_arena_lock);
+  *out = g_count;
+}
+
+void arenas_lock_for_fork() {
+  g_arena_lock.force_lock();
+}
+void arenas_unlock_after_fork() {
+  g_arena_lock.force_unlock();
+}
+
+}  // namespace pg

@@ -1,0 +1,93 @@
+// Arenas: where pools come from, and how memory goes back to the OS.
+//
+// Address space. At start-up poolguard reserves one large range (POOLGUARD_RESERVE, 64 GiB by
+// default, PROT_NONE so it costs nothing) and carves 1 MiB arenas from it, bottom up. Whether a
+// pointer is poolguard's is then one subtraction and compare: (p - base) < used, lock-free
+// (`used` only grows). When the reservation is refused (ulimit -v, strict overcommit) it is retried
+// smaller, down to kMinReserve, and capped at a quarter of RLIMIT_AS; when it is refused altogether
+// or full, arenas are mapped one at a time anywhere ("fallback" arenas) and recorded in a lock-free
+// two-level byte map indexed by address >> kArenaShift, so ownership stays O(1).
+//
+// Choosing a pool. Arenas with free pools sit in buckets by their number of free pools; a new pool
+// comes from the arena with the fewest free pools (the fullest), as in pymalloc, so that nearly
+// empty arenas drain and can be released. Inside an arena, a pool whose pages are still resident
+// ("dirty") is preferred over one that was never touched or was purged.
+//
+// Giving memory back. A fully free arena is decommitted (madvise MADV_DONTNEED: RSS drops, the
+// range stays mapped and reads as zeroes, so a stale pointer into it is seen as "not a pool") and
+// its slot is reused first by the next arena. One empty arena is kept as a spare (hysteresis), so a
+// program hovering at an arena boundary does not map and unmap in a loop. Free pools inside arenas
+// still in use are purged in bulk once more than POOLGUARD_PURGE bytes of them are dirty.
+//
+// Arenas are never unmapped: an address that was once an arena stays readable, which keeps the
+// ownership test and the pool-header read in free() safe for any pointer that was ever valid.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "pool/config.h"
+#include "pool/pool.h"
+
+namespace pg {
+
+// Arena descriptor. Lives in metadata memory (never inside the arena), so that decommitting an
+// arena loses nothing. Guarded by the arena lock.
+struct Arena {
+  char* base;           // kArenaSize-aligned start
+  uint64_t free_mask;   // bit i set: pool i is not carved for any class
+  uint64_t dirty_mask;  // bit i set: pool i is free and its pages may be resident
+  uint32_t nfree;       // popcount(free_mask)
+  bool live;            // committed and counted as mapped
+  bool fallback;        // mapped outside the reservation
+  Arena* next;          // bucket list (by nfree), or the free-slot list when not live
+  Arena* prev;
+};
+
+// The reservation, readable without a lock. `used` is the high-water mark of arenas carved in it.
+struct AddressSpace {
+  std::atomic<uintptr_t> base{0};
+  std::atomic<uintptr_t> used{0};
+  uintptr_t reserved = 0;
+};
+extern AddressSpace g_space;
+
+// Sets up the reservation. Idempotent; called once from global init with `reserve` bytes asked.
+void arenas_init(size_t reserve);
+
+// True if p lies in an arena poolguard mapped (live or released). O(1), lock-free.
+bool arena_owns(const void* p);
+// Only the reservation test, for the inlined fast path.
+inline bool in_reserved_arenas(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed) <
+         g_space.used.load(std::memory_order_relaxed);
+}
+
+// Takes a free pool from the fullest arena (mapping a new arena if needed) and returns its
+// address, with pages zeroed if never used. nullptr when the OS refuses memory.
+Pool* arena_take_pool();
+// Gives a pool back to its arena (header must already be cleared by the caller).
+void arena_give_pool(Pool* pool);
+// Free pools may hold this many dirty bytes before a bulk purge (POOLGUARD_PURGE).
+void arena_set_purge_threshold(size_t bytes);
+// Decommits every dirty free pool now.
+void arena_purge_all();
+
+struct ArenaCounters {
+  uint64_t mapped;        // arenas brought into use (mapped or re-committed)
+  uint64_t released;      // arenas decommitted
+  uint64_t live;          // arenas in use now (including the spare)
+  uint64_t pools_in_use;  // pools handed out
+  uint64_t peak_pools;    // high-water mark of pools_in_use
+  uint64_t pools_purged;  // pools decommitted while their arena stayed in use
+  uint64_t fallback;      // arenas mapped outside the reservation
+  uint64_t reserved;      // bytes reserved
+};
+void arena_counters(ArenaCounters* out);
+
+// fork support: take/release the arena lock around fork().
+void arenas_lock_for_fork();
+void arenas_unlock_after_fork();
+
+}  // namespace pg

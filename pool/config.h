@@ -1,0 +1,36 @@
+// Build-time constants of the pooled allocator. The small/large threshold lives here and nowhere
+// else: change kSmallMax and every size class, table and test follows.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pg {
+
+inline constexpr size_t kAlign = 16;      // every block is 16-byte aligned
+inline constexpr size_t kSmallMax = 256;  // requests of 0..kSmallMax bytes go to the pools
+inline constexpr size_t kNumClasses = kSmallMax / kAlign;  // classes 16, 32, ..., kSmallMax
+inline constexpr size_t kPoolShift = 14;
+inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 16 KiB: one size class per pool
+inline constexpr size_t kArenaShift = 20;
+inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;    // 1 MiB, aligned to its size
+inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;  // 64: one bit each in a uint64_t
+inline constexpr size_t kPoolHeaderSize = 128;  // blocks start this far into a pool
+// Largest alignment the pools honour: blocks of a class that is a multiple of A sit at
+// pool + kPoolHeaderSize + k * size, all A-aligned while A divides kPoolHeaderSize.
+inline constexpr size_t kMaxPoolAlign = kPoolHeaderSize;
+
+static_assert(kSmallMax % kAlign == 0 && kSmallMax <= 1024, "classes are 16 bytes apart");
+static_assert(kPoolsPerArena == 64, "arena pool masks are one uint64_t");
+static_assert(kPoolHeaderSize % kAlign == 0);
+
+// Size class index (0 for 16 bytes ... kNumClasses-1 for kSmallMax) of a request of n <= kSmallMax
+// bytes. malloc(0) is served as 16 bytes.
+constexpr size_t class_of(size_t n) {
+  return n == 0 ? 0 : (n - 1) / kAlign;
+}
+constexpr size_t class_size(size_t cls) {
+  return (cls + 1) * kAlign;
+}
+
+}  // namespace pg

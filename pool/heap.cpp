@@ -1,0 +1,640 @@
+#include "pool/heap.h"
+
+#include <pthread.h>
+
+#include <new>
+
+#include "pool/arena.h"
+#include "pool/init.h"
+#include "pool/lock.h"
+#include "pool/meta.h"
+#include "pool/os.h"
+#include "pool/report.h"
+
+namespace pg {
+
+// The sentinel pool: `free` points at itself, which means "empty", so heap_alloc() always falls
+// through to the slow path for it. Its magic is 0: it is never a real pool. Both sentinels are
+// constant-initialised: malloc may run before any constructor.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+constinit Pool g_empty_pool = {.free = &g_empty_pool};
+#pragma GCC diagnostic pop
+constinit Heap g_empty_heap{&g_empty_pool};
+constinit Heap g_dead_heap{&g_empty_pool};
+__thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
+
+namespace {
+
+// Set while this thread is inside heap setup, so that a re-entrant malloc (from pthread
+// functions) goes to glibc instead of recursing.
+__thread bool t_in_setup __attribute__((tls_model("initial-exec"))) = false;
+
+SpinLock g_heap_lock;  // registry and recycled heaps
+Heap* g_heaps_all = nullptr;
+Heap* g_heaps_free = nullptr;
+uint64_t g_heaps_created = 0, g_heaps_abandoned = 0;
+pthread_key_t g_key;
+
+// Abandoned pools, per class, and the frees done into them. Guarded by g_abandon_lock.
+SpinLock g_abandon_lock;
+PoolQueue g_abandoned[kNumClasses];
+uint64_t g_abandoned_frees[kNumClasses];
+size_t g_sweep_cursor = 0;
+
+// Pools per class carved from arenas now (any owner).
+std::atomic<uint64_t> g_class_pools[kNumClasses];
+
+void queue_push(PoolQueue& q, Pool* p) {
+  p->prev = q.tail;
+  p->next = nullptr;
+  if (q.tail) {
+    q.tail->next = p;
+  } else {
+    q.head = p;
+  }
+  q.tail = p;
+  ++q.count;
+}
+
+void queue_remove(PoolQueue& q, Pool* p) {
+  if (p->prev) {
+    p->prev->next = p->next;
+  } else {
+    q.head = p->next;
+  }
+  if (p->next) {
+    p->next->prev = p->prev;
+  } else {
+    q.tail = p->prev;
+  }
+  p->next = p->prev = nullptr;
+  --q.count;
+}
+
+uint64_t next_random(Heap* h) {
+  uint64_t x = h->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  h->rng = x;
+  return x;
+}
+
+// Walks a list that starts at `head` (links encoded with the pool's key, ending at offset 0),
+// counting blocks. Returns false if a link is corrupt; *last gets the last block.
+bool walk_list(Pool* pool, void* head, uint32_t* count, void** last, const void* find = nullptr,
+               bool* found = nullptr) {
+  uint32_t n = 0;
+  void* b = head;
+  void* prev = nullptr;
+  while (b != pool) {
+    if (find != nullptr && b == find) *found = true;
+    ++n;
+    if (n > pool->capacity) return false;  // a cycle
+    void* next;
+    if (!pool->decode(reinterpret_cast<FreeBlock*>(b)->link, &next)) return false;
+    prev = b;
+    b = next;
+  }
+  *count = n;
+  if (last) *last = prev;
+  return true;
+}
+
+// Moves the pool's remote frees onto its (empty or not) local list. Owner only (or under the
+// abandoned lock for an abandoned pool). Returns the number of blocks moved.
+// A list that holds only the kNotifyOwner bit is left alone: the pool stays filed as full.
+uint32_t collect_remote(Pool* pool) {
+  if ((pool->thread_free.load(std::memory_order_relaxed) & ~kNotifyOwner) == 0) return 0;
+  uintptr_t tf = pool->thread_free.exchange(0, std::memory_order_acquire);
+  void* head = reinterpret_cast<void*>(tf & ~kNotifyOwner);
+  if (head == nullptr) return 0;
+  uint32_t n = 0;
+  void* last = nullptr;
+  if (!walk_list(pool, head, &n, &last)) {
+    report_corruption(head, pool->block_size, "a corrupt link in a cross-thread free list");
+    // Report mode: drop the damaged list. Its blocks are lost (leaked), the heap stays sound.
+    return 0;
+  }
+  reinterpret_cast<FreeBlock*>(last)->link = pool->encode(pool->free);
+  pool->free = head;
+  pool->used -= n;
+  return n;
+}
+
+// Links the next run of never-used blocks into the (empty) local free list: the blocks that start
+// within the next 4 KiB, so memory is touched a page at a time, as it is needed.
+bool carve(Pool* pool) {
+  if (pool->carved >= pool->capacity) return false;
+  uint32_t bs = pool->block_size;
+  uint32_t start = pool->carved;
+  uint32_t n = 4096 / bs;
+  if (n == 0) n = 1;
+  if (n > pool->capacity - start) n = pool->capacity - start;
+  char* first = pool->first_block() + size_t{start} * bs;
+  char* b = first;
+  for (uint32_t i = 0; i + 1 < n; ++i, b += bs) {
+    FreeBlock* fb = reinterpret_cast<FreeBlock*>(b);
+    fb->link = pool->encode(b + bs);
+    fb->tag = pool->tag;
+  }
+  FreeBlock* fb = reinterpret_cast<FreeBlock*>(b);
+  fb->link = pool->encode(pool->free);
+  fb->tag = pool->tag;
+  pool->free = first;
+  pool->carved = static_cast<uint16_t>(start + n);
+  return true;
+}
+
+// Makes sure the pool has a local free block. Owner only.
+bool refill(Heap* h, Pool* pool) {
+  if (!pool->local_empty()) return true;
+  uint32_t n = collect_remote(pool);
+  if (n) h->frees[pool->cls].add(n);
+  if (!pool->local_empty()) return true;
+  return carve(pool);
+}
+
+void pool_init(Pool* pool, Heap* h, size_t cls) {
+  uint32_t bs = static_cast<uint32_t>(class_size(cls));
+  pool->key = next_random(h);
+  pool->tag = next_random(h) | 1;
+  pool->owner.store(h, std::memory_order_relaxed);
+  pool->used = 0;
+  pool->block_size = bs;
+  pool->recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
+  pool->capacity = static_cast<uint16_t>((kPoolSize - kPoolHeaderSize) / bs);
+  pool->span = pool->capacity * bs;
+  pool->carved = 0;
+  pool->cls = static_cast<uint8_t>(cls);
+  pool->list = kListNone;
+  pool->free = pool;
+  pool->thread_free.store(0, std::memory_order_relaxed);
+  pool->next = pool->prev = nullptr;
+  // Publish last: a pool is recognised by its magic.
+  __atomic_store_n(&pool->magic, kPoolMagic, __ATOMIC_RELEASE);
+  g_class_pools[cls].fetch_add(1, std::memory_order_relaxed);
+}
+
+void pool_release(Pool* pool) {
+  g_class_pools[pool->cls].fetch_sub(1, std::memory_order_relaxed);
+  __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
+  pool->owner.store(nullptr, std::memory_order_relaxed);
+  arena_give_pool(pool);
+}
+
+// Takes the pool off whichever of h's lists it is on (cur, avail, full).
+void unlink_owned(Heap* h, Pool* pool) {
+  switch (pool->list) {
+    case kListCurrent:
+      h->cur[pool->cls] = &g_empty_pool;
+      break;
+    case kListAvail:
+      queue_remove(h->avail[pool->cls], pool);
+      break;
+    case kListFull:
+      queue_remove(h->full[pool->cls], pool);
+      break;
+    default:
+      break;
+  }
+  pool->list = kListNone;
+}
+
+// Files an exhausted pool as full, setting kNotifyOwner so that the next remote free tells us.
+// If remote frees are already waiting, the pool is not full after all: it goes on `avail`.
+void make_full(Heap* h, Pool* pool) {
+  uintptr_t tf = pool->thread_free.load(std::memory_order_relaxed);
+  while ((tf & ~kNotifyOwner) == 0) {
+    if (tf == kNotifyOwner ||
+        pool->thread_free.compare_exchange_weak(tf, kNotifyOwner, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+      pool->list = kListFull;
+      queue_push(h->full[pool->cls], pool);
+      return;
+    }
+  }
+  pool->list = kListAvail;
+  queue_push(h->avail[pool->cls], pool);
+}
+
+void move_to_avail(Heap* h, Pool* pool) {
+  queue_remove(h->full[pool->cls], pool);
+  pool->list = kListAvail;
+  queue_push(h->avail[pool->cls], pool);
+}
+
+// Frees the blocks other threads handed to this heap's delayed stack. A block whose pool we own is
+// freed locally, which moves its pool from `full` to `avail`; any other block (its pool changed
+// hands since) is freed as the freeing thread would have.
+void process_delayed(Heap* h) {
+  if (h->delayed.load(std::memory_order_relaxed) == nullptr) return;
+  FreeBlock* b = h->delayed.exchange(nullptr, std::memory_order_acquire);
+  while (b != nullptr) {
+    FreeBlock* next = reinterpret_cast<FreeBlock*>(b->link);
+    b->tag = 0;  // it was marked free in transit; now free it for real
+    Heap* saved = t_heap;
+    t_heap = h;  // heap_free decides local vs remote by t_heap
+    heap_free(b);
+    t_heap = saved;
+    b = next;
+  }
+}
+
+Pool* adopt(Heap* h, size_t cls) {
+  if (g_abandoned[cls].head == nullptr) return nullptr;  // racy peek; rechecked under the lock
+  LockGuard guard(g_abandon_lock);
+  Pool* pool = g_abandoned[cls].head;
+  if (pool == nullptr) return nullptr;
+  queue_remove(g_abandoned[cls], pool);
+  pool->list = kListNone;
+  pool->owner.store(h, std::memory_order_release);
+  return pool;
+}
+
+Pool* fresh_pool(Heap* h, size_t cls) {
+  Pool* pool = arena_take_pool();
+  if (pool == nullptr) return nullptr;
+  pool_init(pool, h, cls);
+  return pool;
+}
+
+// Abandoned pools whose remote list holds their last blocks would never be released otherwise:
+// look at up to `budget` of them (round robin), collect, and release the empty ones.
+void sweep_abandoned(size_t budget) {
+  LockGuard guard(g_abandon_lock);
+  for (size_t i = 0; i < kNumClasses && budget; ++i) {
+    size_t cls = (g_sweep_cursor + i) % kNumClasses;
+    Pool* p = g_abandoned[cls].head;
+    while (p != nullptr && budget) {
+      --budget;
+      Pool* next = p->next;
+      g_abandoned_frees[cls] += collect_remote(p);
+      if (p->used == 0) {
+        queue_remove(g_abandoned[cls], p);
+        pool_release(p);
+      }
+      p = next;
+    }
+  }
+  g_sweep_cursor = (g_sweep_cursor + 1) % kNumClasses;
+}
+
+// Gives up all of h's pools (thread exit). Empty ones go back to their arenas.
+void heap_abandon(Heap* h) {
+  process_delayed(h);
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    PoolQueue* lists[2] = {&h->avail[cls], &h->full[cls]};
+    Pool* cur = h->cur[cls];
+    h->cur[cls] = &g_empty_pool;
+    if (cur != &g_empty_pool) {
+      cur->list = kListAvail;
+      queue_push(h->avail[cls], cur);
+    }
+    for (PoolQueue* q : lists) {
+      while (Pool* p = q->head) {
+        queue_remove(*q, p);
+        uint32_t n = collect_remote(p);
+        if (n) h->frees[cls].add(n);
+        if (p->used == 0) {
+          p->list = kListNone;
+          pool_release(p);
+          continue;
+        }
+        LockGuard guard(g_abandon_lock);
+        p->owner.store(nullptr, std::memory_order_release);
+        p->list = kListAbandoned;
+        queue_push(g_abandoned[cls], p);
+      }
+    }
+  }
+  // Blocks handed over meanwhile belong to pools we no longer own: they are freed as remote frees.
+  process_delayed(h);
+  sweep_abandoned(64);
+}
+
+void recycle(Heap* h) {
+  LockGuard guard(g_heap_lock);
+  h->active = false;
+  h->thread = 0;
+  h->next_free = g_heaps_free;
+  g_heaps_free = h;
+  ++g_heaps_abandoned;
+}
+
+void thread_exit_hook(void* arg) {
+  Heap* h = static_cast<Heap*>(arg);
+  if (h == nullptr || h == &g_empty_heap || h == &g_dead_heap) return;
+  heap_abandon(h);
+  recycle(h);
+  t_heap = &g_dead_heap;
+}
+
+Heap* attach_heap() {
+  Heap* h = nullptr;
+  {
+    LockGuard guard(g_heap_lock);
+    if (g_heaps_free != nullptr) {
+      h = g_heaps_free;
+      g_heaps_free = h->next_free;
+      h->next_free = nullptr;
+    }
+  }
+  if (h == nullptr) {
+    h = static_cast<Heap*>(meta_alloc(sizeof(Heap), alignof(Heap)));
+    if (h == nullptr) return nullptr;
+    new (h) Heap();
+    LockGuard guard(g_heap_lock);
+    h->next_all = g_heaps_all;
+    g_heaps_all = h;
+    ++g_heaps_created;
+  }
+  for (size_t c = 0; c < kNumClasses; ++c) h->cur[c] = &g_empty_pool;
+  h->rng = os::random64() ^ reinterpret_cast<uintptr_t>(h);
+  h->thread = pthread_self();
+  h->active = true;
+  // Registers the exit hook. pthread_setspecific may allocate for high key numbers: the
+  // re-entrant call sees t_in_setup and is served by glibc.
+  pthread_setspecific(g_key, h);
+  return h;
+}
+
+}  // namespace
+
+void* heap_alloc_slow(Heap* h, size_t cls) {
+  if (PG_UNLIKELY(h == &g_empty_heap)) {
+    if (t_in_setup || !ensure_init()) return nullptr;
+    t_in_setup = true;
+    h = attach_heap();
+    t_in_setup = false;
+    if (h == nullptr) return nullptr;
+    t_heap = h;
+  } else if (PG_UNLIKELY(h == &g_dead_heap)) {
+    return nullptr;
+  }
+  Pool* pool = h->cur[cls];
+  if (pool != &g_empty_pool) {
+    if (!refill(h, pool)) {
+      h->cur[cls] = &g_empty_pool;
+      make_full(h, pool);
+      pool = &g_empty_pool;
+    }
+  }
+  if (pool == &g_empty_pool) {
+    process_delayed(h);
+    while (Pool* p = h->avail[cls].head) {
+      queue_remove(h->avail[cls], p);
+      if (refill(h, p)) {
+        pool = p;
+        break;
+      }
+      make_full(h, p);
+    }
+  }
+  while (pool == &g_empty_pool) {
+    Pool* p = adopt(h, cls);
+    if (p == nullptr) break;
+    if (refill(h, p)) {
+      pool = p;
+    } else {
+      make_full(h, p);
+    }
+  }
+  if (pool == &g_empty_pool) {
+    pool = fresh_pool(h, cls);
+    if (pool == nullptr) return nullptr;
+    carve(pool);
+  }
+  pool->list = kListCurrent;
+  h->cur[cls] = pool;
+  return heap_alloc(cls);
+}
+
+void* heap_alloc_corrupt(Heap* h, Pool* pool) {
+  report_corruption(pool->free, pool->block_size, "a corrupt free-list link");
+  // Report mode: forget the damaged list (its blocks leak) and never carve this pool again.
+  pool->free = pool;
+  pool->carved = pool->capacity;
+  return heap_alloc_slow(h, pool->cls);
+}
+
+void heap_free_slow(Heap* h, Pool* pool, void* old_free) {
+  if (pool->used == 0) {
+    if (pool->list == kListCurrent) return;  // keep the current pool: hysteresis
+    unlink_owned(h, pool);
+    pool_release(pool);
+    return;
+  }
+  if (old_free == pool && pool->list == kListFull) move_to_avail(h, pool);
+}
+
+// A free into an abandoned pool: done under the lock, straight onto its local list.
+static void free_abandoned(Pool* pool, void* p) {
+  LockGuard guard(g_abandon_lock);
+  if (pool->owner.load(std::memory_order_acquire) != nullptr) {
+    // Adopted meanwhile: it has an owner again, so this is an ordinary remote free.
+    g_abandon_lock.unlock();
+    heap_free_remote(pool, p);
+    g_abandon_lock.lock();
+    return;
+  }
+  FreeBlock* fb = static_cast<FreeBlock*>(p);
+  if (fb->tag == pool->tag) {
+    uint32_t n;
+    bool found = false;
+    walk_list(pool, pool->free, &n, nullptr, p, &found);
+    void* tf =
+        reinterpret_cast<void*>(pool->thread_free.load(std::memory_order_acquire) & ~kNotifyOwner);
+    if (!found && tf) walk_list(pool, tf, &n, nullptr, p, &found);
+    if (found) {
+      g_abandon_lock.unlock();
+      report_double_free(p, pool->block_size);
+      g_abandon_lock.lock();
+      return;
+    }
+  }
+  size_t cls = pool->cls;
+  fb->link = pool->encode(pool->free);
+  fb->tag = pool->tag;
+  pool->free = p;
+  --pool->used;
+  g_abandoned_frees[cls] += 1 + collect_remote(pool);
+  if (pool->used == 0) {
+    queue_remove(g_abandoned[cls], pool);
+    pool_release(pool);
+  }
+}
+
+void heap_free_remote(Pool* pool, void* p) {
+  Heap* owner = pool->owner.load(std::memory_order_acquire);
+  if (owner == nullptr) return free_abandoned(pool, p);
+  FreeBlock* fb = static_cast<FreeBlock*>(p);
+  if (PG_UNLIKELY(fb->tag == pool->tag)) {
+    // The owner's lists cannot be walked from here; a 64-bit random tag is proof enough.
+    return report_double_free(p, pool->block_size);
+  }
+  fb->tag = pool->tag;
+  uintptr_t tf = pool->thread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    if (tf == kNotifyOwner) {
+      // The owner filed this pool as full: take the flag and hand the block to the owner heap.
+      if (!pool->thread_free.compare_exchange_weak(tf, 0, std::memory_order_acq_rel,
+                                                   std::memory_order_relaxed)) {
+        continue;
+      }
+      FreeBlock* top = owner->delayed.load(std::memory_order_relaxed);
+      do {
+        fb->link = reinterpret_cast<uintptr_t>(top);
+      } while (!owner->delayed.compare_exchange_weak(top, fb, std::memory_order_release,
+                                                     std::memory_order_relaxed));
+      return;
+    }
+    void* head = reinterpret_cast<void*>(tf & ~kNotifyOwner);
+    fb->link = pool->encode(head ? head : pool);
+    if (pool->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(p),
+                                                std::memory_order_release,
+                                                std::memory_order_relaxed)) {
+      return;
+    }
+  }
+}
+
+bool heap_free_tagged(Pool* pool, void* p) {
+  uint32_t n;
+  bool found = false;
+  walk_list(pool, pool->free, &n, nullptr, p, &found);
+  void* tf =
+      reinterpret_cast<void*>(pool->thread_free.load(std::memory_order_acquire) & ~kNotifyOwner);
+  if (!found && tf) walk_list(pool, tf, &n, nullptr, p, &found);
+  if (!found) {
+    // Not carved yet is also "free": a pointer to a block never handed out.
+    uint32_t idx =
+        static_cast<uint32_t>((static_cast<char*>(p) - pool->first_block()) / pool->block_size);
+    found = idx >= pool->carved;
+  }
+  if (!found) return false;  // user data that happened to equal the tag: a normal free
+  report_double_free(p, pool->block_size);
+  return true;
+}
+
+void heap_free_bad(void* p) {
+  Pool* pool = pool_of(p);
+  if (pool->magic != kPoolMagic) {
+    return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool not in use)");
+  }
+  uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
+  if (off >= pool->span) {
+    return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool header)");
+  }
+  char* block = pool->first_block() + off / pool->block_size * pool->block_size;
+  report_invalid_free(p, block, pool->block_size, "pointer into the middle of a block");
+}
+
+void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools) {
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    allocs[c] = 0;
+    frees[c] = 0;
+    pools[c] = g_class_pools[c].load(std::memory_order_relaxed);
+  }
+  {
+    LockGuard guard(g_heap_lock);
+    for (Heap* h = g_heaps_all; h != nullptr; h = h->next_all) {
+      for (size_t c = 0; c < kNumClasses; ++c) {
+        allocs[c] += h->allocs[c].get();
+        frees[c] += h->frees[c].get();
+      }
+    }
+  }
+  LockGuard guard(g_abandon_lock);
+  for (size_t c = 0; c < kNumClasses; ++c) frees[c] += g_abandoned_frees[c];
+}
+
+void heap_registry_counters(uint64_t* created, uint64_t* abandoned) {
+  LockGuard guard(g_heap_lock);
+  *created = g_heaps_created;
+  *abandoned = g_heaps_abandoned;
+}
+
+void heaps_init() {
+  pthread_key_create(&g_key, thread_exit_hook);
+}
+
+void heap_collect_current() {
+  Heap* h = t_heap;
+  if (h != &g_empty_heap && h != &g_dead_heap) {
+    process_delayed(h);
+    for (size_t cls = 0; cls < kNumClasses; ++cls) {
+      PoolQueue* lists[2] = {&h->avail[cls], &h->full[cls]};
+      for (PoolQueue* q : lists) {
+        for (Pool* p = q->head; p != nullptr;) {
+          Pool* next = p->next;
+          uint32_t n = collect_remote(p);
+          if (n) h->frees[cls].add(n);
+          if (p->used == 0) {
+            unlink_owned(h, p);
+            pool_release(p);
+          } else if (q == &h->full[cls] && !p->local_empty()) {
+            move_to_avail(h, p);
+          }
+          p = next;
+        }
+      }
+      Pool* cur = h->cur[cls];
+      if (cur != &g_empty_pool) {
+        uint32_t n = collect_remote(cur);
+        if (n) h->frees[cls].add(n);
+        if (cur->used == 0) {
+          unlink_owned(h, cur);
+          pool_release(cur);
+        }
+      }
+    }
+  }
+  sweep_abandoned(SIZE_MAX);
+  arena_purge_all();
+}
+
+void heap_detach_current() {
+  Heap* h = t_heap;
+  if (h == &g_empty_heap || h == &g_dead_heap) return;
+  pthread_setspecific(g_key, nullptr);
+  heap_abandon(h);
+  recycle(h);
+  t_heap = &g_empty_heap;
+}
+
+void heaps_lock_for_fork() {
+  g_heap_lock.force_lock();
+  g_abandon_lock.force_lock();
+}
+
+void heaps_unlock_after_fork_parent() {
+  g_abandon_lock.force_unlock();
+  g_heap_lock.force_unlock();
+}
+
+void heaps_after_fork_child() {
+  g_abandon_lock.force_unlock();
+  g_heap_lock.force_unlock();
+  // Only the forking thread exists in the child: the other heaps' threads are gone, so abandon
+  // their pools now; this thread and its heap go on as before.
+  pthread_t self = pthread_self();
+  Heap* others[64];
+  for (;;) {
+    size_t n = 0;
+    {
+      LockGuard guard(g_heap_lock);
+      for (Heap* h = g_heaps_all; h != nullptr && n < 64; h = h->next_all) {
+        if (h->active && h->thread != self) others[n++] = h;
+      }
+    }
+    if (n == 0) break;
+    for (size_t i = 0; i < n; ++i) {
+      heap_abandon(others[i]);
+      recycle(others[i]);
+    }
+  }
+}
+
+}  // namespace pg

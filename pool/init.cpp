@@ -1,0 +1,83 @@
+#include "pool/init.h"
+
+#include <pthread.h>
+
+#include <atomic>
+
+#include "pool/arena.h"
+#include "pool/heap.h"
+#include "pool/lock.h"
+#include "pool/meta.h"
+#include "pool/options.h"
+#include "pool/os.h"
+#include "pool/report.h"
+
+namespace pg {
+
+std::atomic<pthread_t> g_fork_owner{0};
+
+namespace {
+
+// 0: not started, 1: in progress, 2: done.
+std::atomic<int> g_init_state{0};
+std::atomic<pthread_t> g_init_thread{0};
+std::atomic<uint64_t> g_secret{0};
+
+// fork(): hold every lock across the fork, so that the child never inherits one held by a thread
+// that does not exist there. Lock order: heap registry, abandoned pools, arenas, metadata.
+void before_fork() {
+  if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  heaps_lock_for_fork();
+  arenas_lock_for_fork();
+  meta_lock_for_fork();
+  g_fork_owner.store(pthread_self(), std::memory_order_relaxed);
+}
+
+void after_fork_parent() {
+  if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  g_fork_owner.store(0, std::memory_order_relaxed);
+  meta_unlock_after_fork();
+  arenas_unlock_after_fork();
+  heaps_unlock_after_fork_parent();
+}
+
+void after_fork_child() {
+  if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  g_fork_owner.store(0, std::memory_order_relaxed);
+  meta_unlock_after_fork();
+  arenas_unlock_after_fork();
+  heaps_after_fork_child();
+}
+
+}  // namespace
+
+unsigned long long global_secret() {
+  uint64_t s = g_secret.load(std::memory_order_relaxed);
+  if (PG_LIKELY(s != 0)) return s;
+  uint64_t fresh = os::random64();
+  if (g_secret.compare_exchange_strong(s, fresh, std::memory_order_relaxed)) return fresh;
+  return s;  // another thread set it first
+}
+
+bool ensure_init() {
+  if (PG_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return true;
+  int expected = 0;
+  if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    g_init_thread.store(pthread_self(), std::memory_order_relaxed);
+    global_secret();
+    options_load();
+    set_error_mode(options().ON_ERROR == kOnErrorReport ? ErrorMode::kReport : ErrorMode::kAbort);
+    arena_set_purge_threshold(options().PURGE);
+    arenas_init(options().RESERVE);
+    heaps_init();
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    g_init_state.store(2, std::memory_order_release);
+    return true;
+  }
+  // Re-entered from inside initialisation on the initialising thread: let glibc serve it.
+  if (g_init_thread.load(std::memory_order_relaxed) == pthread_self()) return false;
+  while (g_init_state.load(std::memory_order_acquire) != 2) sched_yield();
+  return true;
+}
+
+}  // namespace pg

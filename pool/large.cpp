@@ -1,0 +1,116 @@
+#include "pool/large.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "pool/init.h"
+
+namespace pg {
+
+namespace {
+
+constexpr size_t kHeader = 16;
+constexpr int kAlignShift = 56;
+constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
+
+std::atomic<uint64_t> g_allocs{0}, g_frees{0}, g_live{0};
+
+struct Header {
+  uint64_t word;   // size | log2(alignment) << 56
+  uint64_t check;  // see large.h
+};
+
+Header* header_of(const void* p) {
+  return reinterpret_cast<Header*>(reinterpret_cast<uintptr_t>(p) - kHeader);
+}
+
+uint64_t check_for(const void* p, uint64_t word) {
+  uint64_t x = global_secret() ^ reinterpret_cast<uintptr_t>(p) ^ (word * 0x9E3779B97F4A7C15ull);
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 29);
+}
+
+void* finish(char* raw, size_t size, size_t alignment) {
+  char* p = raw + (alignment > kHeader ? alignment : kHeader);
+  Header* h = header_of(p);
+  h->word = size | (uint64_t{static_cast<uint64_t>(__builtin_ctzll(alignment))} << kAlignShift);
+  h->check = check_for(p, h->word);
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  g_live.fetch_add(size, std::memory_order_relaxed);
+  return p;
+}
+
+char* raw_of(const void* p) {
+  size_t a = large_alignment(p);
+  return const_cast<char*>(static_cast<const char*>(p)) - (a > kHeader ? a : kHeader);
+}
+
+}  // namespace
+
+void* large_alloc(size_t size, size_t alignment, bool zero) {
+  if (size > kSizeMask) return nullptr;
+  size_t front = alignment > kHeader ? alignment : kHeader;
+  size_t total = size + front;
+  if (total < size) return nullptr;
+  char* raw;
+  if (alignment <= kHeader) {
+    raw = static_cast<char*>(zero ? __libc_calloc(1, total) : __libc_malloc(total));
+  } else {
+    raw = static_cast<char*>(__libc_memalign(alignment, total));
+    if (raw != nullptr && zero) memset(raw + front, 0, size);
+  }
+  if (raw == nullptr) return nullptr;
+  return finish(raw, size, alignment);
+}
+
+bool large_owns(const void* p) {
+  if ((reinterpret_cast<uintptr_t>(p) & 15) != 0) return false;
+  const Header* h = header_of(p);
+  return h->check == check_for(p, h->word);
+}
+
+size_t large_size(const void* p) {
+  return header_of(p)->word & kSizeMask;
+}
+
+size_t large_alignment(const void* p) {
+  return size_t{1} << (header_of(p)->word >> kAlignShift);
+}
+
+void large_free(void* p) {
+  Header* h = header_of(p);
+  g_frees.fetch_add(1, std::memory_order_relaxed);
+  g_live.fetch_sub(h->word & kSizeMask, std::memory_order_relaxed);
+  char* raw = raw_of(p);
+  h->check = 0;  // a second free no longer looks like ours (glibc then reports it)
+  __libc_free(raw);
+}
+
+void* large_realloc(void* p, size_t size) {
+  if (large_alignment(p) > kHeader || size > kSizeMask || size + kHeader < size) return nullptr;
+  size_t old = large_size(p);
+  char* raw = static_cast<char*>(__libc_realloc(raw_of(p), size + kHeader));
+  if (raw == nullptr) return nullptr;
+  g_live.fetch_sub(old, std::memory_order_relaxed);
+  g_allocs.fetch_sub(1, std::memory_order_relaxed);  // finish() counts it again
+  return finish(raw, size, kHeader);
+}
+
+size_t foreign_usable_size(const void* p) {
+  // glibc's chunk header: the word before the pointer holds the chunk size with flag bits in the
+  // low 3 bits; bit 1 (IS_MMAPPED) means the chunk has a 16-byte overhead instead of 8.
+  uint64_t sz = reinterpret_cast<const uint64_t*>(p)[-1];
+  uint64_t chunk = sz & ~uint64_t{7};
+  uint64_t overhead = (sz & 2) ? 16 : 8;
+  return chunk > overhead ? chunk - overhead : 0;
+}
+
+void large_counters(LargeCounters* out) {
+  out->allocs = g_allocs.load(std::memory_order_relaxed);
+  out->frees = g_frees.load(std::memory_order_relaxed);
+  out->live_bytes = g_live.load(std::memory_order_relaxed);
+}
+
+}  // namespace pg

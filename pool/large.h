@@ -1,0 +1,47 @@
+// Large blocks: requests above kSmallMax, and alignments the pools cannot honour, are served by
+// glibc through its exported __libc_* entry points (no dlsym, so no bootstrap recursion).
+//
+// Each large block carries a 16-byte header just before the pointer handed out:
+//   word 0: the requested size, with log2(alignment) in the top byte
+//   word 1: a check value, secret ^ address ^ word 0 (mixed), so that a pointer poolguard did not
+//           allocate (from before the preload, or from glibc internals) is recognised as foreign
+//           and given to __libc_free untouched.
+// The header gives malloc_usable_size an exact answer without reaching into glibc's chunks.
+#pragma once
+
+#include <cstddef>
+
+namespace pg {
+
+// Allocates size bytes aligned to `alignment` (a power of two >= 16). nullptr when glibc fails.
+void* large_alloc(size_t size, size_t alignment, bool zero);
+// True when p carries a valid poolguard large header.
+bool large_owns(const void* p);
+// Frees a block for which large_owns(p) is true.
+void large_free(void* p);
+// Requested size of a large block.
+size_t large_size(const void* p);
+// Alignment the block was made with (16 for plain malloc).
+size_t large_alignment(const void* p);
+// Resizes a large block in place through __libc_realloc (plain alignment only). nullptr on failure
+// (the block is untouched).
+void* large_realloc(void* p, size_t size);
+
+// Usable size of a pointer glibc allocated without poolguard (read from glibc's chunk header).
+size_t foreign_usable_size(const void* p);
+
+struct LargeCounters {
+  unsigned long long allocs, frees, live_bytes;
+};
+void large_counters(LargeCounters* out);
+
+}  // namespace pg
+
+// glibc's own allocator entry points (exported by libc.so.6).
+extern "C" {
+void* __libc_malloc(size_t);
+void __libc_free(void*);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* __libc_memalign(size_t, size_t);
+}

@@ -1,0 +1,35 @@
+// Runtime options (POOLGUARD_* environment variables), generated from pool/options.inc.
+#pragma once
+
+#include <cstdint>
+
+namespace pg {
+
+struct Options {
+#define POOLGUARD_OPTION(kind, name, def, values, doc) uint64_t name;
+#include "pool/options.inc"
+#undef POOLGUARD_OPTION
+};
+
+// Index of each Enum option's values, in the order of their `values` string.
+enum StatsMode : uint64_t { kStatsOff = 0, kStatsExit = 1 };
+enum OnErrorMode : uint64_t { kOnErrorAbort = 0, kOnErrorReport = 1 };
+
+// The options in force (defaults until options_load runs).
+const Options& options();
+
+// Reads every POOLGUARD_* variable from the environment (ignored in AT_SECURE processes). A
+// malformed value prints one line on stderr naming the variable and keeps the default.
+void options_load();
+
+// Parses `text` as the option `name` would; false if it is malformed. For tests and tools.
+bool option_parse(const char* name, const char* text, uint64_t* out);
+
+// Writes the options as a Markdown table (docs/OPTIONS.md) or as --help text to fd.
+void options_write_markdown(int fd);
+void options_write_help(int fd);
+
+// Parses a size with an optional K/M/G/T suffix (powers of 1024). false if malformed or too big.
+bool parse_size(const char* text, uint64_t* out);
+
+}  // namespace pg

@@ -1,0 +1,131 @@
+#include "pool/os.h"
+
+#include <errno.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+extern char** environ;
+
+namespace pg::os {
+
+size_t page_size() {
+  static size_t cached = 0;
+  if (cached == 0) {
+    unsigned long v = getauxval(AT_PAGESZ);
+    cached = v ? v : 4096;
+  }
+  return cached;
+}
+
+void* map(size_t size, bool noreserve) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void* map_aligned(size_t size, size_t alignment, bool noreserve) {
+  // Over-map by `alignment`, then trim both ends so that exactly [aligned, aligned+size) remains.
+  size_t span = size + alignment;
+  if (span < size) return nullptr;
+  char* raw = static_cast<char*>(map(span, noreserve));
+  if (raw == nullptr) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  size_t head = aligned - start;
+  size_t tail = span - head - size;
+  if (head) munmap(raw, head);
+  if (tail) munmap(reinterpret_cast<char*>(aligned) + size, tail);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void* reserve_aligned(size_t size, size_t alignment) {
+  size_t span = size + alignment;
+  if (span < size) return nullptr;
+  void* raw_v = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw_v == MAP_FAILED) return nullptr;
+  char* raw = static_cast<char*>(raw_v);
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  size_t head = aligned - start;
+  size_t tail = span - head - size;
+  if (head) munmap(raw, head);
+  if (tail) munmap(reinterpret_cast<char*>(aligned) + size, tail);
+  return reinterpret_cast<void*>(aligned);
+}
+
+bool commit(void* p, size_t size) {
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+bool unmap(void* p, size_t size) {
+  return munmap(p, size) == 0;
+}
+
+void decommit(void* p, size_t size) {
+  // MADV_DONTNEED frees the pages at once (RSS drops now, unlike MADV_FREE) and later reads see
+  // zeroes, which the pool code relies on (a released pool's header reads as "not a pool").
+  madvise(p, size, MADV_DONTNEED);
+}
+
+void write_all(int fd, const char* buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    buf += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+bool secure_mode() {
+  return getauxval(AT_SECURE) != 0;
+}
+
+const char* env(const char* name) {
+  if (secure_mode() || environ == nullptr) return nullptr;
+  size_t n = strlen(name);
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  }
+  return nullptr;
+}
+
+uint64_t random64() {
+  uint64_t v = 0;
+  int saved = errno;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) {
+    // AT_RANDOM: 16 random bytes the kernel gave the process at exec. Mix in the address of a
+    // local and the time stamp counter so that two calls differ.
+    const unsigned char* r = reinterpret_cast<const unsigned char*>(getauxval(AT_RANDOM));
+    if (r != nullptr) memcpy(&v, r, sizeof v);
+    v ^= reinterpret_cast<uintptr_t>(&v) * 0x9E3779B97F4A7C15ull;
+#if defined(__x86_64__)
+    v ^= __builtin_ia32_rdtsc();
+#endif
+  }
+  errno = saved;
+  return v ? v : 0x5DEECE66Dull;
+}
+
+int thread_id() {
+  return static_cast<int>(syscall(SYS_gettid));
+}
+int process_id() {
+  return static_cast<int>(getpid());
+}
+
+size_t address_space_limit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  return static_cast<size_t>(rl.rlim_cur);
+}
+
+}  // namespace pg::os

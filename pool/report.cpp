@@ -1,0 +1,93 @@
+#include "pool/report.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "pool/format.h"
+#include "pool/init.h"
+#include "pool/os.h"
+
+namespace pg {
+
+ErrorCounters g_errors;
+static std::atomic<int> g_error_mode{static_cast<int>(ErrorMode::kAbort)};
+
+void set_error_mode(ErrorMode mode) {
+  ensure_init();  // so that initialisation (which applies POOLGUARD_ON_ERROR) cannot undo this
+  g_error_mode.store(static_cast<int>(mode), std::memory_order_relaxed);
+}
+ErrorMode error_mode() {
+  return static_cast<ErrorMode>(g_error_mode.load(std::memory_order_relaxed));
+}
+
+namespace {
+
+[[gnu::noinline]] void finish(TextBuffer<512>& line) {
+  bool fatal = error_mode() == ErrorMode::kAbort;
+  line.str(fatal ? " (aborting; POOLGUARD_ON_ERROR=report to continue)\n"
+                 : " (block left alone)\n");
+  line.flush(STDERR_FILENO);
+  if (fatal) abort();
+}
+
+void head(TextBuffer<512>& line, const char* kind) {
+  line.str("poolguard: ERROR: ")
+      .str(kind)
+      .str(" pid=")
+      .u64(os::process_id())
+      .str(" tid=")
+      .u64(os::thread_id());
+}
+
+}  // namespace
+
+void report_double_free(const void* p, size_t block_size) {
+  g_errors.double_frees.fetch_add(1, std::memory_order_relaxed);
+  TextBuffer<512> line;
+  head(line, "double-free");
+  line.str(": free(")
+      .ptr(p)
+      .str(") of a block of ")
+      .u64(block_size)
+      .str(" bytes that is already free");
+  finish(line);
+}
+
+void report_invalid_free(const void* p, const void* block, size_t block_size, const char* why) {
+  g_errors.invalid_frees.fetch_add(1, std::memory_order_relaxed);
+  TextBuffer<512> line;
+  head(line, "invalid-free");
+  line.str(": free(").ptr(p).str("): ").str(why);
+  if (block != nullptr) {
+    line.str(" (")
+        .u64(static_cast<const char*>(p) - static_cast<const char*>(block))
+        .str(" bytes into the block at ")
+        .ptr(block)
+        .str(" of ")
+        .u64(block_size)
+        .str(" bytes)");
+  }
+  finish(line);
+}
+
+void report_corruption(const void* where, size_t block_size, const char* what) {
+  g_errors.corruptions.fetch_add(1, std::memory_order_relaxed);
+  TextBuffer<512> line;
+  head(line, "free-list-corruption");
+  line.str(": ")
+      .str(what)
+      .str(" at ")
+      .ptr(where)
+      .str(" in a pool of ")
+      .u64(block_size)
+      .str("-byte blocks (a write past the end of a block, or after free?)");
+  finish(line);
+}
+
+void report_warning(const char* msg) {
+  TextBuffer<512> line;
+  line.str("poolguard: ").str(msg).chr('\n');
+  line.flush(STDERR_FILENO);
+}
+
+}  // namespace pg

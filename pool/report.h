@@ -1,0 +1,35 @@
+// Error reports. Each kind of error has one function here; each writes one clear line on stderr
+// (or the log) with write(2) only, counts the error, and then aborts or returns, as the error mode
+// says (pg::set_error_mode, POOLGUARD_ON_ERROR). When it returns, the caller must leave the bad
+// block alone (leak it) rather than touch the heap's state with it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "pool/introspect.h"
+
+namespace pg {
+
+struct ErrorCounters {
+  std::atomic<uint64_t> double_frees{0};
+  std::atomic<uint64_t> invalid_frees{0};
+  std::atomic<uint64_t> corruptions{0};
+};
+extern ErrorCounters g_errors;
+
+// free() of a block that is already free. `block_size` is the size class or large size.
+void report_double_free(const void* p, size_t block_size);
+// free() of a pointer that is not the start of a live block poolguard handed out: an interior
+// pointer (`block` is the block it falls in, or null), or an address in the pools' range that is
+// not a block at all.
+void report_invalid_free(const void* p, const void* block, size_t block_size, const char* why);
+// A free-list link that does not decode to a block of its pool: something wrote into a free block
+// (a heap overflow from the block before it, or a use after free).
+void report_corruption(const void* where, size_t block_size, const char* what);
+
+// Writes "poolguard: " + msg + "\n" on stderr. For warnings such as a malformed option.
+void report_warning(const char* msg);
+
+}  // namespace pg

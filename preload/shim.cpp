@@ -1,0 +1,133 @@
+// libpoolguard.so's exported malloc family: one-line forwards to the core (pool/alloc.h), which
+// holds all the semantics. The C++ operators differ only in how they fail.
+#include <errno.h>
+#include <malloc.h>
+
+#include <cstddef>
+#include <new>
+
+#include "pool/alloc.h"
+
+#define PG_EXPORT extern "C" __attribute__((visibility("default")))
+#define PG_EXPORT_CXX __attribute__((visibility("default")))
+
+PG_EXPORT void* malloc(size_t size) {
+  return pg::malloc_impl(size);
+}
+PG_EXPORT void free(void* p) {
+  pg::free_impl(p);
+}
+PG_EXPORT void cfree(void* p) {
+  pg::free_impl(p);
+}
+PG_EXPORT void* calloc(size_t n, size_t size) {
+  return pg::calloc_impl(n, size);
+}
+PG_EXPORT void* realloc(void* p, size_t size) {
+  return pg::realloc_impl(p, size);
+}
+PG_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
+  return pg::reallocarray_impl(p, n, size);
+}
+PG_EXPORT void* memalign(size_t alignment, size_t size) {
+  return pg::memalign_impl(alignment, size);
+}
+PG_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
+  return pg::posix_memalign_impl(out, alignment, size);
+}
+PG_EXPORT void* aligned_alloc(size_t alignment, size_t size) {
+  return pg::aligned_alloc_impl(alignment, size);
+}
+PG_EXPORT void* valloc(size_t size) {
+  return pg::valloc_impl(size);
+}
+PG_EXPORT void* pvalloc(size_t size) {
+  return pg::pvalloc_impl(size);
+}
+PG_EXPORT size_t malloc_usable_size(void* p) {
+  return pg::usable_size_impl(p);
+}
+
+namespace {
+
+// operator new: retry through the new_handler, then throw (C++ [new.delete.single]).
+void* new_or_throw(size_t size, size_t alignment) {
+  for (;;) {
+    void* p = alignment ? pg::memalign_impl(alignment, size) : pg::malloc_impl(size);
+    if (p != nullptr) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) throw std::bad_alloc();
+    handler();
+  }
+}
+
+void* new_nothrow(size_t size, size_t alignment) noexcept {
+  try {
+    return new_or_throw(size, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+PG_EXPORT_CXX void* operator new(size_t n) {
+  return new_or_throw(n, 0);
+}
+PG_EXPORT_CXX void* operator new[](size_t n) {
+  return new_or_throw(n, 0);
+}
+PG_EXPORT_CXX void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, 0);
+}
+PG_EXPORT_CXX void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, 0);
+}
+PG_EXPORT_CXX void* operator new(size_t n, std::align_val_t a) {
+  return new_or_throw(n, static_cast<size_t>(a));
+}
+PG_EXPORT_CXX void* operator new[](size_t n, std::align_val_t a) {
+  return new_or_throw(n, static_cast<size_t>(a));
+}
+PG_EXPORT_CXX void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, static_cast<size_t>(a));
+}
+PG_EXPORT_CXX void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, static_cast<size_t>(a));
+}
+PG_EXPORT_CXX void operator delete(void* p) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete[](void* p) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete(void* p, const std::nothrow_t&) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete(void* p, size_t n) noexcept {
+  pg::free_sized_impl(p, n);
+}
+PG_EXPORT_CXX void operator delete[](void* p, size_t n) noexcept {
+  pg::free_sized_impl(p, n);
+}
+PG_EXPORT_CXX void operator delete(void* p, std::align_val_t) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete[](void* p, std::align_val_t) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete(void* p, size_t n, std::align_val_t) noexcept {
+  pg::free_sized_impl(p, n);
+}
+PG_EXPORT_CXX void operator delete[](void* p, size_t n, std::align_val_t) noexcept {
+  pg::free_sized_impl(p, n);
+}
+PG_EXPORT_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  pg::free_impl(p);
+}
+PG_EXPORT_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  pg::free_impl(p);
+}
