@@ -38,36 +38,30 @@ void* alloc_aligned(size_t alignment, size_t size) {
     size_t rounded = (size + alignment - 1) & ~(alignment - 1);
     if (rounded == 0) rounded = alignment;
     if (rounded <= kSmallMax) {
-      if (void* p = heap_alloc(class_of(rounded))) return p;
+      if (void* p = heap_alloc(slot_of(rounded))) return p;
     }
   }
   return alloc_large(size, alignment, false);
 }
 
+}  // namespace
+
+void* malloc_slow(size_t size) {
+  if (size <= kSmallMax) {
+    if (void* p = heap_alloc_slow(slot_of(size))) return p;
+  }
+  return alloc_large(size, kAlign, false);
+}
+
 // Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
-[[gnu::noinline]] void free_outside(void* p) {
+void free_outside(void* p) {
   if (arena_owns(p)) return heap_free(p);  // a fallback arena (outside the reservation)
   if (large_owns(p)) return large_free(p);
   __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
 }
 
-}  // namespace
-
 bool is_pool_pointer(const void* p) {
   return p != nullptr && arena_owns(p);
-}
-
-void* malloc_impl(size_t size) {
-  if (PG_LIKELY(size <= kSmallMax)) {
-    if (void* p = heap_alloc(class_of(size))) return p;
-  }
-  return alloc_large(size, kAlign, false);
-}
-
-void free_impl(void* p) {
-  if (PG_LIKELY(in_reserved_arenas(p))) return heap_free(p);
-  if (p == nullptr) return;
-  free_outside(p);
 }
 
 void free_sized_impl(void* p, size_t) {
@@ -81,7 +75,7 @@ void* calloc_impl(size_t n, size_t size) {
     return nullptr;
   }
   if (total <= kSmallMax) {
-    if (void* p = heap_alloc(class_of(total))) {
+    if (void* p = heap_alloc(slot_of(total))) {
       memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }

@@ -14,10 +14,31 @@
 
 #include <cstddef>
 
+#include "pool/arena.h"
+#include "pool/heap.h"
+
 namespace pg {
 
-void* malloc_impl(size_t size);
-void free_impl(void* p);
+// Everything but the fast paths, reached by tail calls.
+void* malloc_slow(size_t size);
+void free_outside(void* p);  // p is not in the reservation: fallback arena, large, or glibc's
+
+// The two hot functions are defined here, inline, so that the preload shim's malloc and free are
+// the fast paths themselves rather than jumps to them. They are leaves: every other path is a
+// tail call, so they need no stack frame.
+inline void* malloc_impl(size_t size) {
+  if (PG_LIKELY(size <= kSmallMax)) {
+    if (void* p = heap_try_alloc(slot_of(size))) return p;
+  }
+  return malloc_slow(size);
+}
+
+inline void free_impl(void* p) {
+  if (PG_LIKELY(in_reserved_arenas(p))) return heap_free(p);
+  if (p == nullptr) return;
+  free_outside(p);
+}
+
 // free with the size the caller says the block has (C++ sized delete). The size is a hint only.
 void free_sized_impl(void* p, size_t size);
 void* calloc_impl(size_t n, size_t size);  // NULL + ENOMEM when n * size overflows

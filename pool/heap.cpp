@@ -179,16 +179,34 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
 
 void pool_release(Pool* pool) {
   g_class_pools[pool->cls].fetch_sub(1, std::memory_order_relaxed);
+  pool->span = 0;  // free() of any pointer into it now fails its bounds check
   __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
   pool->owner.store(nullptr, std::memory_order_relaxed);
   arena_give_pool(pool);
+}
+
+// Makes `pool` the current pool of its class. The current pool holds one extra count in `used`,
+// so that freeing its last live block does not take the slow path on every malloc/free pair.
+void set_current(Heap* h, Pool* pool) {
+  pool->list = kListCurrent;
+  ++pool->used;
+  h->cur[pool->cls + 1] = pool;
+  if (pool->cls == 0) h->cur[0] = pool;
+}
+
+// Stops `pool` being current (drops the extra count); the caller files it somewhere.
+void unset_current(Heap* h, Pool* pool) {
+  --pool->used;
+  pool->list = kListNone;
+  h->cur[pool->cls + 1] = &g_empty_pool;
+  if (pool->cls == 0) h->cur[0] = &g_empty_pool;
 }
 
 // Takes the pool off whichever of h's lists it is on (cur, avail, full).
 void unlink_owned(Heap* h, Pool* pool) {
   switch (pool->list) {
     case kListCurrent:
-      h->cur[pool->cls] = &g_empty_pool;
+      unset_current(h, pool);
       break;
     case kListAvail:
       queue_remove(h->avail[pool->cls], pool);
@@ -286,9 +304,9 @@ void heap_abandon(Heap* h) {
   process_delayed(h);
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     PoolQueue* lists[2] = {&h->avail[cls], &h->full[cls]};
-    Pool* cur = h->cur[cls];
-    h->cur[cls] = &g_empty_pool;
+    Pool* cur = h->cur[cls + 1];
     if (cur != &g_empty_pool) {
+      unset_current(h, cur);
       cur->list = kListAvail;
       queue_push(h->avail[cls], cur);
     }
@@ -350,7 +368,7 @@ Heap* attach_heap() {
     g_heaps_all = h;
     ++g_heaps_created;
   }
-  for (size_t c = 0; c < kNumClasses; ++c) h->cur[c] = &g_empty_pool;
+  for (Pool*& c : h->cur) c = &g_empty_pool;
   h->rng = os::random64() ^ reinterpret_cast<uintptr_t>(h);
   h->thread = pthread_self();
   h->active = true;
@@ -362,7 +380,9 @@ Heap* attach_heap() {
 
 }  // namespace
 
-void* heap_alloc_slow(Heap* h, size_t cls) {
+void* heap_alloc_slow(size_t slot) {
+  size_t cls = slot_class(slot);
+  Heap* h = t_heap;
   if (PG_UNLIKELY(h == &g_empty_heap)) {
     if (t_in_setup || !ensure_init()) return nullptr;
     t_in_setup = true;
@@ -373,13 +393,18 @@ void* heap_alloc_slow(Heap* h, size_t cls) {
   } else if (PG_UNLIKELY(h == &g_dead_heap)) {
     return nullptr;
   }
-  Pool* pool = h->cur[cls];
-  if (pool != &g_empty_pool) {
-    if (!refill(h, pool)) {
-      h->cur[cls] = &g_empty_pool;
-      make_full(h, pool);
-      pool = &g_empty_pool;
-    }
+  Pool* pool = h->cur[slot];
+  if (pool != &g_empty_pool && !pool->local_empty()) {
+    // The fast path gave up on a non-empty list: its next link does not decode.
+    report_corruption(pool->free, pool->block_size, "a corrupt free-list link");
+    // Report mode: forget the damaged list (its blocks leak) and never carve this pool again.
+    pool->free = pool;
+    pool->carved = pool->capacity;
+  }
+  if (pool != &g_empty_pool && !refill(h, pool)) {
+    unset_current(h, pool);
+    make_full(h, pool);
+    pool = &g_empty_pool;
   }
   if (pool == &g_empty_pool) {
     process_delayed(h);
@@ -406,22 +431,13 @@ void* heap_alloc_slow(Heap* h, size_t cls) {
     if (pool == nullptr) return nullptr;
     carve(pool);
   }
-  pool->list = kListCurrent;
-  h->cur[cls] = pool;
-  return heap_alloc(cls);
-}
-
-void* heap_alloc_corrupt(Heap* h, Pool* pool) {
-  report_corruption(pool->free, pool->block_size, "a corrupt free-list link");
-  // Report mode: forget the damaged list (its blocks leak) and never carve this pool again.
-  pool->free = pool;
-  pool->carved = pool->capacity;
-  return heap_alloc_slow(h, pool->cls);
+  if (h->cur[slot] != pool) set_current(h, pool);
+  if (void* p = heap_try_alloc(slot)) return p;
+  return heap_alloc_slow(slot);  // the new current pool's first link was corrupt: report it
 }
 
 void heap_free_slow(Heap* h, Pool* pool, void* old_free) {
-  if (pool->used == 0) {
-    if (pool->list == kListCurrent) return;  // keep the current pool: hysteresis
+  if (pool->used == 0) {  // never the current pool (see set_current)
     unlink_owned(h, pool);
     pool_release(pool);
     return;
@@ -500,7 +516,7 @@ void heap_free_remote(Pool* pool, void* p) {
   }
 }
 
-bool heap_free_tagged(Pool* pool, void* p) {
+void heap_free_tagged(Heap* h, Pool* pool, void* p) {
   uint32_t n;
   bool found = false;
   walk_list(pool, pool->free, &n, nullptr, p, &found);
@@ -508,14 +524,20 @@ bool heap_free_tagged(Pool* pool, void* p) {
       reinterpret_cast<void*>(pool->thread_free.load(std::memory_order_acquire) & ~kNotifyOwner);
   if (!found && tf) walk_list(pool, tf, &n, nullptr, p, &found);
   if (!found) {
-    // Not carved yet is also "free": a pointer to a block never handed out.
+    // A block never carved is free too: a pointer to a block never handed out.
     uint32_t idx =
         static_cast<uint32_t>((static_cast<char*>(p) - pool->first_block()) / pool->block_size);
     found = idx >= pool->carved;
   }
-  if (!found) return false;  // user data that happened to equal the tag: a normal free
-  report_double_free(p, pool->block_size);
-  return true;
+  if (found) return report_double_free(p, pool->block_size);
+  // User data that happened to equal the tag: an ordinary free.
+  FreeBlock* fb = static_cast<FreeBlock*>(p);
+  void* old = pool->free;
+  fb->link = pool->encode(old);
+  fb->tag = pool->tag;
+  pool->free = p;
+  h->frees[pool->cls].inc();
+  if (--pool->used == 0 || old == pool) heap_free_slow(h, pool, old);
 }
 
 void heap_free_bad(void* p) {
@@ -540,10 +562,8 @@ void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools) {
   {
     LockGuard guard(g_heap_lock);
     for (Heap* h = g_heaps_all; h != nullptr; h = h->next_all) {
-      for (size_t c = 0; c < kNumClasses; ++c) {
-        allocs[c] += h->allocs[c].get();
-        frees[c] += h->frees[c].get();
-      }
+      for (size_t s = 0; s < kNumSlots; ++s) allocs[slot_class(s)] += h->allocs[s].get();
+      for (size_t c = 0; c < kNumClasses; ++c) frees[c] += h->frees[c].get();
     }
   }
   LockGuard guard(g_abandon_lock);
@@ -580,12 +600,12 @@ void heap_collect_current() {
           p = next;
         }
       }
-      Pool* cur = h->cur[cls];
+      Pool* cur = h->cur[cls + 1];
       if (cur != &g_empty_pool) {
         uint32_t n = collect_remote(cur);
         if (n) h->frees[cls].add(n);
-        if (cur->used == 0) {
-          unlink_owned(h, cur);
+        if (cur->used == 1) {  // only the current-pool count: nothing live
+          unset_current(h, cur);
           pool_release(cur);
         }
       }

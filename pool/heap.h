@@ -40,25 +40,46 @@ struct PoolQueue {
   uint32_t count = 0;
 };
 
-// A statistics counter written by one thread and read by others: a relaxed load and store, not a
-// locked add, so the fast path pays no atomic read-modify-write.
+// Size-class slot of a request of n <= kSmallMax bytes: (n + 15) / 16, so that the fast path needs
+// no special case for malloc(0). Slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes).
+constexpr size_t slot_of(size_t n) {
+  return (n + kAlign - 1) / kAlign;
+}
+constexpr size_t slot_class(size_t slot) {
+  return slot == 0 ? 0 : slot - 1;
+}
+inline constexpr size_t kNumSlots = kNumClasses + 1;
+
+// A statistics counter written only by its owner thread and read by others: one plain add on x86
+// (a single instruction, no lock prefix: there is one writer), read with a relaxed load.
 struct Counter {
-  std::atomic<uint64_t> v{0};
-  void add(uint64_t n) {
-    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  uint64_t v = 0;
+  void inc() {
+#if defined(__x86_64__)
+    asm volatile("addq $1, %0" : "+m"(v));
+#else
+    __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
   }
-  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+  void add(uint64_t n) {
+    __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+  }
+  uint64_t get() const {
+    return __atomic_load_n(&v, __ATOMIC_RELAXED);
+  }
 };
 
 struct alignas(64) Heap {
   constexpr Heap() = default;
-  // A sentinel heap whose every class points at the empty pool (constant-initialised).
+  // A sentinel heap whose every slot points at the empty pool (constant-initialised).
   constexpr explicit Heap(Pool* empty) {
     for (Pool*& c : cur) c = empty;
   }
-  Pool* cur[kNumClasses] = {};  // pool to allocate from; &g_empty_pool when there is none
-  Counter allocs[kNumClasses];  // blocks handed out by this heap (kept across recycling)
-  Counter frees[kNumClasses];   // blocks returned to this heap's pools
+  // Pool to allocate from, by slot (cur[0] == cur[1]); &g_empty_pool when there is none. The
+  // current pool carries one extra count in Pool::used, so a free never sees it drop to zero.
+  Pool* cur[kNumSlots] = {};
+  Counter allocs[kNumSlots];   // blocks handed out by this heap, by slot (kept across recycling)
+  Counter frees[kNumClasses];  // blocks returned to this heap's pools, by class
   PoolQueue avail[kNumClasses];
   PoolQueue full[kNumClasses];
   // Blocks other threads freed into pools this heap had filed as full (a stack linked through
@@ -80,52 +101,61 @@ extern Heap g_dead_heap;
 
 extern __thread Heap* t_heap __attribute__((tls_model("initial-exec")));
 
-void* heap_alloc_slow(Heap* h, size_t cls);
-void* heap_alloc_corrupt(Heap* h, Pool* pool);
-void heap_free_slow(Heap* h, Pool* pool, void* old_free);
-void heap_free_remote(Pool* pool, void* p);
-void heap_free_bad(void* p);                 // not a block start: report
-bool heap_free_tagged(Pool* pool, void* p);  // tag matched: true if it really was free
+// Slow paths; each is reached by a tail call from the fast paths below.
+void* heap_alloc_slow(size_t slot);                        // nullptr: the pools cannot serve it now
+void heap_free_slow(Heap* h, Pool* pool, void* old_free);  // pool became empty or was full
+void heap_free_remote(Pool* pool, void* p);                // another thread's pool
+void heap_free_bad(void* p);                               // not a block start: report
+void heap_free_tagged(Heap* h, Pool* pool, void* p);       // tag matched: double free, or not
 
-// Allocates a block of class `cls`. nullptr when the pools cannot serve it now (before
-// initialisation, on a thread being torn down, or when the OS refuses memory): the caller then
-// uses the large path.
-inline void* heap_alloc(size_t cls) {
+// Takes a block of slot `slot` from the current pool; nullptr when that needs the slow path
+// (no current pool, its free list is empty, or its next link does not decode). No calls, so the
+// caller can tail-call its own slow path with its arguments still in registers.
+inline void* heap_try_alloc(size_t slot) {
   Heap* h = t_heap;
-  Pool* pool = h->cur[cls];
+  Pool* pool = h->cur[slot];
   void* b = pool->free;
-  if (PG_UNLIKELY(b == pool)) return heap_alloc_slow(h, cls);
+  if (PG_UNLIKELY(b == pool)) return nullptr;
   FreeBlock* fb = static_cast<FreeBlock*>(b);
   void* next;
-  if (PG_UNLIKELY(!pool->decode(fb->link, &next))) return heap_alloc_corrupt(h, pool);
+  if (PG_UNLIKELY(!pool->decode(fb->link, &next))) return nullptr;  // the slow path reports it
   pool->free = next;
   fb->tag = 0;
   ++pool->used;
-  h->allocs[cls].add(1);
+  h->allocs[slot].inc();
   return b;
 }
 
+// Allocates a block of slot `slot`, or nullptr (the caller then uses the large path).
+inline void* heap_alloc(size_t slot) {
+  if (void* p = heap_try_alloc(slot)) return p;
+  return heap_alloc_slow(slot);
+}
+
 // Frees p, which lies in poolguard's arenas (arena_owns(p) is true).
+//
+// Validity of p costs two compares. `span` is zero in any pool not in use (cleared on release,
+// zero in pages never touched or decommitted), so `off >= span` also rejects such pools without a
+// magic check. Block starts are the offsets that are multiples of block_size: with
+// recip = ceil(2^32 / size), the low 32 bits of off * recip are below recip exactly for those
+// (the rounding error is below off < 2^14, and recip >= 2^22 for sizes up to 2^10).
 inline void heap_free(void* p) {
   Pool* pool = pool_of(p);
-  if (PG_UNLIKELY(pool->magic != kPoolMagic)) return heap_free_bad(p);
   uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
-  uint64_t idx = (off * pool->recip) >> 32;
-  if (PG_UNLIKELY(off >= pool->span || idx * pool->block_size != off)) return heap_free_bad(p);
+  uint32_t frac = static_cast<uint32_t>(off * pool->recip);
+  if (PG_UNLIKELY(off >= pool->span || frac >= pool->recip)) return heap_free_bad(p);
   Heap* h = t_heap;
   if (PG_UNLIKELY(pool->owner.load(std::memory_order_relaxed) != h)) {
     return heap_free_remote(pool, p);
   }
   FreeBlock* fb = static_cast<FreeBlock*>(p);
-  if (PG_UNLIKELY(fb->tag == pool->tag) && heap_free_tagged(pool, p)) return;
+  if (PG_UNLIKELY(fb->tag == pool->tag)) return heap_free_tagged(h, pool, p);
   void* old = pool->free;
   fb->link = pool->encode(old);
   fb->tag = pool->tag;
   pool->free = p;
-  h->frees[pool->cls].add(1);
-  if (PG_UNLIKELY(--pool->used == 0 || old == pool)) {
-    heap_free_slow(h, pool, old);
-  }
+  h->frees[pool->cls].inc();
+  if (PG_UNLIKELY(--pool->used == 0 || old == pool)) return heap_free_slow(h, pool, old);
 }
 
 // Usable size of a block in the pools.
