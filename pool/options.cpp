@@ -151,15 +151,21 @@ void options_write_markdown(int fd) {
   TextBuffer<8192> out;
   out.str("| variable | values | default | meaning |\n|---|---|---|---|\n");
   for (const OptionSpec& s : kSpecs) {
-    out.str("| `POOLGUARD_")
-        .str(s.name)
-        .str("` | `")
-        .str(s.values)
-        .str("` | `")
-        .str(s.def)
-        .str("` | ")
-        .str(s.doc)
-        .str(" |\n");
+    out.str("| `POOLGUARD_").str(s.name).str("` | ");
+    // One code span per value: a bare '|' would end the table cell.
+    for (const char* v = s.values; *v;) {
+      const char* bar = strchr(v, '|');
+      size_t n = bar ? static_cast<size_t>(bar - v) : strlen(v);
+      char one[64];
+      if (n >= sizeof one) n = sizeof one - 1;
+      memcpy(one, v, n);
+      one[n] = '\0';
+      out.chr('`').str(one).chr('`');
+      if (bar == nullptr) break;
+      out.str(", ");
+      v = bar + 1;
+    }
+    out.str(" | `").str(s.def).str("` | ").str(s.doc).str(" |\n");
   }
   out.flush(fd);
 }
