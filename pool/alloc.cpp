@@ -56,6 +56,9 @@ void* malloc_slow(size_t size) {
 // Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
 void free_outside(void* p) {
   if (arena_owns(p)) return heap_free(p);  // a fallback arena (outside the reservation)
+  if (in_reservation_unused(p)) {
+    return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
+  }
   if (large_owns(p)) return large_free(p);
   __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
 }
@@ -92,9 +95,18 @@ void* realloc_impl(void* p, size_t size) {
   }
   size_t old_usable;
   if (arena_owns(p)) {
+    if (!heap_is_block(p)) {
+      heap_free_bad(p);  // reports, as free() would
+      errno = EINVAL;
+      return nullptr;
+    }
     old_usable = heap_block_size(p);
     // Stay in place while the new size maps to the same class.
     if (size <= kSmallMax && class_size(class_of(size)) == old_usable) return p;
+  } else if (in_reservation_unused(p)) {
+    report_invalid_free(p, nullptr, 0, "realloc of a pointer poolguard never handed out");
+    errno = EINVAL;
+    return nullptr;
   } else if (large_owns(p)) {
     old_usable = large_size(p);
     if (size > kSmallMax) {
@@ -177,6 +189,7 @@ void* pvalloc_impl(size_t size) {
 size_t usable_size_impl(const void* p) {
   if (p == nullptr) return 0;
   if (arena_owns(p)) return heap_block_size(p);
+  if (in_reservation_unused(p)) return 0;
   if (large_owns(p)) return large_size(p);
   return foreign_usable_size(p);
 }

@@ -64,6 +64,14 @@ inline bool in_reserved_arenas(const void* p) {
          g_space.used.load(std::memory_order_relaxed);
 }
 
+// True if p lies in the reserved range but past the arenas carved so far: never a valid block,
+// and its pages are inaccessible, so nothing may read around it.
+inline bool in_reservation_unused(const void* p) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed);
+  return g_space.base.load(std::memory_order_relaxed) != 0 && off < g_space.reserved &&
+         off >= g_space.used.load(std::memory_order_relaxed);
+}
+
 // Takes a free pool from the fullest arena (mapping a new arena if needed) and returns its
 // address, with pages zeroed if never used. nullptr when the OS refuses memory.
 Pool* arena_take_pool();

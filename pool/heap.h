@@ -158,6 +158,13 @@ inline void heap_free(void* p) {
   if (PG_UNLIKELY(--pool->used == 0 || old == pool)) return heap_free_slow(h, pool, old);
 }
 
+// True if p is the start of a block of a pool in use (live or free): the checks free() makes.
+inline bool heap_is_block(const void* p) {
+  Pool* pool = pool_of(p);
+  uintptr_t off = static_cast<uintptr_t>(static_cast<const char*>(p) - pool->first_block());
+  return off < pool->span && static_cast<uint32_t>(off * pool->recip) < pool->recip;
+}
+
 // Usable size of a block in the pools.
 inline size_t heap_block_size(const void* p) {
   return pool_of(p)->block_size;
