@@ -188,7 +188,7 @@ void* pvalloc_impl(size_t size) {
 
 size_t usable_size_impl(const void* p) {
   if (p == nullptr) return 0;
-  if (arena_owns(p)) return heap_block_size(p);
+  if (arena_owns(p)) return heap_is_block(p) ? heap_block_size(p) : 0;
   if (in_reservation_unused(p)) return 0;
   if (large_owns(p)) return large_size(p);
   return foreign_usable_size(p);

@@ -50,8 +50,8 @@ int posix_memalign_impl(void** out, size_t alignment, size_t size);  // EINVAL, 
 void* aligned_alloc_impl(size_t alignment, size_t size);             // EINVAL unless power of two
 void* valloc_impl(size_t size);
 void* pvalloc_impl(size_t size);
-// Exact: every byte up to the returned size may be used. 0 for NULL or a pointer poolguard
-// does not know (which it forwards to nothing: glibc's own size is not reachable).
+// Exact: every byte up to the returned size may be used. 0 for NULL and for an address in the
+// pools that is not a block; for a pointer glibc allocated without poolguard, glibc's own figure.
 size_t usable_size_impl(const void* p);
 
 // True when p points into poolguard's pool address space (O(1), no lock).

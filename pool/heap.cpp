@@ -39,6 +39,7 @@ pthread_key_t g_key;
 // Abandoned pools, per class, and the frees done into them. Guarded by g_abandon_lock.
 SpinLock g_abandon_lock;
 PoolQueue g_abandoned[kNumClasses];
+std::atomic<uint32_t> g_abandoned_count[kNumClasses];  // mirrors g_abandoned[c].count
 uint64_t g_abandoned_frees[kNumClasses];
 size_t g_sweep_cursor = 0;
 
@@ -70,6 +71,17 @@ void queue_remove(PoolQueue& q, Pool* p) {
   }
   p->next = p->prev = nullptr;
   --q.count;
+}
+
+// The abandoned lists, under g_abandon_lock, with their counts mirrored for lock-free peeks.
+void abandoned_push(size_t cls, Pool* p) {
+  queue_push(g_abandoned[cls], p);
+  g_abandoned_count[cls].store(g_abandoned[cls].count, std::memory_order_relaxed);
+}
+
+void abandoned_remove(size_t cls, Pool* p) {
+  queue_remove(g_abandoned[cls], p);
+  g_abandoned_count[cls].store(g_abandoned[cls].count, std::memory_order_relaxed);
 }
 
 uint64_t next_random(Heap* h) {
@@ -144,6 +156,7 @@ bool carve(Pool* pool) {
   fb->tag = pool->tag;
   pool->free = first;
   pool->carved = static_cast<uint16_t>(start + n);
+  pool->span.store(pool->carved * bs, std::memory_order_relaxed);
   return true;
 }
 
@@ -165,7 +178,7 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->block_size = bs;
   pool->recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
   pool->capacity = static_cast<uint16_t>((kPoolSize - kPoolHeaderSize) / bs);
-  pool->span = pool->capacity * bs;
+  pool->span.store(0, std::memory_order_relaxed);  // nothing carved yet
   pool->carved = 0;
   pool->cls = static_cast<uint8_t>(cls);
   pool->list = kListNone;
@@ -179,7 +192,7 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
 
 void pool_release(Pool* pool) {
   g_class_pools[pool->cls].fetch_sub(1, std::memory_order_relaxed);
-  pool->span = 0;  // free() of any pointer into it now fails its bounds check
+  pool->span.store(0, std::memory_order_relaxed);  // free() into it now fails its bounds check
   __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
   pool->owner.store(nullptr, std::memory_order_relaxed);
   arena_give_pool(pool);
@@ -261,11 +274,12 @@ void process_delayed(Heap* h) {
 }
 
 Pool* adopt(Heap* h, size_t cls) {
-  if (g_abandoned[cls].head == nullptr) return nullptr;  // racy peek; rechecked under the lock
+  // A lock-free peek first: most allocations that need a pool find no abandoned one.
+  if (g_abandoned_count[cls].load(std::memory_order_relaxed) == 0) return nullptr;
   LockGuard guard(g_abandon_lock);
   Pool* pool = g_abandoned[cls].head;
   if (pool == nullptr) return nullptr;
-  queue_remove(g_abandoned[cls], pool);
+  abandoned_remove(cls, pool);
   pool->list = kListNone;
   pool->owner.store(h, std::memory_order_release);
   return pool;
@@ -290,7 +304,7 @@ void sweep_abandoned(size_t budget) {
       Pool* next = p->next;
       g_abandoned_frees[cls] += collect_remote(p);
       if (p->used == 0) {
-        queue_remove(g_abandoned[cls], p);
+        abandoned_remove(cls, p);
         pool_release(p);
       }
       p = next;
@@ -323,7 +337,7 @@ void heap_abandon(Heap* h) {
         LockGuard guard(g_abandon_lock);
         p->owner.store(nullptr, std::memory_order_release);
         p->list = kListAbandoned;
-        queue_push(g_abandoned[cls], p);
+        abandoned_push(cls, p);
       }
     }
   }
@@ -366,7 +380,10 @@ Heap* attach_heap() {
     LockGuard guard(g_heap_lock);
     h->next_all = g_heaps_all;
     g_heaps_all = h;
-    ++g_heaps_created;
+  }
+  {
+    LockGuard guard(g_heap_lock);
+    ++g_heaps_created;  // every attach: created - abandoned == threads with a heap now
   }
   for (Pool*& c : h->cur) c = &g_empty_pool;
   h->rng = os::random64() ^ reinterpret_cast<uintptr_t>(h);
@@ -477,7 +494,7 @@ static void free_abandoned(Pool* pool, void* p) {
   --pool->used;
   g_abandoned_frees[cls] += 1 + collect_remote(pool);
   if (pool->used == 0) {
-    queue_remove(g_abandoned[cls], pool);
+    abandoned_remove(cls, pool);
     pool_release(pool);
   }
 }
@@ -546,8 +563,11 @@ void heap_free_bad(void* p) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool not in use)");
   }
   uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
-  if (off >= pool->span) {
+  if (off >= uint64_t{pool->capacity} * pool->block_size) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool header)");
+  }
+  if (off >= pool->carved_span() && off % pool->block_size == 0) {
+    return report_invalid_free(p, nullptr, 0, "a block of a pool that was never handed out");
   }
   char* block = pool->first_block() + off / pool->block_size * pool->block_size;
   report_invalid_free(p, block, pool->block_size, "pointer into the middle of a block");

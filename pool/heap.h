@@ -134,16 +134,17 @@ inline void* heap_alloc(size_t slot) {
 
 // Frees p, which lies in poolguard's arenas (arena_owns(p) is true).
 //
-// Validity of p costs two compares. `span` is zero in any pool not in use (cleared on release,
-// zero in pages never touched or decommitted), so `off >= span` also rejects such pools without a
-// magic check. Block starts are the offsets that are multiples of block_size: with
-// recip = ceil(2^32 / size), the low 32 bits of off * recip are below recip exactly for those
-// (the rounding error is below off < 2^14, and recip >= 2^22 for sizes up to 2^10).
+// Validity of p costs two compares. `span` covers the blocks carved so far, and is zero in any
+// pool not in use (cleared on release, zero in pages never touched or decommitted), so
+// `off >= span` rejects never-handed-out slots and unused pools without a magic check. Block starts
+// are the offsets that are multiples of block_size: with recip = ceil(2^32 / size), the low 32 bits
+// of off * recip are below recip exactly for those (the rounding error is below off < 2^14, and
+// recip >= 2^22 for sizes up to 2^10).
 inline void heap_free(void* p) {
   Pool* pool = pool_of(p);
   uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
   uint32_t frac = static_cast<uint32_t>(off * pool->recip);
-  if (PG_UNLIKELY(off >= pool->span || frac >= pool->recip)) return heap_free_bad(p);
+  if (PG_UNLIKELY(off >= pool->carved_span() || frac >= pool->recip)) return heap_free_bad(p);
   Heap* h = t_heap;
   if (PG_UNLIKELY(pool->owner.load(std::memory_order_relaxed) != h)) {
     return heap_free_remote(pool, p);
@@ -162,7 +163,7 @@ inline void heap_free(void* p) {
 inline bool heap_is_block(const void* p) {
   Pool* pool = pool_of(p);
   uintptr_t off = static_cast<uintptr_t>(static_cast<const char*>(p) - pool->first_block());
-  return off < pool->span && static_cast<uint32_t>(off * pool->recip) < pool->recip;
+  return off < pool->carved_span() && static_cast<uint32_t>(off * pool->recip) < pool->recip;
 }
 
 // Usable size of a block in the pools.

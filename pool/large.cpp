@@ -32,37 +32,43 @@ uint64_t check_for(const void* p, uint64_t word) {
   return x ^ (x >> 29);
 }
 
-void* finish(char* raw, size_t size, size_t alignment) {
-  char* p = raw + (alignment > kHeader ? alignment : kHeader);
+// Writes the header in front of p (raw is what glibc returned) and returns p.
+void* finish(char* raw, char* p, size_t size, size_t alignment) {
   Header* h = header_of(p);
   h->word = size | (uint64_t{static_cast<uint64_t>(__builtin_ctzll(alignment))} << kAlignShift);
   h->check = check_for(p, h->word);
+  if (alignment > kHeader) reinterpret_cast<uint64_t*>(h)[-1] = static_cast<uint64_t>(p - raw);
   g_allocs.fetch_add(1, std::memory_order_relaxed);
   g_live.fetch_add(size, std::memory_order_relaxed);
   return p;
 }
 
+// What glibc returned for p: 16 bytes before it, or for over-aligned blocks the offset stored in
+// the word before the header.
 char* raw_of(const void* p) {
-  size_t a = large_alignment(p);
-  return const_cast<char*>(static_cast<const char*>(p)) - (a > kHeader ? a : kHeader);
+  char* q = const_cast<char*>(static_cast<const char*>(p));
+  if (large_alignment(p) <= kHeader) return q - kHeader;
+  return q - reinterpret_cast<const uint64_t*>(header_of(p))[-1];
 }
 
 }  // namespace
 
+// Over-aligned blocks are aligned by hand inside a larger __libc_malloc block rather than with
+// __libc_memalign, which the sanitizers intercept (their memalign and glibc's free do not mix).
 void* large_alloc(size_t size, size_t alignment, bool zero) {
   if (size > kSizeMask) return nullptr;
-  size_t front = alignment > kHeader ? alignment : kHeader;
+  // Front room: the header, plus for over-aligned blocks the offset word and the alignment slack.
+  size_t front = alignment > kHeader ? alignment + 2 * kHeader : kHeader;
   size_t total = size + front;
   if (total < size) return nullptr;
-  char* raw;
-  if (alignment <= kHeader) {
-    raw = static_cast<char*>(zero ? __libc_calloc(1, total) : __libc_malloc(total));
-  } else {
-    raw = static_cast<char*>(__libc_memalign(alignment, total));
-    if (raw != nullptr && zero) memset(raw + front, 0, size);
-  }
+  char* raw = static_cast<char*>(zero ? __libc_calloc(1, total) : __libc_malloc(total));
   if (raw == nullptr) return nullptr;
-  return finish(raw, size, alignment);
+  char* p = raw + kHeader;
+  if (alignment > kHeader) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(raw) + 2 * kHeader;
+    p = reinterpret_cast<char*>((a + alignment - 1) & ~(uintptr_t{alignment} - 1));
+  }
+  return finish(raw, p, size, alignment);
 }
 
 bool large_owns(const void* p) {
@@ -95,7 +101,7 @@ void* large_realloc(void* p, size_t size) {
   if (raw == nullptr) return nullptr;
   g_live.fetch_sub(old, std::memory_order_relaxed);
   g_allocs.fetch_sub(1, std::memory_order_relaxed);  // finish() counts it again
-  return finish(raw, size, kHeader);
+  return finish(raw, raw + kHeader, size, kHeader);
 }
 
 size_t foreign_usable_size(const void* p) {

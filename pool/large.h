@@ -6,6 +6,8 @@
 //   word 1: a check value, secret ^ address ^ word 0 (mixed), so that a pointer poolguard did not
 //           allocate (from before the preload, or from glibc internals) is recognised as foreign
 //           and given to __libc_free untouched.
+// Over-aligned blocks also keep, in the word before the header, their offset from the start of
+// the glibc block (read only once the check value has proven the header ours).
 // The header gives malloc_usable_size an exact answer without reaching into glibc's chunks.
 #pragma once
 
@@ -43,5 +45,4 @@ void* __libc_malloc(size_t);
 void __libc_free(void*);
 void* __libc_calloc(size_t, size_t);
 void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
 }

@@ -1,10 +1,12 @@
 #include "pool/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -83,6 +85,18 @@ void write_all(int fd, const char* buf, size_t len) {
     buf += n;
     len -= static_cast<size_t>(n);
   }
+}
+
+int dup_cloexec(int fd, int min_fd) {
+  return fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
+}
+
+bool file_id(int fd, uint64_t* dev, uint64_t* ino) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return true;
 }
 
 bool secure_mode() {

@@ -28,6 +28,11 @@ void decommit(void* p, size_t size);
 // Writes all of buf to fd, retrying on EINTR and short writes. Async-signal-safe.
 void write_all(int fd, const char* buf, size_t len);
 
+// A close-on-exec duplicate of fd numbered at least `min_fd`, or -1.
+int dup_cloexec(int fd, int min_fd);
+// Identity of the file fd refers to (device and inode). false if fd is not open.
+bool file_id(int fd, uint64_t* dev, uint64_t* ino);
+
 // Looks `name` up by walking environ (no allocation). nullptr if unset, if environ is not set up
 // yet, or if the process is AT_SECURE (setuid/setgid): such processes ignore the environment.
 const char* env(const char* name);

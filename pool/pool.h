@@ -56,19 +56,20 @@ struct FreeBlock {
 // line 1 holds what other threads write, so remote frees do not bounce the owner's line.
 struct alignas(64) Pool {
   // ---- cache line 0: owner-thread fast path ----
-  void* free;                // next local free block; == this when the list is empty
-  uintptr_t key;             // link encoding key (random per pool)
-  uintptr_t tag;             // free-block marker (random per pool)
-  std::atomic<Heap*> owner;  // owning heap; nullptr while abandoned
-  uint32_t used;             // blocks out of the owner's lists (live or remote-freed uncollected)
-  uint32_t block_size;       // class size in bytes
-  uint32_t recip;            // ceil(2^32 / block_size): offset -> block index without a divide
-  uint32_t span;             // capacity * block_size: offsets at or past this are not blocks
-  uint32_t magic;            // kPoolMagic while the pool is carved for a class
-  uint16_t capacity;         // blocks that fit after the header
-  uint16_t carved;           // blocks linked into the free list so far (carving is lazy)
-  uint8_t cls;               // size class index
-  uint8_t list;              // PoolList: which of the owner's lists holds it (owner only)
+  void* free;                  // next local free block; == this when the list is empty
+  uintptr_t key;               // link encoding key (random per pool)
+  uintptr_t tag;               // free-block marker (random per pool)
+  std::atomic<Heap*> owner;    // owning heap; nullptr while abandoned
+  uint32_t used;               // blocks out of the owner's lists (live or remote-freed uncollected)
+  uint32_t block_size;         // class size in bytes
+  uint32_t recip;              // ceil(2^32 / block_size): offset -> block index without a divide
+  std::atomic<uint32_t> span;  // carved * block_size: offsets at or past this were never handed out
+                               // (grows as blocks are carved; read by remote freers, relaxed)
+  uint32_t magic;              // kPoolMagic while the pool is carved for a class
+  uint16_t capacity;           // blocks that fit after the header
+  uint16_t carved;             // blocks linked into the free list so far (carving is lazy)
+  uint8_t cls;                 // size class index
+  uint8_t list;                // PoolList: which of the owner's lists holds it (owner only)
   uint8_t pad0[6];
   // ---- cache line 1: cold and cross-thread ----
   // Remote frees: a stack of blocks (links encoded as above, the last one links to offset 0).
@@ -83,6 +84,7 @@ struct alignas(64) Pool {
   Arena* arena;
 
   char* base() { return reinterpret_cast<char*>(this); }
+  uint32_t carved_span() const { return span.load(std::memory_order_relaxed); }
   char* first_block() { return base() + kPoolHeaderSize; }
   bool local_empty() const { return free == this; }
 
@@ -94,7 +96,9 @@ struct alignas(64) Pool {
   // Decodes a stored link; returns false if it is not a valid offset in this pool.
   bool decode(uintptr_t stored, void** next) {
     uintptr_t off = stored ^ key;
-    *next = base() + off;
+    // Integer arithmetic: a corrupt offset must not form an out-of-bounds pointer before it is
+    // checked.
+    *next = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(this) + off);
     // One AND: the offset must be inside the pool and 16-byte aligned. (An offset into the
     // header passes this test; it would still be caught as a non-block by free().)
     return (off & (~(uintptr_t{kPoolSize} - 1) | (kAlign - 1))) == 0;

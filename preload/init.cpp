@@ -1,7 +1,5 @@
 // Start-up and exit of the preloaded library: initialise early (the core also initialises lazily
 // on the first allocation, which may come first), and print the exit summary if asked.
-#include <unistd.h>
-
 #include "pool/init.h"
 #include "pool/options.h"
 #include "stats/summary.h"
@@ -10,11 +8,12 @@ namespace {
 
 __attribute__((constructor(101))) void poolguard_start() {
   pg::ensure_init();
+  if (pg::options().STATS == pg::kStatsExit) pg::summary_prepare();
 }
 
 // Runs from _dl_fini, after the program's atexit handlers and static destructors.
 __attribute__((destructor(101))) void poolguard_stop() {
-  if (pg::options().STATS == pg::kStatsExit) pg::write_summary(STDERR_FILENO);
+  if (pg::options().STATS == pg::kStatsExit) pg::write_exit_summary();
 }
 
 }  // namespace

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# scripts/run.sh argument handling (before it installs or builds anything): usage errors exit 2
+# with a usage line, --help exits 0.
+#   run_usage.sh SOURCE_DIR
+set -euo pipefail
+run="${1:?usage: run_usage.sh SOURCE_DIR}/scripts/run.sh"
+fail() { echo "FAIL: run_usage: $*" >&2; exit 1; }
+
+for args in "--bogus" "--" "extra words"; do
+  rc=0
+  # shellcheck disable=SC2086 # split on purpose: "extra words" is two arguments
+  err="$(bash "$run" $args 2>&1 >/dev/null)" || rc=$?
+  [[ $rc -eq 2 ]] || fail "run.sh $args: exit $rc, expected 2"
+  grep -q '^usage: scripts/run.sh' <<<"$err" || fail "run.sh $args: no usage line in: $err"
+done
+out="$(bash "$run" --help)" || fail "run.sh --help failed"
+grep -q '^usage: scripts/run.sh' <<<"$out" || fail "run.sh --help printed: $out"
+echo "run_usage: usage errors exit 2, --help exits 0"

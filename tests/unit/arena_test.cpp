@@ -1,0 +1,203 @@
+// Arenas and pools: memory is carved from arenas on demand and goes back to the OS once empty.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "test_util.h"
+
+namespace pg::test {
+namespace {
+
+constexpr size_t kBigClass = kNumClasses - 1;  // kSmallMax bytes: fewest blocks per pool
+
+// A snapshot taken after the calling thread has handed back what it does not use.
+Snapshot settled_snap() {
+  thread_collect();
+  return snap();
+}
+
+// Pools of a class hold exactly their live blocks plus their free blocks.
+void expect_class_invariants(const Snapshot& s) {
+  uint64_t pools = 0;
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    const ClassSnapshot& c = s.classes[cls];
+    EXPECT_EQ(c.block_size, class_size(cls));
+    EXPECT_EQ(c.allocs - c.frees, c.live_blocks) << "class " << cls;
+    EXPECT_EQ(c.pools * pool_capacity(cls), c.live_blocks + c.free_blocks) << "class " << cls;
+    pools += c.pools;
+  }
+  EXPECT_EQ(pools, s.pools_in_use);
+  EXPECT_LE(s.pools_in_use, s.arenas_in_use * kPoolsPerArena);
+  EXPECT_GE(s.peak_small_bytes, s.pools_in_use * kPoolSize);
+  EXPECT_LE(s.arenas_released, s.arenas_mapped);
+}
+
+TEST(Arena, InvariantsHoldAtRest) {
+  expect_class_invariants(settled_snap());
+}
+
+TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
+  Snapshot before = settled_snap();
+  expect_class_invariants(before);
+  // Enough blocks to fill every free slot of the arenas already in use, every free block of
+  // the class, and then at least ten more arenas.
+  const size_t cap = pool_capacity(kBigClass);
+  const uint64_t free_pool_slots = before.arenas_in_use * kPoolsPerArena - before.pools_in_use;
+  const size_t n =
+      before.classes[kBigClass].free_blocks + (free_pool_slots + 10 * kPoolsPerArena) * cap;
+
+  std::vector<void*> blocks;
+  blocks.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    void* p = malloc_impl(kSmallMax);
+    ASSERT_NE(p, nullptr) << i;
+    // Touch the first and last bytes: every pool really is backed by memory.
+    static_cast<uint8_t*>(p)[0] = static_cast<uint8_t>(i);
+    static_cast<uint8_t*>(p)[kSmallMax - 1] = static_cast<uint8_t>(i >> 8);
+    blocks.push_back(p);
+  }
+  Snapshot mid = snap();
+  expect_class_invariants(mid);
+  EXPECT_EQ(mid.classes[kBigClass].live_blocks - before.classes[kBigClass].live_blocks, n);
+  EXPECT_GE(mid.arenas_mapped - before.arenas_mapped, 10u);
+  EXPECT_GE(mid.arenas_in_use, before.arenas_in_use + 10);
+  EXPECT_GE(mid.pools_in_use * cap, mid.classes[kBigClass].live_blocks);
+  EXPECT_GE(mid.peak_small_bytes, mid.pools_in_use * kPoolSize);
+  EXPECT_GE(mid.peak_small_bytes, before.peak_small_bytes);
+
+  for (size_t i = 0; i < n; ++i) {
+    auto* b = static_cast<uint8_t*>(blocks[i]);
+    ASSERT_EQ(b[0], static_cast<uint8_t>(i));
+    ASSERT_EQ(b[kSmallMax - 1], static_cast<uint8_t>(i >> 8));
+    free_impl(b);
+  }
+  Snapshot after = settled_snap();
+  expect_class_invariants(after);
+  EXPECT_EQ(after.classes[kBigClass].live_blocks, before.classes[kBigClass].live_blocks);
+  EXPECT_GE(after.arenas_released - before.arenas_released, 1u);
+  // Back to where we started, give or take a pool per class and one empty spare arena.
+  EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses);
+  EXPECT_LE(after.arenas_in_use, before.arenas_in_use + 1);
+  // The high-water mark remembers the peak.
+  EXPECT_GE(after.peak_small_bytes, mid.peak_small_bytes);
+  EXPECT_GE(after.peak_small_bytes, mid.pools_in_use * kPoolSize);
+}
+
+TEST(Arena, ReleasedMemoryIsUsableAgain) {
+  // Two rounds of fill / free / collect: the second must get working memory from the released
+  // arenas (re-mapped or re-used), with no stale contents visible through calloc.
+  for (int round = 0; round < 3; ++round) {
+    Snapshot before = settled_snap();
+    const size_t n = 4 * kPoolsPerArena * pool_capacity(kBigClass);
+    std::vector<void*> blocks;
+    blocks.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      void* p = calloc_impl(1, kSmallMax);
+      ASSERT_NE(p, nullptr);
+      ASSERT_TRUE(all_bytes(p, kSmallMax, 0)) << "round " << round << " block " << i;
+      fill(p, kSmallMax, i);
+      blocks.push_back(p);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(first_mismatch(blocks[i], kSmallMax, i), kSmallMax) << i;
+      free_impl(blocks[i]);
+    }
+    Snapshot after = settled_snap();
+    EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses) << "round " << round;
+  }
+}
+
+TEST(Arena, PoolsPerClassFollowLiveBlocks) {
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    Snapshot before = settled_snap();
+    const size_t cap = pool_capacity(cls);
+    const size_t n = 5 * cap + 1 + before.classes[cls].free_blocks;
+    std::vector<void*> v;
+    for (size_t i = 0; i < n; ++i) v.push_back(malloc_impl(class_size(cls)));
+    Snapshot mid = snap();
+    expect_class_invariants(mid);
+    const ClassSnapshot& c = mid.classes[cls];
+    EXPECT_EQ(c.live_blocks - before.classes[cls].live_blocks, n);
+    // At least 6 new pools were carved for this class, and no other class grew.
+    EXPECT_GE(c.pools, before.classes[cls].pools + 6) << cls;
+    // Pools are filled before new ones are carved: at most one new pool is partly empty.
+    EXPECT_LT(c.free_blocks, before.classes[cls].free_blocks + cap) << cls;
+    for (size_t other = 0; other < kNumClasses; ++other) {
+      if (other != cls) {
+        EXPECT_EQ(mid.classes[other].pools, before.classes[other].pools) << other;
+      }
+    }
+    for (void* p : v) free_impl(p);
+    Snapshot after = settled_snap();
+    expect_class_invariants(after);
+    EXPECT_EQ(after.classes[cls].live_blocks, before.classes[cls].live_blocks);
+    EXPECT_LE(after.classes[cls].pools, before.classes[cls].pools + 1) << cls;
+  }
+}
+
+TEST(Arena, PoolsWithLiveBlocksSurviveCollection) {
+  // Free all but a few scattered blocks: the pools holding them must keep their memory.
+  const size_t cls = class_of(64);
+  const size_t cap = pool_capacity(cls);
+  Snapshot before = settled_snap();
+  const size_t n = 2 * kPoolsPerArena * cap;
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < n; ++i) {
+    void* p = malloc_impl(64);
+    ASSERT_NE(p, nullptr);
+    fill(p, 64, i);
+    blocks.push_back(p);
+  }
+  std::mt19937_64 rng(42);
+  std::vector<size_t> keep;
+  for (size_t i = 0; i < n; ++i) {
+    if (rng() % (cap * 2) == 0) {
+      keep.push_back(i);
+    } else {
+      EXPECT_EQ(first_mismatch(blocks[i], 64, i), 64u);
+      free_impl(blocks[i]);
+    }
+  }
+  ASSERT_GT(keep.size(), 10u);
+  Snapshot mid = settled_snap();
+  expect_class_invariants(mid);
+  for (size_t i : keep) {
+    EXPECT_EQ(first_mismatch(blocks[i], 64, i), 64u) << "kept block " << i;
+  }
+  // The holes are reused before new pools are carved.
+  std::vector<void*> refill;
+  for (size_t i = 0; i < n / 4; ++i) refill.push_back(malloc_impl(64));
+  Snapshot full = snap();
+  EXPECT_LE(full.classes[cls].pools, mid.classes[cls].pools + 1);
+  for (void* p : refill) free_impl(p);
+  for (size_t i : keep) {
+    EXPECT_EQ(first_mismatch(blocks[i], 64, i), 64u) << "kept block " << i;
+    free_impl(blocks[i]);
+  }
+  Snapshot after = settled_snap();
+  expect_class_invariants(after);
+  EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses);
+}
+
+TEST(Arena, MixedClassesRandomOrderReturnToBaseline) {
+  Snapshot before = settled_snap();
+  std::mt19937_64 rng(7);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 200000; ++i) blocks.push_back(malloc_impl(rng() % (kSmallMax + 1)));
+  Snapshot mid = snap();
+  expect_class_invariants(mid);
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  for (void* p : blocks) free_impl(p);
+  Snapshot after = settled_snap();
+  expect_class_invariants(after);
+  EXPECT_EQ(live_small(after), live_small(before));
+  EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses);
+  EXPECT_LE(after.arenas_in_use, before.arenas_in_use + 1);
+  EXPECT_GT(after.arenas_released, before.arenas_released);
+}
+
+}  // namespace
+}  // namespace pg::test
