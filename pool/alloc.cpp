@@ -38,7 +38,7 @@ void* alloc_aligned(size_t alignment, size_t size) {
     size_t rounded = (size + alignment - 1) & ~(alignment - 1);
     if (rounded == 0) rounded = alignment;
     if (rounded <= kSmallMax) {
-      if (void* p = heap_alloc(slot_of(rounded))) return p;
+      if (void* p = heap_alloc(slot_of(rounded), size)) return p;
     }
   }
   return alloc_large(size, alignment, false);
@@ -48,7 +48,7 @@ void* alloc_aligned(size_t alignment, size_t size) {
 
 void* malloc_slow(size_t size) {
   if (size <= kSmallMax) {
-    if (void* p = heap_alloc_slow(slot_of(size))) return p;
+    if (void* p = heap_alloc_slow(slot_of(size), size)) return p;
   }
   return alloc_large(size, kAlign, false);
 }
@@ -78,7 +78,7 @@ void* calloc_impl(size_t n, size_t size) {
     return nullptr;
   }
   if (total <= kSmallMax) {
-    if (void* p = heap_alloc(slot_of(total))) {
+    if (void* p = heap_alloc(slot_of(total), total)) {
       memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
@@ -196,12 +196,13 @@ size_t usable_size_impl(const void* p) {
 
 void take_snapshot(Snapshot* out) {
   memset(out, 0, sizeof *out);
-  uint64_t allocs[kNumClasses], frees[kNumClasses], pools[kNumClasses];
-  heap_class_counters(allocs, frees, pools);
+  uint64_t allocs[kNumClasses], frees[kNumClasses], pools[kNumClasses], requested[kNumClasses];
+  heap_class_counters(allocs, frees, pools, requested);
   for (size_t c = 0; c < kNumClasses; ++c) {
     ClassSnapshot& cs = out->classes[c];
     cs.block_size = static_cast<uint32_t>(class_size(c));
     cs.allocs = allocs[c];
+    cs.requested_bytes = requested[c];
     cs.frees = frees[c];
     cs.live_blocks = allocs[c] >= frees[c] ? allocs[c] - frees[c] : 0;
     cs.pools = pools[c];
@@ -229,6 +230,44 @@ void take_snapshot(Snapshot* out) {
   out->double_frees = g_errors.double_frees.load(std::memory_order_relaxed);
   out->invalid_frees = g_errors.invalid_frees.load(std::memory_order_relaxed);
   out->corruptions = g_errors.corruptions.load(std::memory_order_relaxed);
+}
+
+namespace {
+struct ViewFill {
+  ArenaView* out;
+  size_t max;
+  size_t n;
+};
+
+void fill_view(const Arena* a, void* ctx) {
+  ViewFill* f = static_cast<ViewFill*>(ctx);
+  size_t i = f->n++;
+  if (i >= f->max) return;
+  ArenaView& v = f->out[i];
+  v.base = reinterpret_cast<uintptr_t>(a->base);
+  for (size_t k = 0; k < kPoolsPerArena; ++k) {
+    PoolView& pv = v.pools[k];
+    uint64_t bit = uint64_t{1} << k;
+    pv = PoolView{};
+    if (a->free_mask & bit) {
+      pv.state = (a->dirty_mask & bit) ? PoolState::kFreeDirty : PoolState::kFreeClean;
+      continue;
+    }
+    // In use: the header is read without the owner's cooperation, so the figures are a moment's.
+    Pool* pool = reinterpret_cast<Pool*>(a->base + k * kPoolSize);
+    pv.state = PoolState::kInUse;
+    pv.cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
+    pv.used = static_cast<uint16_t>(__atomic_load_n(&pool->used, __ATOMIC_RELAXED));
+    pv.capacity = __atomic_load_n(&pool->capacity, __ATOMIC_RELAXED);
+    if (pv.used > pv.capacity) pv.used = pv.capacity;  // the current pool's extra count
+  }
+}
+}  // namespace
+
+size_t arena_views(ArenaView* out, size_t max) {
+  ViewFill f{out, max, 0};
+  arena_for_each(fill_view, &f);
+  return f.n;
 }
 
 void thread_collect() {

@@ -28,7 +28,7 @@ void free_outside(void* p);  // p is not in the reservation: fallback arena, lar
 // tail call, so they need no stack frame.
 inline void* malloc_impl(size_t size) {
   if (PG_LIKELY(size <= kSmallMax)) {
-    if (void* p = heap_try_alloc(slot_of(size))) return p;
+    if (void* p = heap_try_alloc(slot_of(size), size)) return p;
   }
   return malloc_slow(size);
 }

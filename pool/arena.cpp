@@ -252,6 +252,13 @@ void arena_purge_all() {
   purge_locked();
 }
 
+void arena_for_each(void (*fn)(const Arena*, void*), void* ctx) {
+  LockGuard guard(g_arena_lock);
+  for (size_t i = 0; i < g_all_count; ++i) {
+    if (g_all[i]->live) fn(g_all[i], ctx);
+  }
+}
+
 void arena_counters(ArenaCounters* out) {
   LockGuard guard(g_arena_lock);
   *out = g_count;

@@ -82,6 +82,9 @@ void arena_set_purge_threshold(size_t bytes);
 // Decommits every dirty free pool now.
 void arena_purge_all();
 
+// Calls fn(arena, ctx) for each arena in use, under the arena lock. fn must not allocate.
+void arena_for_each(void (*fn)(const Arena*, void*), void* ctx);
+
 struct ArenaCounters {
   uint64_t mapped;        // arenas brought into use (mapped or re-committed)
   uint64_t released;      // arenas decommitted

@@ -397,7 +397,7 @@ Heap* attach_heap() {
 
 }  // namespace
 
-void* heap_alloc_slow(size_t slot) {
+void* heap_alloc_slow(size_t slot, size_t size) {
   size_t cls = slot_class(slot);
   Heap* h = t_heap;
   if (PG_UNLIKELY(h == &g_empty_heap)) {
@@ -449,8 +449,8 @@ void* heap_alloc_slow(size_t slot) {
     carve(pool);
   }
   if (h->cur[slot] != pool) set_current(h, pool);
-  if (void* p = heap_try_alloc(slot)) return p;
-  return heap_alloc_slow(slot);  // the new current pool's first link was corrupt: report it
+  if (void* p = heap_try_alloc(slot, size)) return p;
+  return heap_alloc_slow(slot, size);  // the new current pool's first link was corrupt: report it
 }
 
 void heap_free_slow(Heap* h, Pool* pool, void* old_free) {
@@ -573,16 +573,20 @@ void heap_free_bad(void* p) {
   report_invalid_free(p, block, pool->block_size, "pointer into the middle of a block");
 }
 
-void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools) {
+void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested) {
   for (size_t c = 0; c < kNumClasses; ++c) {
     allocs[c] = 0;
+    requested[c] = 0;
     frees[c] = 0;
     pools[c] = g_class_pools[c].load(std::memory_order_relaxed);
   }
   {
     LockGuard guard(g_heap_lock);
     for (Heap* h = g_heaps_all; h != nullptr; h = h->next_all) {
-      for (size_t s = 0; s < kNumSlots; ++s) allocs[slot_class(s)] += h->allocs[s].get();
+      for (size_t s = 0; s < kNumSlots; ++s) {
+        allocs[slot_class(s)] += h->allocs[s].get();
+        requested[slot_class(s)] += h->requested[s].get();
+      }
       for (size_t c = 0; c < kNumClasses; ++c) frees[c] += h->frees[c].get();
     }
   }

@@ -61,6 +61,13 @@ struct Counter {
     __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 #endif
   }
+  void add_fast(uint64_t n) {
+#if defined(__x86_64__)
+    asm volatile("addq %1, %0" : "+m"(v) : "r"(n));
+#else
+    add(n);
+#endif
+  }
   void add(uint64_t n) {
     __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
   }
@@ -78,8 +85,9 @@ struct alignas(64) Heap {
   // Pool to allocate from, by slot (cur[0] == cur[1]); &g_empty_pool when there is none. The
   // current pool carries one extra count in Pool::used, so a free never sees it drop to zero.
   Pool* cur[kNumSlots] = {};
-  Counter allocs[kNumSlots];   // blocks handed out by this heap, by slot (kept across recycling)
-  Counter frees[kNumClasses];  // blocks returned to this heap's pools, by class
+  Counter allocs[kNumSlots];     // blocks handed out by this heap, by slot (kept across recycling)
+  Counter requested[kNumSlots];  // bytes asked for by those allocations (internal fragmentation)
+  Counter frees[kNumClasses];    // blocks returned to this heap's pools, by class
   PoolQueue avail[kNumClasses];
   PoolQueue full[kNumClasses];
   // Blocks other threads freed into pools this heap had filed as full (a stack linked through
@@ -102,7 +110,7 @@ extern Heap g_dead_heap;
 extern __thread Heap* t_heap __attribute__((tls_model("initial-exec")));
 
 // Slow paths; each is reached by a tail call from the fast paths below.
-void* heap_alloc_slow(size_t slot);                        // nullptr: the pools cannot serve it now
+void* heap_alloc_slow(size_t slot, size_t size);           // nullptr: the pools cannot serve it now
 void heap_free_slow(Heap* h, Pool* pool, void* old_free);  // pool became empty or was full
 void heap_free_remote(Pool* pool, void* p);                // another thread's pool
 void heap_free_bad(void* p);                               // not a block start: report
@@ -111,7 +119,8 @@ void heap_free_tagged(Heap* h, Pool* pool, void* p);       // tag matched: doubl
 // Takes a block of slot `slot` from the current pool; nullptr when that needs the slow path
 // (no current pool, its free list is empty, or its next link does not decode). No calls, so the
 // caller can tail-call its own slow path with its arguments still in registers.
-inline void* heap_try_alloc(size_t slot) {
+// `size` is the request, counted for statistics only.
+inline void* heap_try_alloc(size_t slot, size_t size) {
   Heap* h = t_heap;
   Pool* pool = h->cur[slot];
   void* b = pool->free;
@@ -123,13 +132,14 @@ inline void* heap_try_alloc(size_t slot) {
   fb->tag = 0;
   ++pool->used;
   h->allocs[slot].inc();
+  h->requested[slot].add_fast(size);
   return b;
 }
 
 // Allocates a block of slot `slot`, or nullptr (the caller then uses the large path).
-inline void* heap_alloc(size_t slot) {
-  if (void* p = heap_try_alloc(slot)) return p;
-  return heap_alloc_slow(slot);
+inline void* heap_alloc(size_t slot, size_t size) {
+  if (void* p = heap_try_alloc(slot, size)) return p;
+  return heap_alloc_slow(slot, size);
 }
 
 // Frees p, which lies in poolguard's arenas (arena_owns(p) is true).
@@ -172,7 +182,7 @@ inline size_t heap_block_size(const void* p) {
 }
 
 // Per-class figures summed over every heap, for snapshots.
-void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools);
+void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested);
 void heap_registry_counters(uint64_t* created, uint64_t* abandoned);
 
 // Sets up thread-exit handling and fork handlers. Called once from global init.

@@ -11,12 +11,14 @@ namespace pg {
 
 // Per size class figures. Counters are summed over every thread heap, live or gone.
 struct ClassSnapshot {
-  uint32_t block_size;   // bytes per block (16, 32, ... kSmallMax)
-  uint64_t allocs;       // blocks handed out
-  uint64_t frees;        // blocks given back (local and cross-thread)
-  uint64_t live_blocks;  // allocs - frees
-  uint64_t pools;        // pools of this class currently carved from arenas
-  uint64_t free_blocks;  // blocks not in use inside those pools (capacity - live)
+  uint32_t block_size;       // bytes per block (16, 32, ... kSmallMax)
+  uint64_t allocs;           // blocks handed out
+  uint64_t requested_bytes;  // bytes asked for by those allocations (all time): block size minus
+                             // the mean request is the internal fragmentation
+  uint64_t frees;            // blocks given back (local and cross-thread)
+  uint64_t live_blocks;      // allocs - frees
+  uint64_t pools;            // pools of this class currently carved from arenas
+  uint64_t free_blocks;      // blocks not in use inside those pools (capacity - live)
 };
 
 struct Snapshot {
@@ -37,6 +39,26 @@ struct Snapshot {
 
 // Fills *out. Safe to call at any time from any thread.
 void take_snapshot(Snapshot* out);
+
+// Occupancy of one pool, for maps of the heap ("which pools are full, partly used, free").
+enum class PoolState : uint8_t {
+  kFreeClean = 0,  // free, pages returned to the OS (or never touched)
+  kFreeDirty = 1,  // free, pages possibly resident
+  kInUse = 2,      // carved for a size class
+};
+struct PoolView {
+  PoolState state;
+  uint8_t cls;        // size class index when in use
+  uint16_t used;      // blocks out of the owner's hands (approximate: read without a lock)
+  uint16_t capacity;  // blocks the pool holds
+};
+struct ArenaView {
+  uint64_t base;  // address of the arena
+  PoolView pools[kArenaSize / kPoolSize];
+};
+// Fills up to `max` views of the arenas in use (in address order of creation); returns how many
+// arenas are in use, which may exceed `max`.
+size_t arena_views(ArenaView* out, size_t max);
 
 // What to do when a bad free or a corrupted free list is detected.
 enum class ErrorMode : int { kAbort = 0, kReport = 1 };
