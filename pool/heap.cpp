@@ -6,6 +6,7 @@
 
 #include "pool/arena.h"
 #include "pool/init.h"
+#include "pool/limit.h"
 #include "pool/lock.h"
 #include "pool/meta.h"
 #include "pool/os.h"
@@ -196,6 +197,7 @@ void pool_release(Pool* pool) {
   __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
   pool->owner.store(nullptr, std::memory_order_relaxed);
   arena_give_pool(pool);
+  limit_release_pool();
 }
 
 // Makes `pool` the current pool of its class. The current pool holds one extra count in `used`,
@@ -285,9 +287,13 @@ Pool* adopt(Heap* h, size_t cls) {
   return pool;
 }
 
-Pool* fresh_pool(Heap* h, size_t cls) {
+Pool* fresh_pool(Heap* h, size_t cls, size_t request) {
+  if (!limit_charge_pool(request)) return nullptr;  // the large path decides about the limit
   Pool* pool = arena_take_pool();
-  if (pool == nullptr) return nullptr;
+  if (pool == nullptr) {
+    limit_release_pool();
+    return nullptr;
+  }
   pool_init(pool, h, cls);
   return pool;
 }
@@ -444,7 +450,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     }
   }
   if (pool == &g_empty_pool) {
-    pool = fresh_pool(h, cls);
+    pool = fresh_pool(h, cls, size);
     if (pool == nullptr) return nullptr;
     carve(pool);
   }

@@ -6,6 +6,7 @@
 
 #include "pool/arena.h"
 #include "pool/heap.h"
+#include "pool/limit.h"
 #include "pool/lock.h"
 #include "pool/meta.h"
 #include "pool/options.h"
@@ -68,6 +69,7 @@ bool ensure_init() {
     options_load();
     set_error_mode(options().ON_ERROR == kOnErrorReport ? ErrorMode::kReport : ErrorMode::kAbort);
     arena_set_purge_threshold(options().PURGE);
+    limit_init();
     arenas_init(options().RESERVE);
     heaps_init();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);

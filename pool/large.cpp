@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "pool/init.h"
+#include "pool/limit.h"
 
 namespace pg {
 
@@ -12,7 +13,10 @@ namespace {
 
 constexpr size_t kHeader = 16;
 constexpr int kAlignShift = 56;
-constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
+// Bit 55: the block was charged against POOLGUARD_LIMIT (blocks made before initialisation were
+// not, and must not be released from it).
+constexpr uint64_t kCharged = uint64_t{1} << 55;
+constexpr uint64_t kSizeMask = kCharged - 1;
 
 std::atomic<uint64_t> g_allocs{0}, g_frees{0}, g_live{0};
 
@@ -43,6 +47,12 @@ void* finish(char* raw, char* p, size_t size, size_t alignment) {
   return p;
 }
 
+void mark_charged(void* p) {
+  Header* h = header_of(p);
+  h->word |= kCharged;
+  h->check = check_for(p, h->word);
+}
+
 // What glibc returned for p: 16 bytes before it, or for over-aligned blocks the offset stored in
 // the word before the header.
 char* raw_of(const void* p) {
@@ -53,10 +63,24 @@ char* raw_of(const void* p) {
 
 }  // namespace
 
+void* large_alloc_uncharged(size_t size, size_t alignment, bool zero);
+
 // Over-aligned blocks are aligned by hand inside a larger __libc_malloc block rather than with
 // __libc_memalign, which the sanitizers intercept (their memalign and glibc's free do not mix).
 void* large_alloc(size_t size, size_t alignment, bool zero) {
   if (size > kSizeMask) return nullptr;
+  bool charged = limit_enabled();
+  if (charged && !limit_charge(size, size)) return nullptr;
+  void* p = large_alloc_uncharged(size, alignment, zero);
+  if (p == nullptr) {
+    if (charged) limit_release(size);
+    return nullptr;
+  }
+  if (charged) mark_charged(p);
+  return p;
+}
+
+void* large_alloc_uncharged(size_t size, size_t alignment, bool zero) {
   // Front room: the header, plus for over-aligned blocks the offset word and the alignment slack.
   size_t front = alignment > kHeader ? alignment + 2 * kHeader : kHeader;
   size_t total = size + front;
@@ -87,6 +111,7 @@ size_t large_alignment(const void* p) {
 
 void large_free(void* p) {
   Header* h = header_of(p);
+  if (h->word & kCharged) limit_release(h->word & kSizeMask);
   g_frees.fetch_add(1, std::memory_order_relaxed);
   g_live.fetch_sub(h->word & kSizeMask, std::memory_order_relaxed);
   char* raw = raw_of(p);
@@ -97,11 +122,22 @@ void large_free(void* p) {
 void* large_realloc(void* p, size_t size) {
   if (large_alignment(p) > kHeader || size > kSizeMask || size + kHeader < size) return nullptr;
   size_t old = large_size(p);
+  bool was_charged = (header_of(p)->word & kCharged) != 0;
+  bool charged = limit_enabled();
+  // Charge any growth (or, for a block made before initialisation, the whole size) first.
+  size_t need = charged ? (was_charged ? (size > old ? size - old : 0) : size) : 0;
+  if (need != 0 && !limit_charge(need, size)) return nullptr;
   char* raw = static_cast<char*>(__libc_realloc(raw_of(p), size + kHeader));
-  if (raw == nullptr) return nullptr;
+  if (raw == nullptr) {
+    if (need != 0) limit_release(need);
+    return nullptr;
+  }
+  if (was_charged && size < old) limit_release(old - size);
   g_live.fetch_sub(old, std::memory_order_relaxed);
   g_allocs.fetch_sub(1, std::memory_order_relaxed);  // finish() counts it again
-  return finish(raw, raw + kHeader, size, kHeader);
+  void* q = finish(raw, raw + kHeader, size, kHeader);
+  if (charged) mark_charged(q);
+  return q;
 }
 
 size_t foreign_usable_size(const void* p) {

@@ -12,7 +12,7 @@ namespace pg {
 
 namespace {
 
-enum class Kind { Enum, Size };
+enum class Kind { Enum, Size, Percents, Path };
 
 struct OptionSpec {
   const char* name;
@@ -46,8 +46,45 @@ bool parse_enum(const char* values, const char* text, uint64_t* out) {
   }
 }
 
+// Up to 8 comma-separated whole percentages 1..100, packed one per byte (see options.h).
+bool parse_percents(const char* text, uint64_t* out) {
+  uint64_t packed = 0;
+  int count = 0;
+  if (*text == '\0') {
+    *out = 0;
+    return true;
+  }
+  for (const char* p = text;;) {
+    if (*p < '0' || *p > '9' || count == 8) return false;
+    uint64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; ++p) {
+      v = v * 10 + static_cast<uint64_t>(*p - '0');
+      if (v > 100) return false;
+    }
+    if (v == 0) return false;
+    packed |= v << (8 * count++);
+    if (*p == '\0') break;
+    if (*p != ',') return false;
+    ++p;
+  }
+  *out = packed;
+  return true;
+}
+
 bool parse_spec(const OptionSpec& s, const char* text, uint64_t* out) {
-  return s.kind == Kind::Enum ? parse_enum(s.values, text, out) : parse_size(text, out);
+  switch (s.kind) {
+    case Kind::Enum:
+      return parse_enum(s.values, text, out);
+    case Kind::Size:
+      return parse_size(text, out);
+    case Kind::Percents:
+      return parse_percents(text, out);
+    case Kind::Path:
+      if (*text == '\0') return false;
+      *out = reinterpret_cast<uintptr_t>(text);  // environ strings live as long as the process
+      return true;
+  }
+  return false;
 }
 
 Options make_defaults() {

@@ -14,6 +14,17 @@ struct Options {
 // Index of each Enum option's values, in the order of their `values` string.
 enum StatsMode : uint64_t { kStatsOff = 0, kStatsExit = 1 };
 enum OnErrorMode : uint64_t { kOnErrorAbort = 0, kOnErrorReport = 1 };
+enum OnLimitMode : uint64_t { kOnLimitNull = 0, kOnLimitAbort = 1, kOnLimitWarn = 2 };
+
+// Kinds of values (see options.inc): Enum and Size are stored as numbers; Percents packs up to 8
+// values of 1..100 one per byte, lowest byte first, 0 ending the list; Path holds a pointer to
+// the string (the environment's, or the default literal): read it with option_string().
+inline const char* option_string(uint64_t v) {
+  return reinterpret_cast<const char*>(v);
+}
+inline int option_percent(uint64_t packed, int i) {
+  return static_cast<int>((packed >> (8 * i)) & 0xff);
+}
 
 // The options in force (defaults until options_load runs).
 const Options& options();

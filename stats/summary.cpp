@@ -5,6 +5,7 @@
 #include "pool/config.h"
 #include "pool/format.h"
 #include "pool/introspect.h"
+#include "pool/limit.h"
 #include "pool/os.h"
 
 namespace pg {
@@ -68,6 +69,13 @@ void write_summary(int fd) {
   key(j, "double_frees", s.double_frees);
   key(j, "invalid_frees", s.invalid_frees);
   key(j, "corruptions", s.corruptions);
+  LimitCounters lc;
+  limit_counters(&lc);
+  key(j, "limit", lc.limit);
+  key(j, "limit_in_use", lc.in_use);
+  key(j, "limit_peak", lc.peak);
+  key(j, "limit_refused", lc.refused);
+  key(j, "limit_warnings", lc.warnings);
   j.str(",\"classes\":[");
   bool first = true;
   for (const ClassSnapshot& c : s.classes) {
@@ -99,6 +107,10 @@ void write_summary(int fd) {
       .str(" KiB in pools; large blocks ")
       .u64(s.large_allocs);
   t.str(" (").u64(s.large_live_bytes).str(" bytes live)\n");
+  if (lc.limit != 0) {
+    t.str("poolguard: limit ").u64(lc.limit).str(" bytes; peak use ").u64(lc.peak).str(" (");
+    t.fixed1(lc.peak * 100, lc.limit).str("%); requests refused ").u64(lc.refused).chr('\n');
+  }
   t.flush(fd);
 }
 

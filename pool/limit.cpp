@@ -1,0 +1,143 @@
+#include "pool/limit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <atomic>
+
+#include "pool/config.h"
+#include "pool/log.h"
+#include "pool/options.h"
+#include "pool/stack.h"
+
+namespace pg {
+
+namespace {
+
+uint64_t g_limit = 0;  // set once at init
+uint64_t g_action = kOnLimitNull;
+uint64_t g_warn_percents = 0;
+std::atomic<uint64_t> g_in_use{0};
+std::atomic<uint64_t> g_peak{0};
+std::atomic<uint64_t> g_refused{0};
+std::atomic<uint64_t> g_warnings{0};
+// Bit i set: threshold i has fired and is disarmed until use falls back below it.
+std::atomic<uint32_t> g_warn_fired{0};
+
+void note_peak(uint64_t now) {
+  uint64_t peak = g_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void common_fields(TextBuffer<4096>& line, size_t request, uint64_t in_use) {
+  line.str(",\"requested\":").u64(request);
+  line.str(",\"in_use\":").u64(in_use);
+  line.str(",\"limit\":").u64(g_limit);
+  line.str(",\"peak\":").u64(g_peak.load(std::memory_order_relaxed));
+}
+
+void log_exceeded(size_t request, uint64_t in_use) {
+  TextBuffer<4096> line;
+  if (!log_begin(LogEvent::kLimitExceeded, line)) return;
+  common_fields(line, request, in_use);
+  const char* action = g_action == kOnLimitAbort  ? "abort"
+                       : g_action == kOnLimitWarn ? "warn"
+                                                  : "null";
+  line.str(",\"action\":\"").str(action).chr('"');
+  StackTrace trace;
+  capture_stack(&trace, 3);
+  line.str(",\"stack\":");
+  append_stack_json(line, trace);
+  log_end(line);
+}
+
+// Fires the thresholds that `before -> after` crossed upwards, re-arms the ones crossed downwards.
+void check_thresholds(uint64_t before, uint64_t after, size_t request) {
+  for (int i = 0; i < 8; ++i) {
+    int pct = option_percent(g_warn_percents, i);
+    if (pct == 0) break;
+    uint64_t mark = g_limit / 100 * static_cast<uint64_t>(pct) + g_limit % 100 * pct / 100;
+    uint32_t bit = 1u << i;
+    if (before < mark && after >= mark) {
+      if (g_warn_fired.fetch_or(bit, std::memory_order_relaxed) & bit) continue;
+      g_warnings.fetch_add(1, std::memory_order_relaxed);
+      TextBuffer<4096> line;
+      if (!log_begin(LogEvent::kLimitWarning, line)) continue;
+      line.str(",\"percent\":").u64(static_cast<uint64_t>(pct));
+      common_fields(line, request, after);
+      StackTrace trace;
+      capture_stack(&trace, 3);
+      line.str(",\"stack\":");
+      append_stack_json(line, trace);
+      log_end(line);
+    } else if (before >= mark && after < mark) {
+      g_warn_fired.fetch_and(~bit, std::memory_order_relaxed);
+    }
+  }
+}
+
+bool charge(uint64_t bytes, size_t request, bool silent) {
+  uint64_t before = g_in_use.load(std::memory_order_relaxed);
+  for (;;) {
+    uint64_t after = before + bytes;
+    if (after > g_limit) {
+      if (silent) return false;
+      g_refused.fetch_add(1, std::memory_order_relaxed);
+      log_exceeded(request, before);
+      if (g_action == kOnLimitAbort) abort();
+      if (g_action != kOnLimitWarn) return false;
+      after = g_in_use.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+      note_peak(after);
+      return true;
+    }
+    if (g_in_use.compare_exchange_weak(before, after, std::memory_order_relaxed)) {
+      note_peak(after);
+      if (g_warn_percents) check_thresholds(before, after, request);
+      return true;
+    }
+  }
+}
+
+void release(uint64_t bytes) {
+  uint64_t before = g_in_use.fetch_sub(bytes, std::memory_order_relaxed);
+  if (g_warn_percents) check_thresholds(before, before - bytes, 0);
+}
+
+}  // namespace
+
+void limit_init() {
+  g_limit = options().LIMIT;
+  g_action = options().ON_LIMIT;
+  g_warn_percents = options().LIMIT_WARN;
+}
+
+bool limit_enabled() {
+  return g_limit != 0;
+}
+
+bool limit_charge_pool(size_t request) {
+  return !limit_enabled() || charge(kPoolSize, request, g_action != kOnLimitWarn);
+}
+
+void limit_release_pool() {
+  if (limit_enabled()) release(kPoolSize);
+}
+
+bool limit_charge(size_t bytes, size_t request) {
+  return !limit_enabled() || charge(bytes, request, false);
+}
+
+void limit_release(size_t bytes) {
+  if (limit_enabled()) release(bytes);
+}
+
+void limit_counters(LimitCounters* out) {
+  out->limit = g_limit;
+  out->in_use = g_in_use.load(std::memory_order_relaxed);
+  out->peak = g_peak.load(std::memory_order_relaxed);
+  out->refused = g_refused.load(std::memory_order_relaxed);
+  out->warnings = g_warnings.load(std::memory_order_relaxed);
+}
+
+}  // namespace pg

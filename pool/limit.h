@@ -1,0 +1,46 @@
+// The heap limit (POOLGUARD_LIMIT). What counts against it is the memory the program holds:
+// every pool in use (kPoolSize bytes each, charged when a thread takes a fresh pool and released
+// with the pool) and every large block (its requested size). Small allocations are thereby
+// accounted per thread in 16 KiB chunks, and the shared total is touched only when a pool is taken
+// or given back: the malloc/free fast paths pay nothing.
+//
+// Slack: the charged total never exceeds the limit (except with POOLGUARD_ON_LIMIT=warn), so live
+// bytes never do either. The other way round, a small request may be refused while live bytes are
+// below the limit by at most the free room in the pools already charged (under 16 KiB per size
+// class and thread): when a fresh pool does not fit, the request is served from glibc instead
+// (charged exactly) before it is refused.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pg {
+
+// True when a limit is set (cheap: one load).
+bool limit_enabled();
+
+// Charges a pool (kPoolSize) for a fresh pool taken to serve `request`. Silent: false when it
+// would cross the limit, and the caller falls back to the large path, which decides; with
+// POOLGUARD_ON_LIMIT=warn the pool is charged anyway (after the log record).
+bool limit_charge_pool(size_t request);
+void limit_release_pool();
+
+// Charges `bytes` for a large block of `request` bytes; when that would cross the limit, logs a
+// limit-exceeded record and then, per POOLGUARD_ON_LIMIT, returns false (null), aborts, or
+// returns true (warn: charged anyway).
+bool limit_charge(size_t bytes, size_t request);
+void limit_release(size_t bytes);
+
+struct LimitCounters {
+  uint64_t limit;     // bytes (0: none)
+  uint64_t in_use;    // charged now
+  uint64_t peak;      // highest charged
+  uint64_t refused;   // requests refused (or, with warn, allowed over the limit)
+  uint64_t warnings;  // limit-warning records emitted (rate limit aside)
+};
+void limit_counters(LimitCounters* out);
+
+// Called once from initialisation with the options.
+void limit_init();
+
+}  // namespace pg
