@@ -1,5 +1,7 @@
 #include "pool/large.h"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -36,6 +38,28 @@ uint64_t check_for(const void* p, uint64_t word) {
   return x ^ (x >> 29);
 }
 
+// glibc returns the free memory at the top of its heap by itself, but not free pages in the
+// middle of a fragmented heap: after a program frees most of its large blocks, RSS would stay at
+// the high-water mark. So when live large bytes have fallen to under half of what they were at
+// the last trim (or their peak since), ask glibc to give those pages back (malloc_trim(0)
+// madvises every free page of every glibc arena). Rare by construction: the live total must halve
+// between two trims, so a program that frees everything trims log2(peak / kTrimFloor) times.
+constexpr uint64_t kTrimFloor = 4u << 20;
+std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or their peak since
+
+void maybe_trim(uint64_t live) {
+  uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
+  if (live >= mark / 2 || mark < kTrimFloor) return;
+  if (!g_trim_mark.compare_exchange_strong(mark, live, std::memory_order_relaxed)) return;
+  malloc_trim(0);
+}
+
+void note_growth(uint64_t live) {
+  uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
+  while (live > mark && !g_trim_mark.compare_exchange_weak(mark, live, std::memory_order_relaxed)) {
+  }
+}
+
 // Writes the header in front of p (raw is what glibc returned) and returns p.
 void* finish(char* raw, char* p, size_t size, size_t alignment) {
   Header* h = header_of(p);
@@ -43,7 +67,8 @@ void* finish(char* raw, char* p, size_t size, size_t alignment) {
   h->check = check_for(p, h->word);
   if (alignment > kHeader) reinterpret_cast<uint64_t*>(h)[-1] = static_cast<uint64_t>(p - raw);
   g_allocs.fetch_add(1, std::memory_order_relaxed);
-  g_live.fetch_add(size, std::memory_order_relaxed);
+  uint64_t live = g_live.fetch_add(size, std::memory_order_relaxed) + size;
+  if (live > g_trim_mark.load(std::memory_order_relaxed)) note_growth(live);
   return p;
 }
 
@@ -111,12 +136,14 @@ size_t large_alignment(const void* p) {
 
 void large_free(void* p) {
   Header* h = header_of(p);
-  if (h->word & kCharged) limit_release(h->word & kSizeMask);
+  uint64_t size = h->word & kSizeMask;
+  if (h->word & kCharged) limit_release(size);
   g_frees.fetch_add(1, std::memory_order_relaxed);
-  g_live.fetch_sub(h->word & kSizeMask, std::memory_order_relaxed);
+  uint64_t live = g_live.fetch_sub(size, std::memory_order_relaxed) - size;
   char* raw = raw_of(p);
   h->check = 0;  // a second free no longer looks like ours (glibc then reports it)
   __libc_free(raw);
+  maybe_trim(live);
 }
 
 void* large_realloc(void* p, size_t size) {
