@@ -1,8 +1,10 @@
 // Start-up and exit of the preloaded library: initialise early (the core also initialises lazily
-// on the first allocation, which may come first), and print the exit summary if asked.
+// on the first allocation, which may come first), publish live statistics (stats/publish.h), and
+// print the exit summary if asked.
 #include "pool/init.h"
 #include "pool/log.h"
 #include "pool/options.h"
+#include "stats/publish.h"
 #include "stats/summary.h"
 
 namespace {
@@ -10,10 +12,12 @@ namespace {
 __attribute__((constructor(101))) void poolguard_start() {
   pg::ensure_init();
   if (pg::options().STATS == pg::kStatsExit) pg::summary_prepare();
+  pg::publish_start();
 }
 
 // Runs from _dl_fini, after the program's atexit handlers and static destructors.
 __attribute__((destructor(101))) void poolguard_stop() {
+  pg::publish_stop();
   pg::log_flush_suppressed();
   if (pg::options().STATS == pg::kStatsExit) pg::write_exit_summary();
 }

@@ -1,0 +1,387 @@
+// The writer side of the stats segment. See stats/publish.h for the design and stats/segment.h for
+// the layout and the reader protocol.
+//
+// Memory safety inside the preload: nothing here calls malloc except pthread_create (which may, and
+// then gets poolguard's own, outside any allocator lock). Text is formatted into stack buffers.
+//
+// The shared-memory and futex calls live in this file rather than in pool/os.*: only the stats
+// layer needs them, and each is wrapped once below with its contract.
+#include "stats/publish.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <string_view>
+
+#include "pool/config.h"
+#include "pool/format.h"
+#include "pool/introspect.h"
+#include "pool/limit.h"
+#include "pool/options.h"
+#include "pool/os.h"
+#include "stats/segment.h"
+
+namespace pg {
+
+namespace {
+
+using stats::Segment;
+using stats::SegmentArena;
+using stats::SegmentClass;
+
+// The option table's value lists, to check at compile time which index means "on".
+#define POOLGUARD_OPTION(kind, name, def, values, doc) \
+  [[maybe_unused]] constexpr std::string_view k##name##Values = values;
+#include "pool/options.inc"
+#undef POOLGUARD_OPTION
+static_assert(kSEGMENTValues.starts_with("on|"), "POOLGUARD_SEGMENT: index 0 must mean on");
+constexpr uint64_t kSegmentOn = 0;
+
+static_assert(kNumClasses <= stats::kSegmentMaxClasses);
+static_assert(kPoolsPerArena == stats::kSegmentPoolsPerArena);
+
+// --- Platform calls for the segment --------------------------------------------------------------
+
+// FUTEX_WAIT on a shared (not private) word: sleeps while *word == expected, at most `timeout`.
+// Returns when woken, on timeout, on a signal, or at once if *word != expected.
+void futex_wait(uint32_t* word, uint32_t expected, const timespec* timeout) {
+  syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout, nullptr, 0);
+}
+// Wakes up to `n` waiters on a shared word.
+void futex_wake(uint32_t* word, int n) {
+  syscall(SYS_futex, word, FUTEX_WAKE, n, nullptr, nullptr, 0);
+}
+
+// Reads up to size-1 bytes of a /proc file into buf, NUL-terminated. Returns the length, or -1.
+ssize_t read_small_file(const char* path, char* buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  while (len + 1 < size) {
+    ssize_t n = read(fd, buf + len, size - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+  }
+  close(fd);
+  buf[len] = '\0';
+  return static_cast<ssize_t>(len);
+}
+
+uint64_t parse_u64(const char*& p) {
+  uint64_t v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<uint64_t>(*p++ - '0');
+  return v;
+}
+
+// Start time of this process in clock ticks after boot: field 22 of /proc/self/stat, counted
+// after the last ')' (the command name may hold spaces and parentheses). 0 if unreadable.
+uint64_t process_start_time() {
+  char buf[1024];
+  if (read_small_file("/proc/self/stat", buf, sizeof buf) <= 0) return 0;
+  const char* p = strrchr(buf, ')');
+  if (p == nullptr) return 0;
+  // After ") " comes field 3; field 22 follows 19 more spaces.
+  for (int field = 2; field < 22 && *p; ++p) {
+    if (*p == ' ') ++field;
+  }
+  return parse_u64(p);
+}
+
+// Resident set size in bytes: the second field of /proc/self/statm, in pages. 0 if unreadable.
+uint64_t process_rss() {
+  char buf[128];
+  if (read_small_file("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
+  const char* p = buf;
+  parse_u64(p);
+  if (*p != ' ') return 0;
+  ++p;
+  return parse_u64(p) * os::page_size();
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// --- The segment of this process
+// --------------------------------------------------------------------
+
+// Arena entries are backed in /dev/shm in steps of this many (about 17 KiB).
+constexpr size_t kArenaChunk = 64;
+
+// Everything about this process's publication. Written by publish_start() and by the fork child
+// handler, each time before the publisher thread that reads it exists; after that only the
+// publisher thread touches `backed` and `grow_failed`.
+struct Publisher {
+  Segment* seg = nullptr;
+  int pid = 0;                 // the process that created `seg`
+  char path[48] = {};          // /dev/shm/poolguard.<pid>
+  uint64_t dev = 0, ino = 0;   // identity of the file, to grow it through its name safely
+  size_t backed = 0;           // arena entries with memory allocated in /dev/shm
+  bool grow_failed = false;    // /dev/shm is full, or the file was replaced: stop growing
+  ArenaView* views = nullptr;  // scratch for arena_views() (kSegmentMaxArenas entries)
+  uint32_t served = 0;         // the last request value published
+};
+
+Publisher g_pub;
+bool g_started = false;
+bool g_stopped = false;  // the process is exiting: children forked now do not publish
+
+void make_path(Publisher& p) {
+  TextBuffer<sizeof p.path> b;
+  b.str(stats::kSegmentPathPrefix).u64(static_cast<uint64_t>(p.pid));
+  memcpy(p.path, b.data(), b.size());
+  p.path[b.size() < sizeof p.path ? b.size() : sizeof p.path - 1] = '\0';
+}
+
+// Allocates the file's memory for the header and the first `arenas` entries, so that writing
+// there can never raise SIGBUS on a full /dev/shm. `fd` refers to the segment file.
+bool back(int fd, size_t arenas) {
+  return posix_fallocate(fd, 0, static_cast<off_t>(stats::segment_bytes_for(arenas))) == 0;
+}
+
+// Creates /dev/shm/poolguard.<pid> for the calling process and maps it. A file of the same name
+// that belongs to this user is one a dead process or this process's previous image (before an
+// exec) left: it is replaced. Another user's file is left alone, and nothing is published.
+bool create_segment(Publisher& p) {
+  p.seg = nullptr;
+  p.pid = getpid();
+  p.backed = 0;
+  p.grow_failed = false;
+  p.served = 0;
+  make_path(p);
+  int fd = -1;
+  for (int attempt = 0; attempt < 3 && fd < 0; ++attempt) {
+    fd = open(p.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 || errno != EEXIST) break;
+    struct stat st;
+    if (lstat(p.path, &st) != 0) continue;  // gone meanwhile: try again
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return false;
+    if (unlink(p.path) != 0 && errno != ENOENT) return false;
+  }
+  if (fd < 0) return false;
+  struct stat st;
+  bool ok = fchmod(fd, 0600) == 0 && fstat(fd, &st) == 0 &&
+            ftruncate(fd, static_cast<off_t>(sizeof(Segment))) == 0 && back(fd, kArenaChunk);
+  void* mem = MAP_FAILED;
+  if (ok) mem = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (mem == MAP_FAILED) {
+    unlink(p.path);
+    return false;
+  }
+  // A child of fork() must not inherit the mapping: it would publish into its parent's segment.
+  madvise(mem, sizeof(Segment), MADV_DONTFORK);
+  p.dev = st.st_dev;
+  p.ino = st.st_ino;
+  p.backed = kArenaChunk;
+
+  Segment* s = static_cast<Segment*>(mem);
+  s->size = sizeof(Segment);
+  s->version = stats::kSegmentVersion;
+  s->pid = p.pid;
+  s->uid = geteuid();
+  s->start_time = process_start_time();
+  s->num_classes = kNumClasses;
+  s->small_max = kSmallMax;
+  s->pool_size = kPoolSize;
+  s->pool_header = kPoolHeaderSize;
+  s->arena_size = kArenaSize;
+  s->max_arenas = stats::kSegmentMaxArenas;
+  s->arenas_backed = p.backed;
+  __atomic_store_n(&s->magic, stats::kSegmentMagic, __ATOMIC_RELEASE);
+  p.seg = s;
+  return true;
+}
+
+void remove_segment(Publisher& p) {
+  if (p.seg == nullptr) return;
+  munmap(p.seg, sizeof(Segment));
+  unlink(p.path);
+  p.seg = nullptr;
+}
+
+// Makes sure `want` arena entries are backed, growing the file through its name (the publisher
+// keeps no descriptor open: a program that closes every descriptor it did not open would break
+// it). False when it cannot: the map is then cut to what is backed.
+bool ensure_backed(Publisher& p, size_t want) {
+  if (want <= p.backed) return true;
+  if (p.grow_failed) return false;
+  size_t target = (want + kArenaChunk - 1) / kArenaChunk * kArenaChunk;
+  if (target > stats::kSegmentMaxArenas) target = stats::kSegmentMaxArenas;
+  int fd = open(p.path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == p.dev && st.st_ino == p.ino;
+  bool ok = same && back(fd, target);
+  if (fd >= 0) close(fd);
+  if (!ok) {
+    p.grow_failed = true;
+    return false;
+  }
+  p.backed = target;
+  return true;
+}
+
+// Opens a seqlock write: stores the odd `seq` and keeps every later store (the figures) from
+// becoming visible before it. A fence does that; TSan does not model fences (GCC warns), and the
+// TSan build of the core never publishes, so it gets a sequentially consistent store instead.
+void seq_begin(uint64_t* seq, uint64_t odd) {
+#if defined(__SANITIZE_THREAD__)
+  __atomic_store_n(seq, odd, __ATOMIC_SEQ_CST);
+#else
+  __atomic_store_n(seq, odd, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
+}
+
+// Takes the figures and writes them into the segment under the seqlock, then tells readers that
+// the request `req` has been served.
+void publish(Publisher& p, uint32_t req) {
+  Snapshot snap;
+  take_snapshot(&snap);
+  size_t total = arena_views(p.views, stats::kSegmentMaxArenas);
+  size_t listed = total < stats::kSegmentMaxArenas ? total : stats::kSegmentMaxArenas;
+  if (!ensure_backed(p, listed)) listed = p.backed;
+  uint64_t rss = process_rss();
+  LimitCounters lim;
+  limit_counters(&lim);
+
+  Segment* s = p.seg;
+  uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+  seq_begin(&s->seq, seq + 1);
+
+  s->publish_time_ns = now_ns();
+  s->small_allocs = snap.small_allocs;
+  s->small_frees = snap.small_frees;
+  s->large_allocs = snap.large_allocs;
+  s->large_frees = snap.large_frees;
+  s->large_live_bytes = snap.large_live_bytes;
+  s->arenas_mapped = snap.arenas_mapped;
+  s->arenas_in_use = snap.arenas_in_use;
+  s->arenas_released = snap.arenas_released;
+  s->reserved_bytes = snap.reserved_bytes;
+  s->fallback_arenas = snap.fallback_arenas;
+  s->pools_in_use = snap.pools_in_use;
+  s->pools_purged = snap.pools_purged;
+  s->peak_small_bytes = snap.peak_small_bytes;
+  s->rss_bytes = rss;
+  s->limit_bytes = lim.limit;
+  s->limit_in_use = lim.in_use;
+  s->limit_peak = lim.peak;
+  s->limit_refused = lim.refused;
+  s->guard_events = 0;
+  s->threads = snap.heaps_created;
+  s->double_frees = snap.double_frees;
+  s->invalid_frees = snap.invalid_frees;
+  s->corruptions = snap.corruptions;
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    const ClassSnapshot& in = snap.classes[c];
+    SegmentClass& out = s->classes[c];
+    out.block_size = in.block_size;
+    out.allocs = in.allocs;
+    out.frees = in.frees;
+    out.live_blocks = in.live_blocks;
+    out.requested_bytes = in.requested_bytes;
+    out.held_bytes = in.live_blocks * in.block_size;
+    out.pools = in.pools;
+    out.free_blocks = in.free_blocks;
+  }
+  for (size_t a = 0; a < listed; ++a) {
+    const ArenaView& in = p.views[a];
+    SegmentArena& out = s->arenas[a];
+    out.base = in.base;
+    for (size_t k = 0; k < kPoolsPerArena; ++k) {
+      out.pools[k].state = static_cast<uint8_t>(in.pools[k].state);
+      out.pools[k].cls = in.pools[k].cls;
+      out.pools[k].used = in.pools[k].used;
+    }
+  }
+  s->arenas_total = total;
+  s->arenas_listed = listed;
+  s->arenas_backed = p.backed;
+
+  __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
+  __atomic_store_n(&s->publications, s->publications + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->published, req, __ATOMIC_RELEASE);
+  if (req != p.served) futex_wake(&s->published, INT_MAX);
+  p.served = req;
+}
+
+// The publisher thread: publishes, then sleeps until a reader bumps `request` or a second passes.
+void* publisher_main(void* arg) {
+  prctl(PR_SET_NAME, "poolguard-stats", 0, 0, 0);
+  Publisher& p = *static_cast<Publisher*>(arg);
+  for (;;) {
+    uint32_t req = __atomic_load_n(&p.seg->request, __ATOMIC_ACQUIRE);
+    publish(p, req);
+    timespec refresh{1, 0};
+    futex_wait(&p.seg->request, req, &refresh);
+  }
+  return nullptr;
+}
+
+// Starts the publisher thread: detached, a small stack, every signal blocked (a process-directed
+// signal must never be delivered to poolguard's thread instead of the program's).
+bool start_thread(Publisher& p) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, publisher_main, &p);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  return rc == 0;
+}
+
+// fork() child: the parent's segment is not mapped here (MADV_DONTFORK) and its thread does not
+// exist; publish anew under the child's pid (see stats/publish.h for why this is done here).
+void after_fork_child() {
+  if (g_pub.seg == nullptr || g_stopped) return;  // the parent did not publish, or is exiting
+  g_pub.seg = nullptr;
+  if (create_segment(g_pub) && !start_thread(g_pub)) remove_segment(g_pub);
+}
+
+}  // namespace
+
+void publish_start() {
+  if (g_started) return;
+  g_started = true;
+  if (options().SEGMENT != kSegmentOn || os::secure_mode()) return;
+  g_pub.views = static_cast<ArenaView*>(os::map(stats::kSegmentMaxArenas * sizeof(ArenaView)));
+  if (g_pub.views == nullptr || !create_segment(g_pub)) return;
+  if (!start_thread(g_pub)) {
+    remove_segment(g_pub);
+    return;
+  }
+  pthread_atfork(nullptr, nullptr, after_fork_child);
+}
+
+void publish_stop() {
+  // Only the creator removes the name: a child that could not publish still holds its parent's
+  // path, and the child of a raw clone() runs the same destructors without any atfork handler.
+  if (g_pub.seg != nullptr && g_pub.pid == getpid()) unlink(g_pub.path);
+  g_stopped = true;
+}
+
+const char* publish_path() {
+  return g_pub.seg != nullptr && g_pub.pid == getpid() ? g_pub.path : nullptr;
+}
+
+}  // namespace pg
