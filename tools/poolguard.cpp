@@ -1,0 +1,755 @@
+// poolguard: runs programs under the preloaded allocator and reads the live statistics that every
+// such process publishes (stats/segment.h, docs/STATS.md).
+//
+//   poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] -- CMD [ARGS...]
+//   poolguard stat PID [--json] [--watch SECONDS]
+//   poolguard ls
+//   poolguard map PID [--classes]
+//
+// Exit status: 0 success, 1 the process cannot be read (no such process, no segment, another
+// user's, invalid), 2 bad arguments; `run` exits with the command's status (127: not found).
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pool/options.h"
+#include "stats/reader.h"
+#include "stats/segment.h"
+
+#ifndef PG_VERSION
+#define PG_VERSION "0"
+#endif
+#ifndef PG_BIN_TO_LIB
+#define PG_BIN_TO_LIB "../lib"
+#endif
+#ifndef PG_MULTIARCH
+#define PG_MULTIARCH ""
+#endif
+
+namespace {
+
+using pg::stats::OpenStatus;
+using pg::stats::Segment;
+using pg::stats::SegmentReader;
+
+constexpr uint64_t kAnswerTimeoutNs = 500'000'000;  // how long a process may take to publish
+
+// --- Usage
+// ----------------------------------------------------------------------------------------
+
+const char kUsage[] =
+    "usage: poolguard COMMAND [ARGS...]\n"
+    "\n"
+    "commands:\n"
+    "  run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] -- CMD [ARGS...]\n"
+    "                      run CMD with libpoolguard.so preloaded\n"
+    "  stat PID [--json] [--watch SECONDS]\n"
+    "                      the heap of a running process: size classes, arenas, large blocks,\n"
+    "                      fragmentation\n"
+    "  ls                  processes that publish statistics now (and clean stale segments)\n"
+    "  map PID [--classes] occupancy map of the process's arenas and pools\n"
+    "\n"
+    "`poolguard COMMAND --help` describes each command; `man poolguard` has the details.\n";
+
+const char kRunUsage[] =
+    "usage: poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] -- CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD with libpoolguard.so preloaded (LD_PRELOAD); child processes inherit it.\n"
+    "  --stats        print a summary when each process exits (POOLGUARD_STATS=exit)\n"
+    "  --limit SIZE   cap the bytes the program holds, e.g. 512M (POOLGUARD_LIMIT)\n"
+    "  --log PATH     where limit records go: stderr or a file, %p = pid (POOLGUARD_LOG)\n"
+    "  --guard MODE   guard zones: not implemented yet\n"
+    "Exits with CMD's status; 127 if CMD is not found, 126 if it cannot be run.\n";
+
+const char kStatUsage[] =
+    "usage: poolguard stat PID [--json] [--watch SECONDS]\n"
+    "\n"
+    "Prints the live heap statistics of process PID (which must run under poolguard): per size\n"
+    "class, arenas, large blocks and fragmentation, as of now (the process is asked to publish\n"
+    "fresh figures and has 0.5 s to answer).\n"
+    "  --json             one JSON object instead of the table\n"
+    "  --watch SECONDS    refresh every SECONDS until interrupted (Ctrl-C ends with status 0)\n"
+    "Exit status 1 when the process does not exist, publishes nothing or belongs to another "
+    "user.\n";
+
+const char kLsUsage[] =
+    "usage: poolguard ls\n"
+    "\n"
+    "Lists the processes of yours (all of them, for root) that publish poolguard statistics now:\n"
+    "pid, command, live bytes in the pools and in large blocks, resident set size. Removes the\n"
+    "segments that processes left behind (killed, or exec'd a program without poolguard) and says\n"
+    "so on stderr.\n";
+
+const char kMapUsage[] =
+    "usage: poolguard map PID [--classes]\n"
+    "\n"
+    "Draws the arenas of process PID, one line per arena and one character per pool:\n"
+    "  #  full           1-9  in use, that many tenths full     0  in use, under a tenth full\n"
+    "  :  free, resident (pages still mapped)                  .  free, returned to the OS\n"
+    "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...)\n";
+
+int usage_error(const char* usage, const std::string& message) {
+  fprintf(stderr, "poolguard: %s\n%s", message.c_str(), usage);
+  return 2;
+}
+
+int help(const char* usage) {
+  fputs(usage, stdout);
+  return 0;
+}
+
+bool is_help(const std::string& a) {
+  return a == "--help" || a == "-h";
+}
+
+// --- Formatting
+// -----------------------------------------------------------------------------------
+
+std::string bytes(uint64_t n) {
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (n < 1024) return std::to_string(n) + " B";
+  double v = static_cast<double>(n) / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 3) v /= 1024, ++u;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
+  return buf;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string fixed(double v, int decimals) {
+  if (!std::isfinite(v)) v = 0;
+  char buf[48];
+  snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+double ratio(uint64_t a, uint64_t b) {
+  return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+}
+
+// --- Arguments
+// ------------------------------------------------------------------------------------
+
+bool parse_pid(const std::string& s, int* pid) {
+  if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), ::isdigit)) return false;
+  long long v = std::stoll(s);
+  if (v <= 0 || v > INT_MAX) return false;
+  *pid = static_cast<int>(v);
+  return true;
+}
+
+bool parse_seconds(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  double v = strtod(s.c_str(), &end);
+  if (end == nullptr || *end != '\0' || !std::isfinite(v) || v <= 0 || v > 86400) return false;
+  *out = v;
+  return true;
+}
+
+// Splits "--name=value" into name and value; true if there was a '='.
+bool split_eq(const std::string& a, std::string* name, std::string* value) {
+  size_t eq = a.find('=');
+  if (a.rfind("--", 0) != 0 || eq == std::string::npos) return false;
+  *name = a.substr(0, eq);
+  *value = a.substr(eq + 1);
+  return true;
+}
+
+// --- Reading a process
+// ----------------------------------------------------------------------------
+
+// A consistent copy of a process's figures, as fresh as the process lets us have them.
+struct Reading {
+  std::unique_ptr<Segment> seg = std::make_unique<Segment>();
+  pg::stats::ProcessInfo proc;
+  bool fresh = false;   // the process answered our request
+  uint64_t age_ns = 0;  // how old the figures are
+};
+
+// Opens pid's segment, asks for fresh figures and copies them. Prints why not and returns 1 on
+// failure, else 0.
+int read_one(int pid, Reading* r) {
+  SegmentReader reader;
+  std::string why;
+  OpenStatus st = reader.open(pid, &why);
+  if (st != OpenStatus::kOk) {
+    fprintf(stderr, "poolguard: %s\n", why.c_str());
+    return 1;
+  }
+  reader.request();
+  uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
+  r->fresh = reader.wait_fresh(deadline);
+  if (!reader.copy(r->seg.get(), std::max(deadline, pg::stats::monotonic_ns() + 100'000'000))) {
+    fprintf(stderr, "poolguard: process %d did not finish publishing its statistics\n", pid);
+    return 1;
+  }
+  r->proc = reader.process();
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t now_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
+  r->age_ns = now_ns > r->seg->publish_time_ns ? now_ns - r->seg->publish_time_ns : 0;
+  if (!r->fresh) {
+    fprintf(stderr,
+            "poolguard: process %d did not answer within %.1f s (stopped?); these figures are "
+            "%.1f s old\n",
+            pid, kAnswerTimeoutNs / 1e9, r->age_ns / 1e9);
+  }
+  return 0;
+}
+
+// Figures derived from a segment: totals and fragmentation (docs/STATS.md defines them).
+struct Derived {
+  uint64_t small_live_blocks = 0, small_held = 0;
+  uint64_t internal_bytes = 0;    // held - (mean request * live), summed over the classes
+  uint64_t free_block_bytes = 0;  // free blocks inside pools in use
+  uint64_t free_pools = 0;        // free pools inside arenas in use
+  uint64_t free_pools_dirty = 0;  // ... of which resident (from the map)
+  uint64_t free_pools_clean = 0;  // ... of which returned to the OS (from the map)
+  uint64_t pool_overhead = 0;     // pool headers and the tail that no block fits in
+  uint64_t arena_bytes = 0;       // arenas in use * arena size
+  uint64_t live_bytes = 0;        // small held + large live
+  bool map_complete = true;
+};
+
+double mean_request(const pg::stats::SegmentClass& c) {
+  return c.allocs == 0 ? 0.0 : static_cast<double>(c.requested_bytes) / c.allocs;
+}
+
+Derived derive(const Segment& s) {
+  Derived d;
+  for (uint32_t i = 0; i < s.num_classes; ++i) {
+    const auto& c = s.classes[i];
+    d.small_live_blocks += c.live_blocks;
+    d.small_held += c.held_bytes;
+    double est = mean_request(c) * static_cast<double>(c.live_blocks);
+    if (static_cast<double>(c.held_bytes) > est) {
+      d.internal_bytes += c.held_bytes - static_cast<uint64_t>(std::llround(est));
+    }
+    d.free_block_bytes += c.free_blocks * c.block_size;
+    if (c.block_size != 0) {
+      uint64_t per_pool = (s.pool_size - s.pool_header) / c.block_size;
+      d.pool_overhead += c.pools * (s.pool_size - per_pool * c.block_size);
+    }
+  }
+  uint64_t pools_in_arenas = s.arenas_in_use * pg::stats::kSegmentPoolsPerArena;
+  d.free_pools = pools_in_arenas > s.pools_in_use ? pools_in_arenas - s.pools_in_use : 0;
+  for (uint64_t a = 0; a < s.arenas_listed; ++a) {
+    for (const auto& p : s.arenas[a].pools) {
+      if (p.state == pg::stats::kSegPoolFreeDirty) ++d.free_pools_dirty;
+      if (p.state == pg::stats::kSegPoolFreeClean) ++d.free_pools_clean;
+    }
+  }
+  d.map_complete = s.arenas_listed == s.arenas_total;
+  d.arena_bytes = s.arenas_in_use * s.arena_size;
+  d.live_bytes = d.small_held + s.large_live_bytes;
+  return d;
+}
+
+std::string stat_json(const Reading& r) {
+  const Segment& s = *r.seg;
+  Derived d = derive(s);
+  std::string j = "{";
+  auto num = [&j](const char* k, uint64_t v, bool comma = true) {
+    j += std::string("\"") + k + "\":" + std::to_string(v) + (comma ? "," : "");
+  };
+  num("pid", static_cast<uint64_t>(s.pid));
+  j += "\"command\":" + json_string(r.proc.comm) + ",";
+  num("uid", s.uid);
+  num("version", s.version);
+  j += std::string("\"fresh\":") + (r.fresh ? "true" : "false") + ",";
+  num("age_ms", r.age_ns / 1000000);
+  num("publications", s.publications);
+  j += "\"classes\":[";
+  for (uint32_t i = 0; i < s.num_classes; ++i) {
+    const auto& c = s.classes[i];
+    j += i ? ",{" : "{";
+    num("size", c.block_size);
+    num("allocs", c.allocs);
+    num("frees", c.frees);
+    num("live_blocks", c.live_blocks);
+    num("requested_bytes", c.requested_bytes);
+    j += "\"mean_request\":" + fixed(mean_request(c), 1) + ",";
+    num("held_bytes", c.held_bytes);
+    num("pools", c.pools);
+    num("free_blocks", c.free_blocks, false);
+    j += "}";
+  }
+  j += "],\"small\":{";
+  num("allocs", s.small_allocs);
+  num("frees", s.small_frees);
+  num("live_blocks", d.small_live_blocks);
+  num("held_bytes", d.small_held);
+  num("peak_bytes", s.peak_small_bytes, false);
+  j += "},\"large\":{";
+  num("allocs", s.large_allocs);
+  num("frees", s.large_frees);
+  num("live_blocks", s.large_allocs >= s.large_frees ? s.large_allocs - s.large_frees : 0);
+  num("live_bytes", s.large_live_bytes, false);
+  j += "},\"arenas\":{";
+  num("mapped", s.arenas_mapped);
+  num("in_use", s.arenas_in_use);
+  num("released", s.arenas_released);
+  num("reserved_bytes", s.reserved_bytes);
+  num("fallback", s.fallback_arenas);
+  num("pools_in_use", s.pools_in_use);
+  num("pools_purged", s.pools_purged);
+  num("free_pools", d.free_pools);
+  num("arena_size", s.arena_size);
+  num("pool_size", s.pool_size);
+  num("map_listed", s.arenas_listed, false);
+  j += "},\"process\":{";
+  num("rss_bytes", s.rss_bytes);
+  num("threads", s.threads);
+  num("limit_bytes", s.limit_bytes);
+  num("limit_in_use", s.limit_in_use);
+  num("limit_peak", s.limit_peak);
+  num("limit_refused", s.limit_refused);
+  num("guard_events", s.guard_events, false);
+  j += "},\"errors\":{";
+  num("double_frees", s.double_frees);
+  num("invalid_frees", s.invalid_frees);
+  num("corruptions", s.corruptions, false);
+  j += "},\"fragmentation\":{";
+  num("internal_bytes", d.internal_bytes);
+  j += "\"internal_ratio\":" + fixed(ratio(d.internal_bytes, d.small_held), 4) + ",";
+  num("free_block_bytes", d.free_block_bytes);
+  num("free_pool_bytes", d.free_pools * s.pool_size);
+  num("free_pools_resident", d.free_pools_dirty);
+  num("free_pools_returned", d.free_pools_clean);
+  num("pool_overhead_bytes", d.pool_overhead);
+  num("arena_bytes", d.arena_bytes);
+  j += "\"external_ratio\":" +
+       fixed(ratio(d.free_block_bytes + d.free_pools * s.pool_size, d.arena_bytes), 4) + ",";
+  num("live_bytes", d.live_bytes);
+  num("rss_bytes", s.rss_bytes);
+  j += "\"rss_to_live\":" + fixed(ratio(s.rss_bytes, d.live_bytes), 3);
+  j += "}}\n";
+  return j;
+}
+
+std::string stat_table(const Reading& r) {
+  const Segment& s = *r.seg;
+  Derived d = derive(s);
+  std::string t;
+  char line[512];
+  snprintf(line, sizeof line, "poolguard stat: pid %d (%s), figures %s (%.3f s old)\n", s.pid,
+           r.proc.comm.c_str(), r.fresh ? "fresh" : "NOT fresh: the process did not answer",
+           r.age_ns / 1e9);
+  t += line;
+  t += "class       allocs       frees        live   held bytes  mean req   pools  free blocks\n";
+  for (uint32_t i = 0; i < s.num_classes; ++i) {
+    const auto& c = s.classes[i];
+    if (c.allocs == 0 && c.pools == 0) continue;
+    snprintf(line, sizeof line, "%5llu %12llu %11llu %11llu %12llu %9.1f %7llu %12llu\n",
+             (unsigned long long)c.block_size, (unsigned long long)c.allocs,
+             (unsigned long long)c.frees, (unsigned long long)c.live_blocks,
+             (unsigned long long)c.held_bytes, mean_request(c), (unsigned long long)c.pools,
+             (unsigned long long)c.free_blocks);
+    t += line;
+  }
+  auto u = [](uint64_t v) { return std::to_string(v); };
+  t += "small     " + u(d.small_live_blocks) + " live blocks, " + bytes(d.small_held) +
+       " held in " + u(s.pools_in_use) + " pools (peak " + bytes(s.peak_small_bytes) +
+       " in pools); " + u(s.small_allocs) + " allocations, " + u(s.small_frees) + " frees\n";
+  uint64_t large_live = s.large_allocs >= s.large_frees ? s.large_allocs - s.large_frees : 0;
+  t += "large     " + u(large_live) + " live blocks, " + bytes(s.large_live_bytes) +
+       " requested; " + u(s.large_allocs) + " allocations, " + u(s.large_frees) + " frees\n";
+  t += "arenas    " + u(s.arenas_in_use) + " in use (" + bytes(d.arena_bytes) + "), " +
+       u(s.arenas_mapped) + " mapped, " + u(s.arenas_released) + " released to the OS, " +
+       u(s.fallback_arenas) + " outside the reservation; " + bytes(s.reserved_bytes) +
+       " of address space reserved\n";
+  t += "pools     " + u(s.pools_in_use) + " in use, " + u(d.free_pools) +
+       " free in arenas in use (" + u(d.free_pools_dirty) + " resident, " + u(d.free_pools_clean) +
+       " returned" +
+       (d.map_complete ? "" : ", counted in the first " + u(s.arenas_listed) + " arenas") + "), " +
+       u(s.pools_purged) + " purged so far\n";
+  t += "process   RSS " + bytes(s.rss_bytes) + ", " + u(s.threads) + " thread heaps; limit " +
+       (s.limit_bytes ? bytes(s.limit_bytes) + " (" + bytes(s.limit_in_use) + " charged, peak " +
+                            bytes(s.limit_peak) + ", " + u(s.limit_refused) + " refused)"
+                      : std::string("none")) +
+       "; guard events " + u(s.guard_events) + "; errors " +
+       u(s.double_frees + s.invalid_frees + s.corruptions) + "\n";
+  t += "fragmentation\n";
+  t += "  internal  " + bytes(d.internal_bytes) + " (" +
+       fixed(100 * ratio(d.internal_bytes, d.small_held), 1) +
+       "% of the bytes held): blocks larger than their requests (mean request per class)\n";
+  t += "  external  " + bytes(d.free_block_bytes) + " in free blocks of pools in use, " +
+       bytes(d.free_pools * s.pool_size) + " in free pools of arenas in use (" +
+       fixed(100 * ratio(d.free_block_bytes + d.free_pools * s.pool_size, d.arena_bytes), 1) +
+       "% of the arenas); pool headers and tails " + bytes(d.pool_overhead) + "\n";
+  t += "  rss/live  " + bytes(s.rss_bytes) + " resident for " + bytes(d.live_bytes) +
+       " live (small held + large requested): " + fixed(ratio(s.rss_bytes, d.live_bytes), 2) +
+       "x\n";
+  return t;
+}
+
+// --- stat
+// -----------------------------------------------------------------------------------------
+
+volatile sig_atomic_t g_interrupted = 0;
+
+void on_sigint(int) {
+  g_interrupted = 1;
+}
+
+int cmd_stat(const std::vector<std::string>& args) {
+  int pid = 0;
+  bool have_pid = false, json = false;
+  double watch = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string name, value;
+    if (is_help(a)) return help(kStatUsage);
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--watch" || (split_eq(a, &name, &value) && name == "--watch")) {
+      if (a == "--watch") {
+        if (i + 1 >= args.size()) return usage_error(kStatUsage, "--watch needs SECONDS");
+        value = args[++i];
+      }
+      if (!parse_seconds(value, &watch)) {
+        return usage_error(kStatUsage, "--watch: not a number of seconds: '" + value + "'");
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error(kStatUsage, "unknown option '" + a + "'");
+    } else if (have_pid) {
+      return usage_error(kStatUsage, "one PID only");
+    } else if (!parse_pid(a, &pid)) {
+      return usage_error(kStatUsage, "not a process id: '" + a + "'");
+    } else {
+      have_pid = true;
+    }
+  }
+  if (!have_pid) return usage_error(kStatUsage, "PID missing");
+
+  if (watch > 0) {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: the sleep below ends at once
+  }
+  bool tty = isatty(STDOUT_FILENO);
+  for (int frame = 0;; ++frame) {
+    Reading r;
+    if (read_one(pid, &r) != 0) {
+      // The first reading decides the status; later, the process has simply gone away.
+      if (frame == 0) return 1;
+      fprintf(stderr, "poolguard: stopped watching process %d\n", pid);
+      return 0;
+    }
+    std::string out = json ? stat_json(r) : stat_table(r);
+    if (watch > 0 && !json) out = (tty ? "\033[H\033[2J" : (frame ? "\n" : "")) + out;
+    fputs(out.c_str(), stdout);
+    fflush(stdout);
+    if (watch <= 0) return 0;
+    timespec ts{static_cast<time_t>(watch), static_cast<long>((watch - std::floor(watch)) * 1e9)};
+    while (!g_interrupted && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    if (g_interrupted) return 0;
+  }
+}
+
+// --- ls
+// -------------------------------------------------------------------------------------------
+
+// Removes a stale segment file if it is still the one we looked at (same device and inode), so
+// that a process that just replaced it keeps its new one.
+bool remove_stale(const std::string& path, dev_t dev, ino_t ino) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return false;
+  if (dev != 0 && (st.st_dev != dev || st.st_ino != ino)) return false;
+  if (!S_ISREG(st.st_mode)) return false;
+  return unlink(path.c_str()) == 0;
+}
+
+int cmd_ls(const std::vector<std::string>& args) {
+  for (const std::string& a : args) {
+    if (is_help(a)) return help(kLsUsage);
+    return usage_error(kLsUsage, "unexpected argument '" + a + "'");
+  }
+  struct Entry {
+    int pid;
+    std::unique_ptr<SegmentReader> reader;
+  };
+  std::vector<Entry> live;
+  int others = 0;
+  uint32_t me = geteuid();
+  for (int pid : pg::stats::segment_pids()) {
+    std::string path = pg::stats::segment_path(pid);
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+      struct stat st;
+      if (lstat(path.c_str(), &st) == 0 && (me == 0 || st.st_uid == me) &&
+          remove_stale(path, 0, 0)) {
+        fprintf(stderr, "poolguard: removed stale segment %s (process %d is gone)\n", path.c_str(),
+                pid);
+      }
+      continue;
+    }
+    auto reader = std::make_unique<SegmentReader>();
+    std::string why;
+    switch (reader->open(pid, &why)) {
+      case OpenStatus::kOk:
+        live.push_back({pid, std::move(reader)});
+        break;
+      case OpenStatus::kStale:
+        if (remove_stale(path, reader->dev(), reader->ino())) {
+          fprintf(stderr,
+                  "poolguard: removed stale segment %s (process %d no longer publishes there)\n",
+                  path.c_str(), pid);
+        }
+        break;
+      case OpenStatus::kNotOwner:
+        ++others;
+        break;
+      case OpenStatus::kInvalid:
+        fprintf(stderr, "poolguard: %s; left alone\n", why.c_str());
+        break;
+      default:  // gone meanwhile, or still being created
+        break;
+    }
+  }
+  // Ask them all at once, then collect: one process that does not answer costs 0.5 s, not n.
+  for (Entry& e : live) e.reader->request();
+  uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
+  printf("%7s  %-16s %12s %12s %12s\n", "PID", "COMMAND", "SMALL LIVE", "LARGE LIVE", "RSS");
+  auto seg = std::make_unique<Segment>();
+  for (Entry& e : live) {
+    bool fresh = e.reader->wait_fresh(deadline);
+    if (!e.reader->copy(seg.get(), std::max(deadline, pg::stats::monotonic_ns() + 100'000'000))) {
+      continue;
+    }
+    Derived d = derive(*seg);
+    printf("%7d  %-16s %12s %12s %12s%s\n", e.pid, e.reader->process().comm.c_str(),
+           bytes(d.small_held).c_str(), bytes(seg->large_live_bytes).c_str(),
+           bytes(seg->rss_bytes).c_str(), fresh ? "" : "  (not answering)");
+  }
+  if (others > 0) {
+    fprintf(stderr, "poolguard: %d process%s of other users not shown\n", others,
+            others == 1 ? "" : "es");
+  }
+  return 0;
+}
+
+// --- map
+// ------------------------------------------------------------------------------------------
+
+char pool_char(const pg::stats::SegmentPool& p, const Segment& s) {
+  if (p.state == pg::stats::kSegPoolFreeClean) return '.';
+  if (p.state == pg::stats::kSegPoolFreeDirty) return ':';
+  if (p.state != pg::stats::kSegPoolInUse) return '?';
+  uint64_t size = p.cls < s.num_classes ? s.classes[p.cls].block_size : 0;
+  uint64_t capacity = size ? (s.pool_size - s.pool_header) / size : 0;
+  if (capacity == 0) return '?';
+  if (p.used >= capacity) return '#';
+  return static_cast<char>('0' + p.used * 10 / capacity);
+}
+
+int cmd_map(const std::vector<std::string>& args) {
+  int pid = 0;
+  bool have_pid = false, classes = false;
+  for (const std::string& a : args) {
+    if (is_help(a)) return help(kMapUsage);
+    if (a == "--classes") {
+      classes = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error(kMapUsage, "unknown option '" + a + "'");
+    } else if (have_pid) {
+      return usage_error(kMapUsage, "one PID only");
+    } else if (!parse_pid(a, &pid)) {
+      return usage_error(kMapUsage, "not a process id: '" + a + "'");
+    } else {
+      have_pid = true;
+    }
+  }
+  if (!have_pid) return usage_error(kMapUsage, "PID missing");
+  Reading r;
+  if (read_one(pid, &r) != 0) return 1;
+  const Segment& s = *r.seg;
+  printf("poolguard map: pid %d (%s): %llu arena%s of %zu pools (%s each), %llu pools in use\n",
+         s.pid, r.proc.comm.c_str(), (unsigned long long)s.arenas_total,
+         s.arenas_total == 1 ? "" : "s", pg::stats::kSegmentPoolsPerArena,
+         bytes(s.pool_size).c_str(), (unsigned long long)s.pools_in_use);
+  for (uint64_t a = 0; a < s.arenas_listed; ++a) {
+    const auto& arena = s.arenas[a];
+    std::string row, cls;
+    for (const auto& p : arena.pools) {
+      row += pool_char(p, s);
+      cls +=
+          p.state == pg::stats::kSegPoolInUse && p.cls < 26 ? static_cast<char>('a' + p.cls) : ' ';
+    }
+    printf("0x%012llx %s\n", (unsigned long long)arena.base, row.c_str());
+    if (classes) printf("%14s %s\n", "class", cls.c_str());
+  }
+  if (s.arenas_listed < s.arenas_total) {
+    printf("(%llu more arenas not shown: the map holds %llu)\n",
+           (unsigned long long)(s.arenas_total - s.arenas_listed),
+           (unsigned long long)s.arenas_listed);
+  }
+  printf(
+      "legend: '#' full, '1'-'9' in use and that many tenths full, '0' in use and under a tenth, "
+      "':' free but resident, '.' free and returned to the OS\n");
+  if (classes) {
+    std::string legend;
+    for (uint32_t c = 0; c < s.num_classes && c < 26; ++c) {
+      legend += std::string(c ? ", " : "") + static_cast<char>('a' + c) + " " +
+                std::to_string(s.classes[c].block_size);
+    }
+    printf("classes (bytes): %s\n", legend.c_str());
+  }
+  return 0;
+}
+
+// --- run
+// ------------------------------------------------------------------------------------------
+
+std::string exe_dir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+// libpoolguard.so next to the tool: in the build tree (build/tools/poolguard ->
+// build/preload/libpoolguard.so) or where `cmake --install` put it.
+std::string find_library(std::vector<std::string>* tried) {
+  std::string dir = exe_dir();
+  std::vector<std::string> candidates = {dir + "/../preload/libpoolguard.so",
+                                         dir + "/" + PG_BIN_TO_LIB + "/libpoolguard.so"};
+  if (PG_MULTIARCH[0] != '\0') {
+    candidates.push_back(dir + "/../lib/" + PG_MULTIARCH + "/libpoolguard.so");
+  }
+  candidates.push_back(dir + "/../lib/libpoolguard.so");
+  for (const std::string& c : candidates) {
+    tried->push_back(c);
+    char real[PATH_MAX];
+    if (access(c.c_str(), R_OK) == 0 && realpath(c.c_str(), real) != nullptr) return real;
+  }
+  return "";
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  bool stats = false;
+  std::string limit, log;
+  bool have_limit = false, have_log = false;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    std::string a = args[i], name = a, value;
+    bool inline_value = split_eq(a, &name, &value);
+    auto take_value = [&]() -> bool {
+      if (inline_value) return true;
+      if (i + 1 >= args.size()) return false;
+      value = args[++i];
+      return true;
+    };
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (is_help(a)) return help(kRunUsage);
+    if (a == "--stats") {
+      stats = true;
+    } else if (name == "--limit") {
+      if (!take_value()) return usage_error(kRunUsage, "--limit needs SIZE");
+      uint64_t v;
+      if (!pg::parse_size(value.c_str(), &v)) {
+        return usage_error(kRunUsage,
+                           "--limit: not a size: '" + value + "' (bytes, or with K, M, G or T)");
+      }
+      limit = value;
+      have_limit = true;
+    } else if (name == "--log") {
+      if (!take_value() || value.empty()) return usage_error(kRunUsage, "--log needs PATH");
+      log = value;
+      have_log = true;
+    } else if (name == "--guard") {
+      fprintf(stderr,
+              "poolguard run: --guard is not implemented yet (guard zones are planned, see issue "
+              "5)\n");
+      return 2;
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error(kRunUsage, "unknown option '" + a + "'");
+    } else {
+      break;  // the command starts here
+    }
+  }
+  if (i >= args.size()) return usage_error(kRunUsage, "CMD missing");
+
+  std::vector<std::string> tried;
+  std::string lib = find_library(&tried);
+  if (lib.empty()) {
+    fprintf(stderr, "poolguard run: cannot find libpoolguard.so; looked for:\n");
+    for (const std::string& t : tried) fprintf(stderr, "  %s\n", t.c_str());
+    return 1;
+  }
+  if (lib.find_first_of(" :") != std::string::npos) {
+    fprintf(stderr, "poolguard run: LD_PRELOAD cannot name %s (spaces and ':' separate entries)\n",
+            lib.c_str());
+    return 1;
+  }
+  const char* old = getenv("LD_PRELOAD");
+  std::string preload = lib;
+  if (old != nullptr && *old != '\0') preload += std::string(":") + old;
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+  if (stats) setenv("POOLGUARD_STATS", "exit", 1);
+  if (have_limit) setenv("POOLGUARD_LIMIT", limit.c_str(), 1);
+  if (have_log) setenv("POOLGUARD_LOG", log.c_str(), 1);
+
+  std::vector<char*> argv;
+  for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  int err = errno;
+  fprintf(stderr, "poolguard run: %s: %s\n", argv[0],
+          err == ENOENT ? "command not found" : strerror(err));
+  return err == ENOENT ? 127 : 126;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage_error(kUsage, "COMMAND missing");
+  std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (is_help(cmd) || cmd == "help") return help(kUsage);
+  if (cmd == "--version") {
+    printf("poolguard %s (stats segment version %u)\n", PG_VERSION, pg::stats::kSegmentVersion);
+    return 0;
+  }
+  if (cmd == "run") return cmd_run(args);
+  if (cmd == "stat") return cmd_stat(args);
+  if (cmd == "ls") return cmd_ls(args);
+  if (cmd == "map") return cmd_map(args);
+  return usage_error(kUsage, "unknown command '" + cmd + "'");
+}
