@@ -1,0 +1,505 @@
+#!/usr/bin/python3
+"""Tests of the live statistics: the segment every process under poolguard publishes, and the
+`poolguard` tool that reads it (run, stat, ls, map).
+
+    stats_test.py CASE --tool POOLGUARD --lib LIBPOOLGUARD --hold PG_STATS_HOLD [--build DIR]
+
+CASE is one of the functions named case_*. Each waits for the processes it starts with bounded
+waits (no timing assertions) and kills them on the way out. Uses only Debian's python3.
+"""
+
+import argparse
+import json
+import os
+import re
+import select
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+SHM = "/dev/shm/poolguard."
+WAIT = 20.0  # seconds: the bound on every wait for a process to answer
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def clean_env(**extra):
+    """The environment without inherited preloads or poolguard options, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "LD_PRELOAD" and not k.startswith("POOLGUARD_")}
+    env.update(extra)
+    return env
+
+
+def run_tool(args, *argv, env=None, prefix=()):
+    """Runs the tool; returns (status, stdout, stderr)."""
+    p = subprocess.run(list(prefix) + [args.tool] + list(argv), capture_output=True, text=True,
+                       env=env or clean_env(), timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def stat_json(args, pid):
+    rc, out, err = run_tool(args, "stat", "--json", str(pid))
+    check(rc == 0, "stat --json %d: exit %d: %s" % (pid, rc, err.strip()))
+    try:
+        doc = json.loads(out)
+    except ValueError as e:
+        raise Failure("stat --json printed no JSON object (%s): %r" % (e, out[:300]))
+    check(doc.get("fresh") is True, "stat --json %d: figures not fresh: %s" % (pid, err.strip()))
+    return doc
+
+
+def wait_for(predicate, what):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise Failure("gave up after %.0f s waiting for %s" % (WAIT, what))
+
+
+class Hold:
+    """pg_stats_hold under the preload, driven line by line."""
+
+    def __init__(self, args, argv=None, env=None):
+        cmd = argv or [args.hold]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env or clean_env(LD_PRELOAD=args.lib))
+        self.buf = b""
+        words = self.expect("ready").split()
+        self.pid = int(words[1])
+        wait_for(lambda: os.path.exists(SHM + str(self.pid)), "the segment of pid %d" % self.pid)
+
+    def expect(self, word):
+        deadline = time.monotonic() + WAIT
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            check(left > 0, "pg_stats_hold did not say '%s' within %.0f s" % (word, WAIT))
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 4096)
+                check(chunk, "pg_stats_hold ended (status %s) before saying '%s'"
+                      % (self.proc.poll(), word))
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        line = line.decode()
+        check(line.split()[0] == word, "pg_stats_hold said %r, expected %r" % (line, word))
+        return line
+
+    def send(self, command, answer):
+        self.proc.stdin.write((command + "\n").encode())
+        self.proc.stdin.flush()
+        return self.expect(answer)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"exit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=WAIT)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def classes_by_size(doc):
+    return {c["size"]: c for c in doc["classes"]}
+
+
+# --- Cases -------------------------------------------------------------------------------------
+
+def case_exact(args):
+    """A process holding 1000 x 24, 500 x 200 and 10 x 5000 bytes shows exactly those."""
+    with Hold(args) as h:
+        base = stat_json(args, h.pid)
+        for key in ("pid", "classes", "arenas", "large", "fragmentation"):
+            check(key in base, "stat --json has no %r: %s" % (key, sorted(base)))
+        check(base["pid"] == h.pid, "pid %s, expected %d" % (base["pid"], h.pid))
+        for c in base["classes"]:
+            for key in ("size", "live_blocks", "pools"):
+                check(key in c, "a class has no %r: %s" % (key, c))
+
+        h.send("alloc", "allocated")
+        held = stat_json(args, h.pid)
+        b, a = classes_by_size(base), classes_by_size(held)
+        want = {32: 1000, 208: 500}
+        for size in a:
+            delta = a[size]["live_blocks"] - b[size]["live_blocks"]
+            check(delta == want.get(size, 0),
+                  "class %d: live_blocks %d -> %d (+%d), expected +%d"
+                  % (size, b[size]["live_blocks"], a[size]["live_blocks"], delta,
+                     want.get(size, 0)))
+        for size, n in want.items():
+            capacity = (16384 - 128) // size
+            check(a[size]["pools"] >= -(-a[size]["live_blocks"] // capacity),
+                  "class %d: %d live blocks in %d pools" % (size, a[size]["live_blocks"],
+                                                            a[size]["pools"]))
+            check(a[size]["held_bytes"] == size * a[size]["live_blocks"],
+                  "class %d: held_bytes %d" % (size, a[size]["held_bytes"]))
+        large = held["large"]["live_blocks"] - base["large"]["live_blocks"]
+        large_bytes = held["large"]["live_bytes"] - base["large"]["live_bytes"]
+        check(large == 10, "large live_blocks +%d, expected +10" % large)
+        check(large_bytes == 50000, "large live_bytes +%d, expected +50000" % large_bytes)
+        check(held["fragmentation"]["internal_bytes"] > base["fragmentation"]["internal_bytes"],
+              "24-byte requests in 32-byte blocks added no internal fragmentation")
+        check(held["process"]["rss_bytes"] > 0, "rss_bytes is 0")
+        print("exact: +1000 blocks of 32, +500 of 208, +10 large (50000 bytes), nothing else")
+
+        # The table says the same.
+        rc, out, err = run_tool(args, "stat", str(h.pid))
+        check(rc == 0, "stat: exit %d: %s" % (rc, err))
+        row = [line.split() for line in out.splitlines() if line.split()[:1] == ["32"]]
+        check(row and int(row[0][3]) == a[32]["live_blocks"],
+              "stat table: class 32 row %s, expected %d live" % (row, a[32]["live_blocks"]))
+        for word in ("fragmentation", "internal", "external", "rss/live", "arenas", "large"):
+            check(word in out, "stat table has no %r:\n%s" % (word, out))
+
+        h.send("free", "freed")
+        after = stat_json(args, h.pid)
+        f = classes_by_size(after)
+        for size in (32, 208):
+            check(f[size]["live_blocks"] == b[size]["live_blocks"],
+                  "class %d after free: live_blocks %d, expected %d (the baseline)"
+                  % (size, f[size]["live_blocks"], b[size]["live_blocks"]))
+        check(after["large"]["live_blocks"] == base["large"]["live_blocks"] and
+              after["large"]["live_bytes"] == base["large"]["live_bytes"],
+              "large after free: %s, baseline %s" % (after["large"], base["large"]))
+        print("exact: after free, back to the baseline (class 32: %d live, class 208: %d)"
+              % (f[32]["live_blocks"], f[208]["live_blocks"]))
+
+
+def case_other_user(args):
+    """nobody cannot read root's statistics: the tool refuses, and the file mode forbids it."""
+    check(os.geteuid() == 0, "this test needs root (it switches to nobody with setpriv)")
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    with Hold(args) as h:
+        path = SHM + str(h.pid)
+        st = os.stat(path)
+        check(stat.S_IMODE(st.st_mode) == 0o600, "%s has mode %o" % (path, st.st_mode))
+        rc, out, refusal = run_tool(args, "stat", str(h.pid), prefix=as_nobody)
+        check(rc != 0, "nobody read root's statistics (exit 0):\n%s" % out)
+        check("belongs to user root" in refusal, "no clear refusal on stderr: %r" % refusal)
+        rc, out, err = run_tool(args, "map", str(h.pid), prefix=as_nobody)
+        check(rc != 0 and "belongs to user root" in err, "map as nobody: exit %d, %r" % (rc, err))
+        p = subprocess.run(as_nobody + ["cat", path], capture_output=True, timeout=60)
+        check(p.returncode != 0, "nobody could read %s directly" % path)
+        rc, out, err = run_tool(args, "ls", prefix=as_nobody)
+        check(rc == 0 and not re.search(r"^\s*%d\s" % h.pid, out, re.M),
+              "ls as nobody lists root's process %d:\n%s" % (h.pid, out))
+        print("other_user: refused with: %s" % refusal.strip())
+
+
+def case_stale(args):
+    """Segments left by a killed process and by an exec without poolguard are cleaned by ls."""
+    h = Hold(args)
+    pid = h.pid
+    h.proc.kill()
+    h.proc.wait()
+    path = SHM + str(pid)
+    check(os.path.exists(path), "SIGKILL left no segment (expected a stale one)")
+    rc, out, err = run_tool(args, "stat", str(pid))
+    check(rc == 1 and "no process" in err, "stat of a dead pid: exit %d, %r" % (rc, err))
+    rc, out, err = run_tool(args, "ls")
+    check(rc == 0, "ls: exit %d: %s" % (rc, err))
+    check("removed stale segment %s" % path in err, "ls did not say it removed %s: %r"
+          % (path, err))
+    check(not os.path.exists(path), "ls left %s in place" % path)
+    print("stale: dead process's segment removed by ls")
+
+    # An exec into a program without poolguard leaves a segment that its pid no longer maps.
+    sh = subprocess.Popen(["sh", "-c", 'read x; exec env -u LD_PRELOAD sleep 60'],
+                          stdin=subprocess.PIPE, env=clean_env(LD_PRELOAD=args.lib))
+    try:
+        path = SHM + str(sh.pid)
+        wait_for(lambda: os.path.exists(path), "the segment of sh")
+        sh.stdin.write(b"go\n")
+        sh.stdin.flush()
+        wait_for(lambda: open("/proc/%d/comm" % sh.pid).read().strip() == "sleep",
+                 "sh to exec sleep")
+        check(os.path.exists(path), "the exec removed the segment (expected it left behind)")
+        rc, out, err = run_tool(args, "stat", str(sh.pid))
+        check(rc == 1 and "stale" in err, "stat after exec: exit %d, %r" % (rc, err))
+        rc, out, err = run_tool(args, "ls")
+        check("removed stale segment %s" % path in err and not os.path.exists(path),
+              "ls did not remove the exec'd process's segment: %r" % err)
+        print("stale: segment left by an exec without poolguard removed by ls")
+    finally:
+        sh.kill()
+        sh.wait()
+
+
+def case_exec(args):
+    """A program that execs another under poolguard: the new image replaces the segment."""
+    with Hold(args, argv=["sh", "-c", 'exec "$0"', args.hold]) as h:
+        doc = stat_json(args, h.pid)
+        check(doc["pid"] == h.pid, "pid %s after exec, expected %d" % (doc["pid"], h.pid))
+        check(doc["command"].startswith("pg_stats_hold"), "command %r" % doc["command"])
+        print("exec: segment of pid %d now published by %s" % (h.pid, doc["command"]))
+
+
+def case_fork(args):
+    """A forked child publishes its own segment, with the blocks it inherited."""
+    with Hold(args) as h:
+        h.send("alloc", "allocated")
+        parent = stat_json(args, h.pid)
+        child_pid = int(h.send("fork", "child").split()[1])
+        try:
+            wait_for(lambda: os.path.exists(SHM + str(child_pid)), "the child's segment")
+            child = stat_json(args, child_pid)
+            check(child["pid"] == child_pid, "child's segment says pid %s" % child["pid"])
+            p, c = classes_by_size(parent), classes_by_size(child)
+            for size in (32, 208):
+                check(c[size]["live_blocks"] == p[size]["live_blocks"],
+                      "class %d: child has %d live blocks, parent had %d at the fork"
+                      % (size, c[size]["live_blocks"], p[size]["live_blocks"]))
+            again = stat_json(args, h.pid)
+            check(again["pid"] == h.pid, "the parent's segment changed owner")
+        finally:
+            os.kill(child_pid, signal.SIGTERM)
+        # The child leaves through exit(): its segment goes with it. (It is the parent's child, not
+        # ours: poll for the file.)
+        wait_for(lambda: not os.path.exists(SHM + str(child_pid)), "the child's segment to go")
+        print("fork: child %d published its own segment (class 32: %d live), removed at exit"
+              % (child_pid, c[32]["live_blocks"]))
+
+
+def case_map(args):
+    """map draws one character per pool; the in-use ones match the pools in use."""
+    with Hold(args) as h:
+        h.send("alloc", "allocated")
+        rc, out, err = run_tool(args, "map", str(h.pid))
+        check(rc == 0, "map: exit %d: %s" % (rc, err))
+        rows = [line.split()[1] for line in out.splitlines() if line.startswith("0x")]
+        check(rows, "map printed no arena rows:\n%s" % out)
+        check(all(len(r) == 64 for r in rows), "rows are not 64 pools wide:\n%s" % out)
+        in_use = sum(len(re.findall(r"[0-9#]", r)) for r in rows)
+        doc = stat_json(args, h.pid)
+        check(in_use == doc["arenas"]["pools_in_use"],
+              "map shows %d pools in use, stat says %d:\n%s"
+              % (in_use, doc["arenas"]["pools_in_use"], out))
+        check(in_use >= 9, "map shows %d pools in use, expected the 9+ holding the blocks" % in_use)
+        check("legend" in out, "map has no legend")
+        rc, out2, err = run_tool(args, "map", str(h.pid), "--classes")
+        check(rc == 0 and "class" in out2 and "a 16" in out2, "map --classes:\n%s" % out2)
+        print("map: %d arena(s), %d pools in use\n%s" % (len(rows), in_use, out))
+
+
+def case_watch(args):
+    """stat --watch refreshes until SIGINT, then exits 0."""
+    with Hold(args) as h:
+        w = subprocess.Popen([args.tool, "stat", "--watch", "0.1", str(h.pid)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+        try:
+            frames, text = 0, b""
+            deadline = time.monotonic() + WAIT
+            while frames < 3:
+                left = deadline - time.monotonic()
+                check(left > 0, "stat --watch printed %d frames in %.0f s" % (frames, WAIT))
+                ready, _, _ = select.select([w.stdout], [], [], left)
+                if ready:
+                    chunk = os.read(w.stdout.fileno(), 65536)
+                    if not chunk:
+                        raise Failure("stat --watch ended early: %s" % w.stderr.read().decode())
+                    text += chunk
+                    frames = text.count(b"poolguard stat: pid")
+            w.send_signal(signal.SIGINT)
+            rc = w.wait(timeout=WAIT)
+            check(rc == 0, "stat --watch exited %d after SIGINT" % rc)
+            print("watch: %d frames, then exit 0 on SIGINT" % frames)
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+
+
+def case_usage(args):
+    """Bad arguments exit 2 with usage; unknown pids and bad segments exit 1; --help exits 0."""
+    for argv in ([], ["bogus"], ["stat"], ["stat", "abc"], ["stat", "1", "2"], ["stat", "-1"],
+                 ["stat", "--watch", "x", "1"], ["stat", "--frob", "1"], ["map"], ["map", "x"],
+                 ["ls", "extra"], ["run"], ["run", "--limit", "lots", "--", "true"],
+                 ["run", "--frob", "--", "true"], ["run", "--stats"]):
+        rc, out, err = run_tool(args, *argv)
+        check(rc == 2, "poolguard %s: exit %d, expected 2" % (" ".join(argv), rc))
+        check("usage:" in err, "poolguard %s: no usage on stderr: %r" % (" ".join(argv), err))
+    rc, out, err = run_tool(args, "run", "--guard", "full", "--", "true")
+    check(rc == 2 and "not implemented" in err, "run --guard: exit %d, %r" % (rc, err))
+    for argv in (["--help"], ["help"], ["run", "--help"], ["stat", "--help"], ["ls", "--help"],
+                 ["map", "--help"], ["stat", "1", "-h"]):
+        rc, out, err = run_tool(args, *argv)
+        check(rc == 0 and "usage: poolguard" in out, "poolguard %s: exit %d, stdout %r"
+              % (" ".join(argv), rc, out[:200]))
+
+    # A pid with no process, a process without poolguard.
+    pid_max = int(open("/proc/sys/kernel/pid_max").read())
+    unused = next(p for p in range(pid_max - 1, 1, -1) if not os.path.exists("/proc/%d" % p))
+    rc, out, err = run_tool(args, "stat", str(unused))
+    check(rc == 1 and "no process with pid %d" % unused in err, "unknown pid: %d, %r" % (rc, err))
+    rc, out, err = run_tool(args, "map", str(unused))
+    check(rc == 1 and "no process" in err, "map of an unknown pid: %d, %r" % (rc, err))
+    rc, out, err = run_tool(args, "stat", str(os.getpid()))
+    check(rc == 1 and "publishes no statistics" in err, "process without poolguard: %d, %r"
+          % (rc, err))
+
+    # Segments that are not what they claim, for a live process (a sleep without poolguard).
+    sleeper = subprocess.Popen(["sleep", "60"], env=clean_env())
+    path = SHM + str(sleeper.pid)
+    try:
+        import struct
+        good_size = segment_size(args)
+        magic = int.from_bytes(b"PGSTATS1", "little")
+        bad = {
+            "bad magic": struct.pack("<QQI", 0x1234, good_size, 1).ljust(good_size, b"\0"),
+            "version 99": struct.pack("<QQI", magic, good_size, 99).ljust(good_size, b"\0"),
+            "wrong size": struct.pack("<QQI", magic, 4096, 1).ljust(4096, b"\0"),
+        }
+        for what, data in bad.items():
+            with open(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "wb") as f:
+                f.write(data)
+            rc, out, err = run_tool(args, "stat", str(sleeper.pid))
+            check(rc == 1 and what in err, "segment with %s: exit %d, %r" % (what, rc, err))
+            rc, out, err = run_tool(args, "ls")
+            check(rc == 0 and os.path.exists(path) and "left alone" in err,
+                  "ls and a segment with %s: exit %d, %r" % (what, rc, err))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        if os.path.exists(path):
+            os.unlink(path)
+    print("usage: exit 2 on bad arguments, 1 on unknown pid, no segment or bad segment, "
+          "0 on --help")
+
+
+def segment_size(args):
+    """sizeof(Segment), read from a live segment's header."""
+    with Hold(args) as h:
+        with open(SHM + str(h.pid), "rb") as f:
+            return int.from_bytes(f.read(16)[8:16], "little")
+
+
+def case_run(args):
+    """poolguard run: preloads the library, sets the options, passes the exit status through."""
+    rc, out, err = run_tool(args, "run", "--stats", "--", "true")
+    check(rc == 0, "run --stats -- true: exit %d: %s" % (rc, err))
+    lines = [line for line in err.splitlines() if line.startswith('{"poolguard":')]
+    check(len(lines) == 1, "run --stats -- true printed %d summary lines:\n%s" % (len(lines), err))
+    summary = json.loads(lines[0])
+    check(summary["pid"] > 0 and "small_allocs" in summary, "summary: %s" % summary)
+    rc, out, err = run_tool(args, "run", "--", "sh", "-c", "exit 3")
+    check(rc == 3, "run -- sh -c 'exit 3': exit %d" % rc)
+    rc, out, err = run_tool(args, "run", "--", "/nonexistent/program")
+    check(rc == 127 and "not found" in err, "run of a missing program: exit %d, %r" % (rc, err))
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "pg.%p.log")
+        rc, out, err = run_tool(args, "run", "--limit", "64M", "--log", log, "--", "sh", "-c",
+                                'echo "$LD_PRELOAD|$POOLGUARD_LIMIT|$POOLGUARD_LOG|'
+                                '${POOLGUARD_STATS:-unset}"')
+        check(rc == 0, "run --limit --log: exit %d: %s" % (rc, err))
+        preload, limit, logv, stats = out.strip().split("|")
+        check(os.path.samefile(preload.split(":")[0], args.lib),
+              "LD_PRELOAD=%s, expected %s" % (preload, args.lib))
+        check(limit == "64M" and logv == log and stats == "unset",
+              "environment: %s" % out.strip())
+    print("run: summary printed, status passed through, 127 for a missing program, "
+          "options in the environment")
+
+
+def case_segment_off(args):
+    """POOLGUARD_SEGMENT=off: no segment, no publisher thread."""
+    with OffHold(args) as h:
+        check(not os.path.exists(SHM + str(h.pid)), "a segment exists with POOLGUARD_SEGMENT=off")
+        comms = [open(os.path.join(d, "comm")).read().strip()
+                 for d in (os.path.join("/proc/%d/task" % h.pid, t)
+                           for t in os.listdir("/proc/%d/task" % h.pid))]
+        check("poolguard-stats" not in comms, "publisher thread running: %s" % comms)
+        rc, out, err = run_tool(args, "stat", str(h.pid))
+        check(rc == 1 and "publishes no statistics" in err, "stat: exit %d, %r" % (rc, err))
+    print("segment_off: no segment, no thread")
+
+
+class OffHold(Hold):
+    """pg_stats_hold with POOLGUARD_SEGMENT=off (no segment to wait for)."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen([args.hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=clean_env(LD_PRELOAD=args.lib, POOLGUARD_SEGMENT="off"))
+        self.buf = b""
+        self.pid = int(self.expect("ready").split()[1])
+
+
+def case_install(args):
+    """cmake --install puts the tool, library, man page, header and pkg-config file in place."""
+    check(args.build, "--build DIR is required")
+    with tempfile.TemporaryDirectory() as prefix:
+        p = subprocess.run(["cmake", "--install", args.build, "--prefix", prefix],
+                           capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0, "cmake --install failed:\n%s%s" % (p.stdout, p.stderr))
+        files = []
+        for root, _, names in os.walk(prefix):
+            files += [os.path.relpath(os.path.join(root, n), prefix) for n in names]
+        def one(pattern):
+            hits = [f for f in files if re.fullmatch(pattern, f)]
+            check(len(hits) == 1, "installed files matching %s: %s (all: %s)"
+                  % (pattern, hits, files))
+            return os.path.join(prefix, hits[0])
+        tool = one(r"bin/poolguard")
+        lib = one(r"lib(/[^/]+)?/libpoolguard\.so")
+        man = one(r"share/man/man1/poolguard\.1")
+        pc = one(r"lib(/[^/]+)?/pkgconfig/poolguard\.pc")
+        one(r"include/poolguard/stats/segment\.h")
+        check(open(man).read().startswith(".") and ".TH POOLGUARD 1" in open(man).read(),
+              "%s is not a man page" % man)
+        env = clean_env(PKG_CONFIG_PATH=os.path.dirname(pc))
+        q = subprocess.run(["pkg-config", "--libs", "poolguard"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        check(q.returncode == 0, "pkg-config --libs poolguard: %s" % q.stderr)
+        libdir = [w[2:] for w in q.stdout.split() if w.startswith("-L")]
+        check(libdir and os.path.samefile(libdir[0], os.path.dirname(lib))
+              and "-lpoolguard" in q.stdout.split(), "pkg-config --libs: %r" % q.stdout)
+        q = subprocess.run(["pkg-config", "--variable=preload", "poolguard"], capture_output=True,
+                           text=True, env=env, timeout=60)
+        check(q.returncode == 0 and os.path.samefile(q.stdout.strip(), lib),
+              "pkg-config --variable=preload: %r" % q.stdout)
+        # The installed tool finds the installed library.
+        r = subprocess.run([tool, "run", "--", "sh", "-c", 'echo "$LD_PRELOAD"'],
+                           capture_output=True, text=True, env=clean_env(), timeout=60)
+        check(r.returncode == 0 and os.path.samefile(r.stdout.strip(), lib),
+              "installed poolguard run preloads %r, expected %s (%s)" % (r.stdout, lib, r.stderr))
+        print("install: %s" % ", ".join(sorted(files)))
+
+
+def main():
+    cases = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(cases))
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--hold", required=True)
+    ap.add_argument("--build")
+    args = ap.parse_args()
+    args.tool, args.lib, args.hold = (os.path.abspath(p) for p in (args.tool, args.lib, args.hold))
+    try:
+        cases[args.case](args)
+    except Failure as e:
+        print("FAIL: stats.%s: %s" % (args.case, e), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
