@@ -104,6 +104,10 @@ int log_fd() {
 
 }  // namespace
 
+int log_output_fd() {
+  return log_fd();
+}
+
 const char* log_event_name(LogEvent event) {
   switch (event) {
     case LogEvent::kLimitExceeded:

@@ -20,6 +20,10 @@ void log_end(TextBuffer<4096>& line);
 
 const char* log_event_name(LogEvent event);
 
+// Where records and guard reports go: fd 2, or the POOLGUARD_LOG file (opened on first use, and
+// again in a forked child). Async-signal-safe: at most an open(2).
+int log_output_fd();
+
 // At exit: for each kind with records suppressed since its last one, writes
 // `poolguard: log-suppressed {"event":"...","count":N}` so that no count is lost.
 void log_flush_suppressed();

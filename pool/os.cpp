@@ -75,6 +75,30 @@ void decommit(void* p, size_t size) {
   madvise(p, size, MADV_DONTNEED);
 }
 
+bool protect_none(void* p, size_t size, bool release) {
+  if (!release) return mprotect(p, size, PROT_NONE) == 0;
+  // One call: MAP_FIXED drops the old pages and their memory, and the new mapping has the flags
+  // of the reservation around it, so the kernel can merge it with its neighbours again.
+  void* q =
+      mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  if (q != MAP_FAILED) return true;
+  madvise(p, size, MADV_DONTNEED);
+  return mprotect(p, size, PROT_NONE) == 0;
+}
+
+size_t max_map_count() {
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 65530;
+  char buf[32];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  size_t v = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) {
+    v = v * 10 + static_cast<size_t>(buf[i] - '0');
+  }
+  return v ? v : 65530;
+}
+
 void write_all(int fd, const char* buf, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, buf, len);
