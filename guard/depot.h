@@ -1,0 +1,41 @@
+// The stack depot: every distinct stack is stored once and named by a 32-bit id, so that a block's
+// record holds two small ids instead of two arrays of frames (most blocks share a few thousand
+// allocation sites).
+//
+// Storage is one mmap'ed MAP_NORESERVE range (kDepotBytes, committed as it fills) of entries
+// appended one after another, plus a fixed table of hash buckets. Entries never change or go away
+// once published, so lookups take no lock; inserts take the depot's own lock. When the range is
+// full, new stacks get id 0 ("unknown") and nothing breaks.
+//
+// Nothing here allocates through malloc. Capture uses libunwind (it reads unwind tables, so
+// programs built without frame pointers work) and drops poolguard's own frames.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pg {
+
+inline constexpr size_t kDepotBytes = size_t{128} << 20;
+inline constexpr int kDepotMaxFrames = 32;
+
+// Stores the stack pcs[0..depth) (innermost first) and returns its id; the same frames always get
+// the same id. 0 when depth is 0 or the depot is full or cannot be mapped.
+uint32_t depot_put(const uintptr_t* pcs, int depth);
+
+// Copies the frames of stack `id` into out[0..max) and returns how many; 0 for id 0 or an id the
+// depot never returned. Lock-free and async-signal-safe.
+int depot_get(uint32_t id, uintptr_t* out, int max);
+
+// Captures the caller's stack, from the first frame outside poolguard's own module outwards, and
+// stores it. When poolguard is linked into the program itself (unit tests), drops `skip` frames
+// instead. Returns 0 when called re-entrantly (from inside a capture on the same thread).
+uint32_t depot_capture(int skip);
+
+// Bytes of entries stored so far, and distinct stacks.
+void depot_usage(size_t* bytes, size_t* stacks);
+
+void depot_lock_for_fork();
+void depot_unlock_after_fork();
+
+}  // namespace pg

@@ -1,0 +1,385 @@
+// The guarded allocator's entry points (guard/guard.h): which kind of block to make, frees with
+// their checks, the quarantine's exits, and the check of everything at exit.
+#include "guard/guard.h"
+
+#include <cstring>
+
+#include "guard/depot.h"
+#include "guard/internal.h"
+#include "pool/os.h"
+
+namespace pg {
+
+namespace guard {
+
+Counters g_counters;
+
+namespace {
+__thread int t_tid __attribute__((tls_model("initial-exec"))) = 0;
+}  // namespace
+
+int current_tid() {
+  if (__builtin_expect(t_tid == 0, 0)) t_tid = os::thread_id();
+  return t_tid;
+}
+
+void tid_after_fork() {
+  t_tid = 0;  // the forking thread has a new id in the child
+}
+
+uint32_t capture_here() {
+  // Frames when linked into a test program: depot_capture, capture_here, guard_alloc/guard_free.
+  return depot_capture(3);
+}
+
+}  // namespace guard
+
+using namespace guard;
+
+namespace {
+
+GuardConfig g_config;
+bool g_page_ok = false;
+std::atomic<int64_t> g_heapless_left{INT64_MAX};
+std::atomic<uint64_t> g_heapless_rng{0};
+
+uint64_t heapless_random() {
+  // xorshift: a sampling interval needs no more (os::random64 is a system call).
+  uint64_t x = g_heapless_rng.load(std::memory_order_relaxed);
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  g_heapless_rng.store(x, std::memory_order_relaxed);
+  return x;
+}
+
+// Redzone blocks taken out of the quarantine (or never put in it), checked and released outside
+// the lock.
+struct Evicted {
+  Block blocks[32];
+  int n = 0;
+};
+
+// Reports a damaged redzone of `b` (found at `where`) and returns true, or returns false.
+bool check_redzones(const Block& b, const char* where, uint32_t now_stack) {
+  uintptr_t d = b.kind == kKindPage ? page_damage(b) : redzone_damage(b);
+  if (d == 0) return false;
+  Finding f{};
+  f.kind = d < b.user ? ErrorKind::kUnderflow : ErrorKind::kOverflow;
+  f.addr = d;
+  f.block = &b;
+  f.access = Access::kWrite;
+  f.what = where;
+  f.now_stack = now_stack;
+  if (b.kind == kKindPage) {
+    f.dump_lo = align_down(b.user, os::page_size());
+    f.dump_hi = b.raw + b.raw_size - os::page_size();
+  } else {
+    f.dump_lo = b.raw;
+    f.dump_hi = b.raw + b.raw_size;
+  }
+  report_finding(f, false);
+  return true;
+}
+
+// Checks a redzone block leaving the quarantine; gives its memory back unless it was damaged
+// (then it is reported and leaked).
+void release_evicted(const Block& b) {
+  bool bad = check_redzones(b, "found when the freed block left the quarantine", 0);
+  if (!bad) {
+    if (uintptr_t d = freed_damage(b)) {
+      Finding f{};
+      f.kind = ErrorKind::kUseAfterFree;
+      f.addr = d;
+      f.block = &b;
+      f.access = Access::kWrite;
+      f.what = "a write after free, found when the freed block left the quarantine";
+      f.dump_lo = b.raw;
+      f.dump_hi = b.raw + b.raw_size;
+      report_finding(f, false);
+      bad = true;
+    }
+  }
+  if (!bad) redzone_release(b);
+}
+
+// Takes blocks out of the quarantine while it is over its limit. Under the lock; redzone blocks
+// are handed back in `out` (at most its capacity), page spans are recycled at once.
+bool evict_some(Evicted* out) {
+  while (out->n < 32) {
+    uint32_t i = quarantine_pop_over();
+    if (i == 0) return false;
+    Block* b = record(i);
+    if (b->kind == kKindPage) {
+      page_span_recycle(i);
+      continue;
+    }
+    out->blocks[out->n++] = *b;
+    record_release(i);
+  }
+  return true;  // maybe more
+}
+
+void report_bad_free(ErrorKind kind, uintptr_t a, const Block* b, const char* what) {
+  Finding f{};
+  f.kind = kind;
+  f.addr = a;
+  f.block = b;
+  f.what = what;
+  f.now_stack = capture_here();
+  report_finding(f, false);
+}
+
+}  // namespace
+
+void guard_init(const GuardConfig& config) {
+  g_config = config;
+  quarantine_set_limit(config.quarantine);
+  bool sampling = config.mode == GuardMode::kOff && config.sample > 0;
+  if (config.mode == GuardMode::kPage || sampling) {
+    g_page_ok = page_init();
+    if (g_page_ok) signal_install();
+  }
+  uint8_t flags = 0;
+  if (config.mode != GuardMode::kOff) {
+    flags = 3;
+  } else if (sampling && g_page_ok) {
+    g_heapless_rng.store(os::random64(), std::memory_order_relaxed);
+    g_heapless_left.store(guard_sample_interval(os::random64()), std::memory_order_relaxed);
+    flags = 1;
+  }
+  guard_detail::g_flags.store(flags, std::memory_order_release);
+}
+
+int64_t guard_sample_interval(uint64_t random) {
+  uint64_t n = g_config.sample;
+  if (n == 0 || g_config.mode != GuardMode::kOff || !g_page_ok) return INT64_MAX;
+  if (n == 1) return 1;
+  if (n > (uint64_t{1} << 40)) n = uint64_t{1} << 40;
+  return static_cast<int64_t>(1 + random % (2 * n - 1));
+}
+
+bool guard_sample_heapless() {
+  if ((guard_detail::g_flags.load(std::memory_order_relaxed) & 1) == 0 || guard_all()) {
+    return false;
+  }
+  if (g_heapless_left.fetch_sub(1, std::memory_order_relaxed) > 1) return false;
+  g_heapless_left.store(guard_sample_interval(heapless_random()), std::memory_order_relaxed);
+  return true;
+}
+
+void* guard_alloc(size_t size, size_t alignment, bool zero) {
+  uint32_t stack = capture_here();
+  int tid = current_tid();
+  uint32_t index = 0;
+  void* p = nullptr;
+  if (g_config.mode != GuardMode::kRedzone && g_page_ok) {
+    p = page_alloc(size, alignment, zero, stack, tid, &index);
+    if (p != nullptr) {
+      g_counters.page_blocks.fetch_add(1, std::memory_order_relaxed);
+    } else if (g_config.mode == GuardMode::kOff) {
+      return nullptr;  // sampling: the pools serve this one
+    }
+  }
+  if (p == nullptr) {
+    if (g_config.mode == GuardMode::kPage) {
+      g_counters.page_fallbacks.fetch_add(1, std::memory_order_relaxed);
+    }
+    p = redzone_alloc(size, alignment, zero, stack, tid, &index);
+    if (p == nullptr) return nullptr;
+    g_counters.redzone_blocks.fetch_add(1, std::memory_order_relaxed);
+  }
+  g_counters.live.fetch_add(1, std::memory_order_relaxed);
+  if (g_config.fill && !zero) memset(p, kFreshByte, size);
+  return p;
+}
+
+namespace {
+
+// The record of the guarded block that address a is or falls in, or 0. Under the lock.
+// *known: a is the guard's (in the page region, or inside a redzone block). The hash table knows
+// live redzone blocks; freed ones (quarantined, or left alone after a report) and interior
+// pointers are found by a scan of the records, which only bad frees and foreign pointers pay.
+uint32_t find_locked(uintptr_t a, bool* known) {
+  if (in_region(a)) {
+    *known = true;
+    return region_record(a);
+  }
+  uint32_t i = table_find(a);
+  if (i == 0) i = find_containing(a);
+  *known = i != 0;
+  return i;
+}
+
+// Only the page region can hold guarded blocks unless every block is guarded: one compare
+// keeps sample mode off the lock for everything else.
+bool maybe_guarded(uintptr_t a) {
+  return in_region(a) || guard_all();
+}
+
+}  // namespace
+
+GuardLookup guard_lookup(const void* p, size_t* size) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (!maybe_guarded(a)) return GuardLookup::kNotGuarded;
+  LockGuard guard(guard_lock());
+  bool known;
+  uint32_t i = find_locked(a, &known);
+  if (!known) return GuardLookup::kNotGuarded;
+  if (i == 0) return GuardLookup::kBad;
+  const Block* b = record(i);
+  if (b->user != a) return GuardLookup::kBad;
+  switch (b->state) {
+    case kLive:
+      *size = b->size;
+      return GuardLookup::kLive;
+    case kFreeing:
+    case kQuarantined:
+    case kSpanFree:
+    case kLeaked:
+      return GuardLookup::kFreed;
+    default:
+      return GuardLookup::kBad;
+  }
+}
+
+bool guard_free(void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (!maybe_guarded(a)) return false;
+  Block copy{};
+  uint32_t i;
+  GuardLookup what;
+  {
+    LockGuard guard(guard_lock());
+    bool known;
+    i = find_locked(a, &known);
+    if (!known) return false;  // glibc's, or a large block
+    if (i == 0) {
+      what = GuardLookup::kBad;
+    } else {
+      Block* b = record(i);
+      copy = *b;
+      if (b->user != a || b->state == kUnused) {
+        what = GuardLookup::kBad;
+      } else if (b->state != kLive) {
+        what = GuardLookup::kFreed;
+      } else {
+        what = GuardLookup::kLive;
+        __atomic_store_n(&b->state, static_cast<uint8_t>(kFreeing), __ATOMIC_RELAXED);
+        // The table holds live redzone blocks only: its slot for `a` is in the cache now, and a
+        // later free of a freed block is still found (by the scan of find_containing).
+        if (b->kind == kKindRedzone) table_erase(a);
+      }
+    }
+  }
+  if (what == GuardLookup::kBad) {
+    bool in_block = i != 0 && copy.state != kUnused;
+    report_bad_free(ErrorKind::kInvalidFree, a, in_block ? &copy : nullptr,
+                    in_block ? "free() of a pointer that is not the start of its block"
+                             : "free() of an address in the guard region that is no block");
+    return true;
+  }
+  if (what == GuardLookup::kFreed) {
+    report_bad_free(ErrorKind::kDoubleFree, a, &copy, "free() of a block that is already free");
+    return true;
+  }
+  g_counters.live.fetch_sub(1, std::memory_order_relaxed);
+  copy.free_stack = capture_here();
+  copy.free_tid = current_tid();
+  if (check_redzones(copy, "found by free()", copy.free_stack)) {
+    LockGuard guard(guard_lock());
+    Block* b = record(i);
+    b->free_stack = copy.free_stack;
+    b->free_tid = copy.free_tid;
+    __atomic_store_n(&b->state, static_cast<uint8_t>(kLeaked), __ATOMIC_RELAXED);
+    return true;  // POOLGUARD_ON_ERROR=report: the damaged block is left alone
+  }
+  bool keep = copy.raw_size <= g_config.quarantine;
+  if (copy.kind == kKindPage) {
+    page_protect_freed(i, copy);
+  } else if (keep) {
+    redzone_fill_freed(copy);
+  }
+  Evicted evicted;
+  bool more;
+  {
+    LockGuard guard(guard_lock());
+    Block* b = record(i);
+    b->free_stack = copy.free_stack;
+    b->free_tid = copy.free_tid;
+    if (keep) {
+      __atomic_store_n(&b->state, static_cast<uint8_t>(kQuarantined), __ATOMIC_RELAXED);
+      quarantine_push(i);
+    } else if (copy.kind == kKindPage) {
+      page_span_recycle(i);
+    } else {
+      record_release(i);
+    }
+    more = evict_some(&evicted);
+  }
+  if (!keep && copy.kind == kKindRedzone) redzone_release(copy);
+  for (;;) {
+    for (int k = 0; k < evicted.n; ++k) release_evicted(evicted.blocks[k]);
+    if (!more) break;
+    evicted.n = 0;
+    LockGuard guard(guard_lock());
+    more = evict_some(&evicted);
+  }
+  return true;
+}
+
+void guard_check_all() {
+  if (!guard_enabled()) return;
+  LockGuard guard(guard_lock());
+  uint32_t n = record_limit();
+  for (uint32_t i = 1; i <= n; ++i) {
+    Block* b = record(i);
+    uint8_t state = b->state;
+    if (state != kLive && state != kQuarantined) continue;
+    if (b->kind == kKindPage && state != kLive) continue;  // inaccessible: nothing to check
+    Block copy = *b;
+    bool bad = check_redzones(copy, "found at exit", 0);
+    if (!bad && state == kQuarantined) {
+      if (uintptr_t d = freed_damage(copy)) {
+        Finding f{};
+        f.kind = ErrorKind::kUseAfterFree;
+        f.addr = d;
+        f.block = &copy;
+        f.access = Access::kWrite;
+        f.what = "a write after free, found at exit";
+        f.dump_lo = copy.raw;
+        f.dump_hi = copy.raw + copy.raw_size;
+        report_finding(f, false);
+        bad = true;
+      }
+    }
+    if (bad) __atomic_store_n(&b->state, static_cast<uint8_t>(kLeaked), __ATOMIC_RELAXED);
+  }
+}
+
+void guard_lock_for_fork() {
+  if (!guard_enabled()) return;
+  guard_lock().force_lock();
+  depot_lock_for_fork();
+}
+
+void guard_unlock_after_fork(bool child) {
+  if (!guard_enabled()) return;
+  depot_unlock_after_fork();
+  guard_lock().force_unlock();
+  if (child) tid_after_fork();
+}
+
+void guard_counters(GuardCounters* out) {
+  out->redzone_blocks = g_counters.redzone_blocks.load(std::memory_order_relaxed);
+  out->page_blocks = g_counters.page_blocks.load(std::memory_order_relaxed);
+  out->page_fallbacks = g_counters.page_fallbacks.load(std::memory_order_relaxed);
+  out->live_blocks = g_counters.live.load(std::memory_order_relaxed);
+  {
+    LockGuard guard(guard_lock());
+    out->quarantined_bytes = quarantine_bytes();
+  }
+  out->errors = errors_reported();
+}
+
+}  // namespace pg
