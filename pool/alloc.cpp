@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "guard/guard.h"
 #include "pool/arena.h"
 #include "pool/heap.h"
 #include "pool/init.h"
@@ -30,23 +31,80 @@ bool is_pow2(size_t a) {
   return p;
 }
 
+// Whether a request that the fast path did not serve goes to the guarded allocator (guard/guard.h):
+// every request in redzone and page modes, and with sampling the one whose countdown ran out.
+// `counted`: the fast path has already counted this request against the countdown (small
+// requests); others are counted here. Threads without a heap (all of them when every block is
+// guarded) decide on the guard's shared countdown, after initialisation.
+inline bool guard_takes(bool counted) {
+  Heap* h = t_heap;
+  if (PG_LIKELY(heap_is_real(h))) {
+    if (!counted) --h->sample_left;
+    if (PG_LIKELY(h->sample_left > 0)) return false;
+    heap_sample_reset(h);
+    return true;
+  }
+  if (!ensure_init() || !guard_enabled()) return false;
+  return guard_all() || guard_sample_heapless();
+}
+
+// A guarded block for a request guard_takes() gave to the guard. *done is false when the guard
+// declined it (sampling without a free page guard): the caller goes on as usual. With every block
+// guarded, a failure is final: nullptr and ENOMEM.
+[[gnu::noinline]] void* alloc_guarded(size_t size, size_t alignment, bool zero, bool* done) {
+  void* p = guard_alloc(size, alignment < kAlign ? kAlign : alignment, zero);
+  *done = p != nullptr || guard_all();
+  if (p == nullptr && *done) errno = ENOMEM;
+  return p;
+}
+
 // Serves size bytes aligned to `alignment` (a power of two): from the pools when a class that is a
 // multiple of the alignment fits, else from glibc.
 void* alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= kAlign) return malloc_impl(size);
+  size_t slot = 0;
   if (alignment <= kMaxPoolAlign && size <= kSmallMax) {
     size_t rounded = (size + alignment - 1) & ~(alignment - 1);
     if (rounded == 0) rounded = alignment;
     if (rounded <= kSmallMax) {
-      if (void* p = heap_alloc(slot_of(rounded), size)) return p;
+      slot = slot_of(rounded);
+      if (void* p = heap_try_alloc(slot, size)) return p;
     }
   }
+  if (PG_UNLIKELY(guard_takes(slot != 0))) {
+    bool done;
+    void* p = alloc_guarded(size, alignment, false, &done);
+    if (done) return p;
+  }
+  if (slot != 0) {
+    if (void* p = heap_alloc_slow(slot, size)) return p;
+  }
   return alloc_large(size, alignment, false);
+}
+
+[[gnu::noinline]] void* calloc_slow(size_t total) {
+  if (PG_UNLIKELY(guard_takes(total <= kSmallMax))) {
+    bool done;
+    void* p = alloc_guarded(total, kAlign, true, &done);
+    if (done) return p;
+  }
+  if (total <= kSmallMax) {
+    if (void* p = heap_alloc_slow(slot_of(total), total)) {
+      memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
+      return p;
+    }
+  }
+  return alloc_large(total, kAlign, true);
 }
 
 }  // namespace
 
 void* malloc_slow(size_t size) {
+  if (PG_UNLIKELY(guard_takes(size <= kSmallMax))) {
+    bool done;
+    void* p = alloc_guarded(size, kAlign, false, &done);
+    if (done) return p;
+  }
   if (size <= kSmallMax) {
     if (void* p = heap_alloc_slow(slot_of(size), size)) return p;
   }
@@ -59,6 +117,9 @@ void free_outside(void* p) {
   if (in_reservation_unused(p)) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
   }
+  // Guarded blocks are never in the arenas, and a page-guarded one must be recognised before
+  // large_owns reads the 16 bytes before it (a guard page, when the block starts a page).
+  if (PG_UNLIKELY(guard_enabled()) && guard_free(p)) return;
   if (large_owns(p)) return large_free(p);
   __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
 }
@@ -78,12 +139,12 @@ void* calloc_impl(size_t n, size_t size) {
     return nullptr;
   }
   if (total <= kSmallMax) {
-    if (void* p = heap_alloc(slot_of(total), total)) {
+    if (void* p = heap_try_alloc(slot_of(total), total)) {
       memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
   }
-  return alloc_large(total, kAlign, true);
+  return calloc_slow(total);
 }
 
 void* realloc_impl(void* p, size_t size) {
@@ -107,6 +168,16 @@ void* realloc_impl(void* p, size_t size) {
     report_invalid_free(p, nullptr, 0, "realloc of a pointer poolguard never handed out");
     errno = EINVAL;
     return nullptr;
+  } else if (GuardLookup g =
+                 guard_enabled() ? guard_lookup(p, &old_usable) : GuardLookup::kNotGuarded;
+             g != GuardLookup::kNotGuarded) {
+    if (g != GuardLookup::kLive) {
+      guard_free(p);  // reports the double or invalid free, as free() would
+      errno = EINVAL;
+      return nullptr;
+    }
+    // A guarded block always moves: the new one gets fresh redzones (or guard page), and the old
+    // one's are checked when it is freed below.
   } else if (large_owns(p)) {
     old_usable = large_size(p);
     if (size > kSmallMax) {
@@ -190,6 +261,12 @@ size_t usable_size_impl(const void* p) {
   if (p == nullptr) return 0;
   if (arena_owns(p)) return heap_is_block(p) ? heap_block_size(p) : 0;
   if (in_reservation_unused(p)) return 0;
+  if (guard_enabled()) {
+    size_t n;
+    GuardLookup g = guard_lookup(p, &n);
+    if (g == GuardLookup::kLive) return n;  // exactly the bytes asked for: the rest is redzone
+    if (g != GuardLookup::kNotGuarded) return 0;
+  }
   if (large_owns(p)) return large_size(p);
   return foreign_usable_size(p);
 }

@@ -47,6 +47,10 @@ size_t g_sweep_cursor = 0;
 // Pools per class carved from arenas now (any owner).
 std::atomic<uint64_t> g_class_pools[kNumClasses];
 
+// heaps_configure(): whether threads get heaps at all, and the sampling interval source.
+bool g_attach = true;
+int64_t (*g_sample_interval)(uint64_t) = nullptr;
+
 void queue_push(PoolQueue& q, Pool* p) {
   p->prev = q.tail;
   p->next = nullptr;
@@ -393,6 +397,8 @@ Heap* attach_heap() {
   }
   for (Pool*& c : h->cur) c = &g_empty_pool;
   h->rng = os::random64() ^ reinterpret_cast<uintptr_t>(h);
+  h->sample_left = INT64_MAX;
+  if (g_sample_interval != nullptr) heap_sample_reset(h);
   h->thread = pthread_self();
   h->active = true;
   // Registers the exit hook. pthread_setspecific may allocate for high key numbers: the
@@ -408,6 +414,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   Heap* h = t_heap;
   if (PG_UNLIKELY(h == &g_empty_heap)) {
     if (t_in_setup || !ensure_init()) return nullptr;
+    if (!g_attach) return nullptr;  // every allocation is guarded: no pools
     t_in_setup = true;
     h = attach_heap();
     t_in_setup = false;
@@ -416,9 +423,14 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   } else if (PG_UNLIKELY(h == &g_dead_heap)) {
     return nullptr;
   }
+  // The fast path stopped at the end of a sampling countdown, and the caller chose not to sample
+  // (or could not): start the next one.
+  if (PG_UNLIKELY(h->sample_left <= 0)) heap_sample_reset(h);
   Pool* pool = h->cur[slot];
   if (pool != &g_empty_pool && !pool->local_empty()) {
-    // The fast path gave up on a non-empty list: its next link does not decode.
+    // The fast path gave up on a non-empty list: for the sampling countdown (and the caller chose
+    // not to sample), or because its next link does not decode.
+    if (void* p = heap_take(h, pool, pool->free, slot, size)) return p;
     report_corruption(pool->free, pool->block_size, "a corrupt free-list link");
     // Report mode: forget the damaged list (its blocks leak) and never carve this pool again.
     pool->free = pool;
@@ -455,8 +467,21 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     carve(pool);
   }
   if (h->cur[slot] != pool) set_current(h, pool);
-  if (void* p = heap_try_alloc(slot, size)) return p;
+  // Not heap_try_alloc: this one is not counted against the sampling countdown.
+  void* b = pool->free;
+  if (b != pool) {
+    if (void* p = heap_take(h, pool, b, slot, size)) return p;
+  }
   return heap_alloc_slow(slot, size);  // the new current pool's first link was corrupt: report it
+}
+
+void heaps_configure(bool attach, int64_t (*interval)(uint64_t random)) {
+  g_attach = attach;
+  g_sample_interval = interval;
+}
+
+void heap_sample_reset(Heap* h) {
+  h->sample_left = g_sample_interval != nullptr ? g_sample_interval(next_random(h)) : INT64_MAX;
 }
 
 void heap_free_slow(Heap* h, Pool* pool, void* old_free) {

@@ -82,6 +82,11 @@ struct alignas(64) Heap {
   constexpr explicit Heap(Pool* empty) {
     for (Pool*& c : cur) c = empty;
   }
+  // Allocations left before the next sampled one (POOLGUARD_GUARD_SAMPLE): the fast path counts
+  // it down and gives up at zero, and the slow path then makes a guarded block and resets it.
+  // INT64_MAX when sampling is off (it never gets to zero), and always in the sentinel heaps, which
+  // are never written (the fast path leaves before the countdown on their empty pools).
+  int64_t sample_left = INT64_MAX;
   // Pool to allocate from, by slot (cur[0] == cur[1]); &g_empty_pool when there is none. The
   // current pool carries one extra count in Pool::used, so a free never sees it drop to zero.
   Pool* cur[kNumSlots] = {};
@@ -116,15 +121,9 @@ void heap_free_remote(Pool* pool, void* p);                // another thread's p
 void heap_free_bad(void* p);                               // not a block start: report
 void heap_free_tagged(Heap* h, Pool* pool, void* p);       // tag matched: double free, or not
 
-// Takes a block of slot `slot` from the current pool; nullptr when that needs the slow path
-// (no current pool, its free list is empty, or its next link does not decode). No calls, so the
-// caller can tail-call its own slow path with its arguments still in registers.
-// `size` is the request, counted for statistics only.
-inline void* heap_try_alloc(size_t slot, size_t size) {
-  Heap* h = t_heap;
-  Pool* pool = h->cur[slot];
-  void* b = pool->free;
-  if (PG_UNLIKELY(b == pool)) return nullptr;
+// Takes block b, the head of the free list of h's current pool of `slot`; nullptr when its next
+// link does not decode (the slow path reports it).
+inline void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size_t size) {
   FreeBlock* fb = static_cast<FreeBlock*>(b);
   void* next;
   if (PG_UNLIKELY(!pool->decode(fb->link, &next))) return nullptr;  // the slow path reports it
@@ -134,6 +133,33 @@ inline void* heap_try_alloc(size_t slot, size_t size) {
   h->allocs[slot].inc();
   h->requested[slot].add_fast(size);
   return b;
+}
+
+// Counts one allocation against h's sampling countdown: true when it has run out. Two
+// instructions on x86-64 (a subtract from memory and a branch; the compiler would load, subtract,
+// store and test).
+inline bool heap_sample_expired(Heap* h) {
+#if defined(__x86_64__)
+  asm goto("subq $1, %0\n\tjle %l[expired]" : "+m"(h->sample_left) : : "cc" : expired);
+  return false;
+expired:
+  return true;
+#else
+  return --h->sample_left <= 0;
+#endif
+}
+
+// Takes a block of slot `slot` from the current pool; nullptr when that needs the slow path
+// (no current pool, its free list is empty, its next link does not decode, or this allocation is
+// the one to sample). No calls, so the caller can tail-call its own slow path with its arguments
+// still in registers. `size` is the request, counted for statistics only.
+inline void* heap_try_alloc(size_t slot, size_t size) {
+  Heap* h = t_heap;
+  Pool* pool = h->cur[slot];
+  void* b = pool->free;
+  if (PG_UNLIKELY(b == pool)) return nullptr;
+  if (PG_UNLIKELY(heap_sample_expired(h))) return nullptr;
+  return heap_take(h, pool, b, slot, size);
 }
 
 // Allocates a block of slot `slot`, or nullptr (the caller then uses the large path).
@@ -180,6 +206,18 @@ inline bool heap_is_block(const void* p) {
 inline size_t heap_block_size(const void* p) {
   return pool_of(p)->block_size;
 }
+
+// Sampling and guarded modes (set once from initialisation, before any heap is attached):
+// `attach` false means no thread heap is ever attached, so heap_alloc_slow returns nullptr and
+// every small request goes to the caller's other paths (POOLGUARD_GUARD=redzone|page);
+// `interval` gives the length of each sampling countdown from a random number (nullptr: never).
+void heaps_configure(bool attach, int64_t (*interval)(uint64_t random));
+// True when h is a thread's own heap (not one of the sentinels).
+inline bool heap_is_real(const Heap* h) {
+  return h->active;
+}
+// Starts h's next sampling countdown. Owner thread only, h real.
+void heap_sample_reset(Heap* h);
 
 // Per-class figures summed over every heap, for snapshots.
 void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested);

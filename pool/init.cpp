@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "guard/guard.h"
 #include "pool/arena.h"
 #include "pool/heap.h"
 #include "pool/limit.h"
@@ -25,9 +26,11 @@ std::atomic<pthread_t> g_init_thread{0};
 std::atomic<uint64_t> g_secret{0};
 
 // fork(): hold every lock across the fork, so that the child never inherits one held by a thread
-// that does not exist there. Lock order: heap registry, abandoned pools, arenas, metadata.
+// that does not exist there. Lock order: guard (registry, stack depot), heap registry, abandoned
+// pools, arenas, metadata.
 void before_fork() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  guard_lock_for_fork();
   heaps_lock_for_fork();
   arenas_lock_for_fork();
   meta_lock_for_fork();
@@ -40,6 +43,7 @@ void after_fork_parent() {
   meta_unlock_after_fork();
   arenas_unlock_after_fork();
   heaps_unlock_after_fork_parent();
+  guard_unlock_after_fork(false);
 }
 
 void after_fork_child() {
@@ -48,6 +52,21 @@ void after_fork_child() {
   meta_unlock_after_fork();
   arenas_unlock_after_fork();
   heaps_after_fork_child();
+  guard_unlock_after_fork(true);
+}
+
+// POOLGUARD_GUARD, _GUARD_SAMPLE, _QUARANTINE, _GUARD_FILL. In redzone and page modes no thread
+// heap is ever attached, so the malloc fast path always falls to malloc_slow, which hands every
+// request to the guard; with sampling the heaps count down to each sampled allocation.
+void init_guard() {
+  GuardConfig config;
+  config.mode = static_cast<GuardMode>(options().GUARD);
+  config.sample = options().GUARD_SAMPLE;
+  config.quarantine = options().QUARANTINE;
+  config.fill = options().GUARD_FILL == kGuardFillOn;
+  guard_init(config);
+  bool sampling = guard_enabled() && !guard_all();
+  heaps_configure(!guard_all(), sampling ? guard_sample_interval : nullptr);
 }
 
 }  // namespace
@@ -72,6 +91,7 @@ bool ensure_init() {
     limit_init();
     arenas_init(options().RESERVE);
     heaps_init();
+    init_guard();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     g_init_state.store(2, std::memory_order_release);
     return true;

@@ -2,6 +2,7 @@
 // on the first allocation, which may come first), publish live statistics (stats/publish.h), and
 // print the exit summary if asked.
 #include "pool/init.h"
+#include "guard/guard.h"
 #include "pool/log.h"
 #include "pool/options.h"
 #include "stats/publish.h"
@@ -18,6 +19,7 @@ __attribute__((constructor(101))) void poolguard_start() {
 // Runs from _dl_fini, after the program's atexit handlers and static destructors.
 __attribute__((destructor(101))) void poolguard_stop() {
   pg::publish_stop();
+  pg::guard_check_all();  // guard modes: every live and quarantined block's redzones and fill
   pg::log_flush_suppressed();
   if (pg::options().STATS == pg::kStatsExit) pg::write_exit_summary();
 }
