@@ -1,6 +1,7 @@
 #include "pool/large.h"
 
 #include <malloc.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <cstdint>
@@ -8,6 +9,10 @@
 
 #include "pool/init.h"
 #include "pool/limit.h"
+#include "pool/lock.h"
+
+#define PG_LIKELY_LARGE(x) __builtin_expect(!!(x), 1)
+#define PG_UNLIKELY_LARGE(x) __builtin_expect(!!(x), 0)
 
 namespace pg {
 
@@ -15,12 +20,166 @@ namespace {
 
 constexpr size_t kHeader = 16;
 constexpr int kAlignShift = 56;
-// Bit 55: the block was charged against POOLGUARD_LIMIT (blocks made before initialisation were
-// not, and must not be released from it).
-constexpr uint64_t kCharged = uint64_t{1} << 55;
-constexpr uint64_t kSizeMask = kCharged - 1;
+constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
 
-std::atomic<uint64_t> g_allocs{0}, g_frees{0}, g_live{0};
+// ---- Statistics, per thread -------------------------------------------------------------------
+//
+// The large path must cost about what glibc costs, so it updates no shared counter: each thread
+// counts in its own LargeStats (single writer, read by others with relaxed loads), registered in
+// a list on the thread's first large block and folded into `g_gone` when the thread exits.
+
+// Single writer: one plain add on x86 (no lock prefix), read by others with a relaxed load.
+struct Counter {
+  uint64_t v = 0;
+  void add(uint64_t n) {
+#if defined(__x86_64__)
+    asm volatile("addq %1, %0" : "+m"(v) : "r"(n));
+#else
+    __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+#endif
+  }
+  uint64_t get() const {
+    return __atomic_load_n(&v, __ATOMIC_RELAXED);
+  }
+};
+
+struct LargeStats {
+  Counter allocs, frees;
+  Counter bytes_in, bytes_out;  // usable bytes of the blocks this thread allocated / freed
+  uint32_t until_trim_check = 0;
+  bool registered = false;
+  LargeStats* next = nullptr;
+  LargeStats* prev = nullptr;
+};
+
+__thread LargeStats t_stats __attribute__((tls_model("initial-exec")));
+
+SpinLock g_stats_lock;
+LargeStats* g_threads = nullptr;    // registered threads' stats
+uint64_t g_gone[4] = {0, 0, 0, 0};  // allocs, frees, bytes_in, bytes_out of exited threads
+pthread_key_t g_key;
+bool g_key_made = false;
+
+void unregister_locked(LargeStats* s) {
+  g_gone[0] += s->allocs.get();
+  g_gone[1] += s->frees.get();
+  g_gone[2] += s->bytes_in.get();
+  g_gone[3] += s->bytes_out.get();
+  if (s->prev) {
+    s->prev->next = s->next;
+  } else {
+    g_threads = s->next;
+  }
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+  s->registered = false;
+  s->allocs.v = s->frees.v = s->bytes_in.v = s->bytes_out.v = 0;
+}
+
+void on_thread_exit(void* arg) {
+  LockGuard guard(g_stats_lock);
+  LargeStats* s = static_cast<LargeStats*>(arg);
+  if (s->registered) unregister_locked(s);
+}
+
+// In a forked child only the forking thread exists: fold the others away before their TLS
+// memory is reused by new threads.
+void after_fork_child() {
+  g_stats_lock.force_unlock();
+  LockGuard guard(g_stats_lock);
+  for (LargeStats* s = g_threads; s != nullptr;) {
+    LargeStats* next = s->next;
+    if (s != &t_stats) unregister_locked(s);
+    s = next;
+  }
+}
+void before_fork() {
+  g_stats_lock.force_lock();
+}
+void after_fork_parent() {
+  g_stats_lock.force_unlock();
+}
+
+[[gnu::noinline]] LargeStats& register_thread() {
+  LargeStats* s = &t_stats;
+  s->registered = true;  // first: the calls below may allocate and come back here
+  bool make_key;
+  {
+    LockGuard guard(g_stats_lock);
+    s->next = g_threads;
+    s->prev = nullptr;
+    if (g_threads) g_threads->prev = s;
+    g_threads = s;
+    make_key = !g_key_made;
+    g_key_made = true;
+  }
+  if (make_key) {
+    pthread_key_create(&g_key, on_thread_exit);
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  }
+  pthread_setspecific(g_key, s);
+  return *s;
+}
+
+inline LargeStats& stats() {
+  LargeStats& s = t_stats;
+  return PG_LIKELY_LARGE(s.registered) ? s : register_thread();
+}
+
+uint64_t live_bytes_now() {
+  LockGuard guard(g_stats_lock);
+  uint64_t in = g_gone[2], out = g_gone[3];
+  for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
+    in += s->bytes_in.get();
+    out += s->bytes_out.get();
+  }
+  return in >= out ? in - out : 0;
+}
+
+// ---- Giving memory back -------------------------------------------------------------------------
+//
+// glibc returns the free memory at the top of its heap by itself, but not free pages in the
+// middle of a fragmented heap: after a program frees most of its large blocks, RSS would stay at
+// the high-water mark. So when live large bytes have fallen to under half of what they were at
+// the last trim (or their peak since), ask glibc to give those pages back (malloc_trim(0)
+// madvises every free page of every glibc arena). Rare by construction: the live total must halve
+// between two trims, so a program that frees everything trims log2(peak / kTrimFloor) times.
+// Live bytes are summed every kTrimCheckEvery large operations of a thread, not on each.
+constexpr uint64_t kTrimFloor = 4u << 20;
+constexpr uint32_t kTrimCheckEvery = 64;
+std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or their peak since
+
+[[gnu::noinline]] void trim_check() {
+  uint64_t live = live_bytes_now();
+  uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
+  while (live > mark && !g_trim_mark.compare_exchange_weak(mark, live, std::memory_order_relaxed)) {
+  }
+  if (live >= mark / 2 || mark < kTrimFloor) return;
+  if (!g_trim_mark.compare_exchange_strong(mark, live, std::memory_order_relaxed)) return;
+  malloc_trim(0);
+}
+
+inline void count_alloc(size_t usable) {
+  LargeStats& s = stats();
+  s.allocs.add(1);
+  s.bytes_in.add(usable);
+  if (++s.until_trim_check >= kTrimCheckEvery) {
+    s.until_trim_check = 0;
+    trim_check();
+  }
+}
+
+inline void count_free(size_t usable) {
+  LargeStats& s = stats();
+  s.frees.add(1);
+  s.bytes_out.add(usable);
+  if (++s.until_trim_check >= kTrimCheckEvery) {
+    s.until_trim_check = 0;
+    trim_check();
+  }
+}
+
+// ---- Over-aligned blocks ------------------------------------------------------------------------
 
 struct Header {
   uint64_t word;   // size | log2(alignment) << 56
@@ -31,139 +190,127 @@ Header* header_of(const void* p) {
   return reinterpret_cast<Header*>(reinterpret_cast<uintptr_t>(p) - kHeader);
 }
 
+// The check value always has its top bit set; glibc's chunk size field, which sits in the same
+// place before a plain block, never has (sizes are far below 2^63). One load and a sign test
+// tell a plain block from an over-aligned one; the full check then guards against forgery.
 uint64_t check_for(const void* p, uint64_t word) {
   uint64_t x = global_secret() ^ reinterpret_cast<uintptr_t>(p) ^ (word * 0x9E3779B97F4A7C15ull);
   x ^= x >> 31;
   x *= 0xBF58476D1CE4E5B9ull;
-  return x ^ (x >> 29);
+  return (x ^ (x >> 29)) | (uint64_t{1} << 63);
 }
 
-// glibc returns the free memory at the top of its heap by itself, but not free pages in the
-// middle of a fragmented heap: after a program frees most of its large blocks, RSS would stay at
-// the high-water mark. So when live large bytes have fallen to under half of what they were at
-// the last trim (or their peak since), ask glibc to give those pages back (malloc_trim(0)
-// madvises every free page of every glibc arena). Rare by construction: the live total must halve
-// between two trims, so a program that frees everything trims log2(peak / kTrimFloor) times.
-constexpr uint64_t kTrimFloor = 4u << 20;
-std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or their peak since
-
-void maybe_trim(uint64_t live) {
-  uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
-  if (live >= mark / 2 || mark < kTrimFloor) return;
-  if (!g_trim_mark.compare_exchange_strong(mark, live, std::memory_order_relaxed)) return;
-  malloc_trim(0);
+// True for an over-aligned block. For a plain glibc block the 16 bytes read here are glibc's
+// chunk header (prev_size, size), which never carries our check value.
+inline bool is_aligned_block(const void* p) {
+  const Header* h = header_of(p);
+  if (PG_LIKELY_LARGE(static_cast<int64_t>(h->check) >= 0)) return false;
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && (h->word >> kAlignShift) > 4 &&
+         h->check == check_for(p, h->word);
 }
 
-void note_growth(uint64_t live) {
-  uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
-  while (live > mark && !g_trim_mark.compare_exchange_weak(mark, live, std::memory_order_relaxed)) {
-  }
+char* aligned_raw(const void* p) {
+  return const_cast<char*>(static_cast<const char*>(p)) -
+         reinterpret_cast<const uint64_t*>(header_of(p))[-1];
 }
 
-// Writes the header in front of p (raw is what glibc returned) and returns p.
-void* finish(char* raw, char* p, size_t size, size_t alignment) {
-  Header* h = header_of(p);
-  h->word = size | (uint64_t{static_cast<uint64_t>(__builtin_ctzll(alignment))} << kAlignShift);
-  h->check = check_for(p, h->word);
-  if (alignment > kHeader) reinterpret_cast<uint64_t*>(h)[-1] = static_cast<uint64_t>(p - raw);
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  uint64_t live = g_live.fetch_add(size, std::memory_order_relaxed) + size;
-  if (live > g_trim_mark.load(std::memory_order_relaxed)) note_growth(live);
-  return p;
-}
-
-void mark_charged(void* p) {
-  Header* h = header_of(p);
-  h->word |= kCharged;
-  h->check = check_for(p, h->word);
-}
-
-// What glibc returned for p: 16 bytes before it, or for over-aligned blocks the offset stored in
-// the word before the header.
-char* raw_of(const void* p) {
-  char* q = const_cast<char*>(static_cast<const char*>(p));
-  if (large_alignment(p) <= kHeader) return q - kHeader;
-  return q - reinterpret_cast<const uint64_t*>(header_of(p))[-1];
-}
-
-}  // namespace
-
-void* large_alloc_uncharged(size_t size, size_t alignment, bool zero);
-
-// Over-aligned blocks are aligned by hand inside a larger __libc_malloc block rather than with
-// __libc_memalign, which the sanitizers intercept (their memalign and glibc's free do not mix).
-void* large_alloc(size_t size, size_t alignment, bool zero) {
+// Aligned by hand inside a larger __libc_malloc block rather than with __libc_memalign, which the
+// sanitizers intercept (their memalign and glibc's free do not mix).
+void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
   if (size > kSizeMask) return nullptr;
-  bool charged = limit_enabled();
-  if (charged && !limit_charge(size, size)) return nullptr;
-  void* p = large_alloc_uncharged(size, alignment, zero);
-  if (p == nullptr) {
-    if (charged) limit_release(size);
-    return nullptr;
-  }
-  if (charged) mark_charged(p);
-  return p;
-}
-
-void* large_alloc_uncharged(size_t size, size_t alignment, bool zero) {
-  // Front room: the header, plus for over-aligned blocks the offset word and the alignment slack.
-  size_t front = alignment > kHeader ? alignment + 2 * kHeader : kHeader;
+  size_t front = alignment + 2 * kHeader;  // header, offset word, alignment slack
   size_t total = size + front;
   if (total < size) return nullptr;
   char* raw = static_cast<char*>(zero ? __libc_calloc(1, total) : __libc_malloc(total));
   if (raw == nullptr) return nullptr;
-  char* p = raw + kHeader;
-  if (alignment > kHeader) {
-    uintptr_t a = reinterpret_cast<uintptr_t>(raw) + 2 * kHeader;
-    p = reinterpret_cast<char*>((a + alignment - 1) & ~(uintptr_t{alignment} - 1));
+  uintptr_t a = reinterpret_cast<uintptr_t>(raw) + 2 * kHeader;
+  char* p = reinterpret_cast<char*>((a + alignment - 1) & ~(uintptr_t{alignment} - 1));
+  Header* h = header_of(p);
+  h->word = size | (uint64_t{static_cast<uint64_t>(__builtin_ctzll(alignment))} << kAlignShift);
+  h->check = check_for(p, h->word);
+  reinterpret_cast<uint64_t*>(h)[-1] = static_cast<uint64_t>(p - raw);
+  return p;
+}
+
+}  // namespace
+
+// Plain large blocks are glibc's own chunks, untouched: glibc's speed, glibc's usable size.
+void* large_alloc(size_t size, size_t alignment, bool zero) {
+  void* p;
+  size_t usable;
+  if (alignment <= kHeader) {
+    p = zero ? __libc_calloc(1, size) : __libc_malloc(size);
+    if (p == nullptr) return nullptr;
+    usable = foreign_usable_size(p);
+  } else {
+    p = aligned_alloc_raw(size, alignment, zero);
+    if (p == nullptr) return nullptr;
+    usable = size;
   }
-  return finish(raw, p, size, alignment);
+  // Charged after the fact, at the block's real size: the check against the limit is still
+  // atomic, and a refused block is given straight back.
+  if (limit_enabled() && !limit_charge(usable, size)) {
+    __libc_free(alignment <= kHeader ? p : aligned_raw(p));
+    return nullptr;
+  }
+  count_alloc(usable);
+  return p;
 }
 
 bool large_owns(const void* p) {
-  if ((reinterpret_cast<uintptr_t>(p) & 15) != 0) return false;
-  const Header* h = header_of(p);
-  return h->check == check_for(p, h->word);
+  // Every pointer that is neither in the arenas nor guarded is a glibc chunk: a plain large
+  // block, an over-aligned one, or one glibc made before poolguard was there. All are handled
+  // here.
+  return p != nullptr;
 }
 
 size_t large_size(const void* p) {
-  return header_of(p)->word & kSizeMask;
+  return is_aligned_block(p) ? header_of(p)->word & kSizeMask : foreign_usable_size(p);
 }
 
 size_t large_alignment(const void* p) {
-  return size_t{1} << (header_of(p)->word >> kAlignShift);
+  return is_aligned_block(p) ? size_t{1} << (header_of(p)->word >> kAlignShift) : kHeader;
 }
 
 void large_free(void* p) {
-  Header* h = header_of(p);
-  uint64_t size = h->word & kSizeMask;
-  if (h->word & kCharged) limit_release(size);
-  g_frees.fetch_add(1, std::memory_order_relaxed);
-  uint64_t live = g_live.fetch_sub(size, std::memory_order_relaxed) - size;
-  char* raw = raw_of(p);
-  h->check = 0;  // a second free no longer looks like ours (glibc then reports it)
+  size_t usable;
+  void* raw = p;
+  if (PG_UNLIKELY_LARGE(is_aligned_block(p))) {
+    usable = header_of(p)->word & kSizeMask;
+    raw = aligned_raw(p);
+    header_of(p)->check = 0;  // a second free no longer looks like ours (glibc then reports it)
+  } else {
+    usable = foreign_usable_size(p);
+  }
+  limit_release(usable);
+  count_free(usable);
   __libc_free(raw);
-  maybe_trim(live);
 }
 
 void* large_realloc(void* p, size_t size) {
-  if (large_alignment(p) > kHeader || size > kSizeMask || size + kHeader < size) return nullptr;
-  size_t old = large_size(p);
-  bool was_charged = (header_of(p)->word & kCharged) != 0;
-  bool charged = limit_enabled();
-  // Charge any growth (or, for a block made before initialisation, the whole size) first.
-  size_t need = charged ? (was_charged ? (size > old ? size - old : 0) : size) : 0;
-  if (need != 0 && !limit_charge(need, size)) return nullptr;
-  char* raw = static_cast<char*>(__libc_realloc(raw_of(p), size + kHeader));
-  if (raw == nullptr) {
-    if (need != 0) limit_release(need);
+  if (is_aligned_block(p)) return nullptr;  // the caller moves it
+  size_t old = foreign_usable_size(p);
+  // Under a limit, charge the most the block can grow to first (glibc rounds a request up by at
+  // most a page), so that the limit is never crossed, and give back the excess after.
+  size_t charged = 0;
+  if (limit_enabled() && size > old) {
+    charged = size - old + 4096;
+    if (!limit_charge(charged, size)) return nullptr;
+  }
+  void* q = __libc_realloc(p, size);
+  if (q == nullptr) {
+    limit_release(charged);
     return nullptr;
   }
-  if (was_charged && size < old) limit_release(old - size);
-  g_live.fetch_sub(old, std::memory_order_relaxed);
-  g_allocs.fetch_sub(1, std::memory_order_relaxed);  // finish() counts it again
-  void* q = finish(raw, raw + kHeader, size, kHeader);
-  if (charged) mark_charged(q);
+  size_t usable = foreign_usable_size(q);
+  if (limit_enabled()) {
+    size_t growth = usable > old ? usable - old : 0;
+    if (charged > growth) limit_release(charged - growth);
+    if (usable < old) limit_release(old - usable);
+  }
+  LargeStats& s = stats();
+  s.bytes_out.add(old);
+  s.bytes_in.add(usable);
   return q;
 }
 
@@ -177,9 +324,17 @@ size_t foreign_usable_size(const void* p) {
 }
 
 void large_counters(LargeCounters* out) {
-  out->allocs = g_allocs.load(std::memory_order_relaxed);
-  out->frees = g_frees.load(std::memory_order_relaxed);
-  out->live_bytes = g_live.load(std::memory_order_relaxed);
+  LockGuard guard(g_stats_lock);
+  uint64_t v[4] = {g_gone[0], g_gone[1], g_gone[2], g_gone[3]};
+  for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
+    v[0] += s->allocs.get();
+    v[1] += s->frees.get();
+    v[2] += s->bytes_in.get();
+    v[3] += s->bytes_out.get();
+  }
+  out->allocs = v[0];
+  out->frees = v[1];
+  out->live_bytes = v[2] >= v[3] ? v[2] - v[3] : 0;
 }
 
 }  // namespace pg

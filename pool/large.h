@@ -1,14 +1,18 @@
 // Large blocks: requests above kSmallMax, and alignments the pools cannot honour, are served by
 // glibc through its exported __libc_* entry points (no dlsym, so no bootstrap recursion).
 //
-// Each large block carries a 16-byte header just before the pointer handed out:
+// A plain large block is glibc's chunk, untouched: no header, so the large path costs what glibc
+// costs, and malloc_usable_size reports glibc's usable size (read from the chunk header; all of
+// it is usable). Over-aligned blocks are aligned by hand inside a bigger __libc_malloc block and
+// carry a 16-byte header just before the pointer:
 //   word 0: the requested size, with log2(alignment) in the top byte
-//   word 1: a check value, secret ^ address ^ word 0 (mixed), so that a pointer poolguard did not
-//           allocate (from before the preload, or from glibc internals) is recognised as foreign
-//           and given to __libc_free untouched.
-// Over-aligned blocks also keep, in the word before the header, their offset from the start of
-// the glibc block (read only once the check value has proven the header ours).
-// The header gives malloc_usable_size an exact answer without reaching into glibc's chunks.
+//   word 1: a check value, secret ^ address ^ word 0 (mixed); for a plain block these 16 bytes
+//           are glibc's chunk header, which never matches it
+// and, in the word before the header, their offset from the start of the glibc block.
+// Pointers glibc made without poolguard (before it was loaded) are handled like plain blocks.
+//
+// Statistics are per thread (no shared counter on this path); the limit, when set, is charged at
+// each block's usable size.
 #pragma once
 
 #include <cstddef>
@@ -17,11 +21,11 @@ namespace pg {
 
 // Allocates size bytes aligned to `alignment` (a power of two >= 16). nullptr when glibc fails.
 void* large_alloc(size_t size, size_t alignment, bool zero);
-// True when p carries a valid poolguard large header.
+// True for any pointer outside the arenas and the guarded blocks: all are glibc chunks.
 bool large_owns(const void* p);
 // Frees a block for which large_owns(p) is true.
 void large_free(void* p);
-// Requested size of a large block.
+// Usable size of a large block (the request, for an over-aligned one).
 size_t large_size(const void* p);
 // Alignment the block was made with (16 for plain malloc).
 size_t large_alignment(const void* p);

@@ -12,9 +12,11 @@
 
 namespace pg {
 
+uint64_t g_limit_bytes = 0;  // set once at init
+
 namespace {
 
-uint64_t g_limit = 0;  // set once at init
+uint64_t& g_limit = g_limit_bytes;
 uint64_t g_action = kOnLimitNull;
 uint64_t g_warn_percents = 0;
 std::atomic<uint64_t> g_in_use{0};
@@ -99,9 +101,15 @@ bool charge(uint64_t bytes, size_t request, bool silent) {
   }
 }
 
+// Saturates at zero: a block glibc made before poolguard was initialised (never charged) may be
+// freed under the limit.
 void release(uint64_t bytes) {
-  uint64_t before = g_in_use.fetch_sub(bytes, std::memory_order_relaxed);
-  if (g_warn_percents) check_thresholds(before, before - bytes, 0);
+  uint64_t before = g_in_use.load(std::memory_order_relaxed);
+  uint64_t after;
+  do {
+    after = before > bytes ? before - bytes : 0;
+  } while (!g_in_use.compare_exchange_weak(before, after, std::memory_order_relaxed));
+  if (g_warn_percents) check_thresholds(before, after, 0);
 }
 
 }  // namespace
@@ -110,10 +118,6 @@ void limit_init() {
   g_limit = options().LIMIT;
   g_action = options().ON_LIMIT;
   g_warn_percents = options().LIMIT_WARN;
-}
-
-bool limit_enabled() {
-  return g_limit != 0;
 }
 
 bool limit_charge_pool(size_t request) {

@@ -16,8 +16,11 @@
 
 namespace pg {
 
-// True when a limit is set (cheap: one load).
-bool limit_enabled();
+// True when a limit is set (one load, inlined).
+extern uint64_t g_limit_bytes;
+inline bool limit_enabled() {
+  return g_limit_bytes != 0;
+}
 
 // Charges a pool (kPoolSize) for a fresh pool taken to serve `request`. Silent: false when it
 // would cross the limit, and the caller falls back to the large path, which decides; with
