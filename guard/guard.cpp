@@ -27,6 +27,13 @@ void tid_after_fork() {
   t_tid = 0;  // the forking thread has a new id in the child
 }
 
+int64_t sample_interval(uint64_t n, uint64_t random) {
+  if (n == 0) return INT64_MAX;
+  if (n == 1) return 1;
+  if (n > (uint64_t{1} << 40)) n = uint64_t{1} << 40;
+  return static_cast<int64_t>(1 + random % (2 * n - 1));
+}
+
 uint32_t capture_here() {
   // Frames when linked into a test program: depot_capture, capture_here, guard_alloc/guard_free.
   return depot_capture(3);
@@ -152,11 +159,8 @@ void guard_init(const GuardConfig& config) {
 }
 
 int64_t guard_sample_interval(uint64_t random) {
-  uint64_t n = g_config.sample;
-  if (n == 0 || g_config.mode != GuardMode::kOff || !g_page_ok) return INT64_MAX;
-  if (n == 1) return 1;
-  if (n > (uint64_t{1} << 40)) n = uint64_t{1} << 40;
-  return static_cast<int64_t>(1 + random % (2 * n - 1));
+  if (g_config.mode != GuardMode::kOff || !g_page_ok) return INT64_MAX;
+  return sample_interval(g_config.sample, random);
 }
 
 bool guard_sample_heapless() {

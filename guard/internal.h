@@ -183,6 +183,12 @@ uint64_t errors_reported();
 
 void signal_install();
 
+// ---- sampling (guard/guard.cpp) ----
+
+// A sampling interval for 1 in n: uniform in [1, 2n-1] (mean n; always 1 for n = 1), INT64_MAX for
+// n = 0. Random lengths keep a program's periodic allocation pattern from hiding a site.
+int64_t sample_interval(uint64_t n, uint64_t random);
+
 // ---- counters (guard/guard.cpp) ----
 
 struct Counters {

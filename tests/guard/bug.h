@@ -1,0 +1,43 @@
+// Shared by the guard-zone bug programs: each allocates through make_block() (so that a report's
+// allocation stack must name it), commits one kind of heap bug, and prints "survived" if it is
+// still running afterwards (POOLGUARD_ON_ERROR=report).
+//
+//   PROGRAM SIZE      SIZE: bytes of the block (pooled sizes are <= 256)
+//
+// Built with -g -O0 -rdynamic, so that dladdr names the functions in the reports.
+#ifndef PG_GUARD_BUG_H
+#define PG_GUARD_BUG_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Not static: -rdynamic exports it, so the report can name it.
+__attribute__((noinline)) char* make_block(size_t size) {
+  char* p = malloc(size);
+  if (p == NULL) {
+    perror("malloc");
+    exit(2);
+  }
+  memset(p, 'a', size);
+  return p;
+}
+
+static size_t size_arg(int argc, char** argv) {
+  if (argc != 2 || atol(argv[1]) <= 0) {
+    fprintf(stderr, "usage: %s SIZE\n", argv[0]);
+    exit(2);
+  }
+  return (size_t)atol(argv[1]);
+}
+
+// Keeps the compiler from proving an access dead.
+volatile char sink;
+
+static int survived(void) {
+  printf("survived\n");
+  fflush(stdout);
+  return 0;
+}
+
+#endif

@@ -1,0 +1,14 @@
+// Heap buffer overflow: writes one byte past the end of a block.
+#include "bug.h"
+
+__attribute__((noinline)) void write_past_end(char* p, size_t size) {
+  p[size] = 'X';
+}
+
+int main(int argc, char** argv) {
+  size_t size = size_arg(argc, argv);
+  char* p = make_block(size);
+  write_past_end(p, size);
+  free(p);
+  return survived();
+}
