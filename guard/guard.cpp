@@ -7,6 +7,7 @@
 #include "guard/depot.h"
 #include "guard/internal.h"
 #include "pool/os.h"
+#include "pool/report.h"
 
 namespace pg {
 
@@ -145,7 +146,13 @@ void guard_init(const GuardConfig& config) {
   bool sampling = config.mode == GuardMode::kOff && config.sample > 0;
   if (config.mode == GuardMode::kPage || sampling) {
     g_page_ok = page_init();
-    if (g_page_ok) signal_install();
+    if (g_page_ok) {
+      signal_install();
+    } else {
+      report_warning(sampling ? "no address space for page guards: POOLGUARD_GUARD_SAMPLE is off"
+                              : "no address space for page guards: POOLGUARD_GUARD=page gives "
+                                "every block redzones instead");
+    }
   }
   uint8_t flags = 0;
   if (config.mode != GuardMode::kOff) {

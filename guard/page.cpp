@@ -27,7 +27,7 @@ PageRegion g_region;
 namespace {
 
 constexpr size_t kMaxRegion = size_t{64} << 30;
-constexpr size_t kMinRegion = size_t{256} << 20;
+constexpr size_t kMinRegion = size_t{64} << 20;
 constexpr uint32_t kExactBins = 64;  // spans of up to 64 pages: one bin per size
 constexpr uint32_t kBins = kExactBins + 48;
 constexpr size_t kKeepBytes = 16384;  // freed data pages up to this size stay resident

@@ -123,13 +123,19 @@ void location_line(int fd, const Finding& f) {
     return;
   }
   uintptr_t end = b->user + b->size;
+  uint64_t distance;
+  const char* where;
   if (f.addr < b->user) {
-    o.str(" is ").u64(b->user - f.addr).str(" bytes before");
+    distance = b->user - f.addr;
+    where = " before";
   } else if (f.addr >= end) {
-    o.str(" is ").u64(f.addr - end).str(" bytes after");
+    distance = f.addr - end;
+    where = " after";
   } else {
-    o.str(" is ").u64(f.addr - b->user).str(" bytes inside");
+    distance = f.addr - b->user;
+    where = " inside";
   }
+  o.str(" is ").u64(distance).str(distance == 1 ? " byte" : " bytes").str(where);
   o.str(" the ").u64(b->size).str("-byte block [").hex(b->user).str(", ").hex(end).str(")");
   o.str(b->kind == kKindPage ? " (page-guarded" : " (redzones");
   switch (b->state) {
@@ -147,7 +153,14 @@ void location_line(int fd, const Finding& f) {
 }
 
 void hex_dump(int fd, const Finding& f) {
-  if (f.dump_hi <= f.dump_lo) return;
+  if (f.dump_hi <= f.dump_lo) {
+    if (f.block != nullptr && f.block->kind == kKindPage && f.block->state != kLive) {
+      Line o;
+      o.str("  (no bytes shown: the pages of a freed block are inaccessible)\n");
+      o.flush(fd);
+    }
+    return;
+  }
   uintptr_t center = f.addr;
   if (center < f.dump_lo) center = f.dump_lo;
   if (center >= f.dump_hi) center = f.dump_hi - 1;

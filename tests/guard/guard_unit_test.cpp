@@ -391,7 +391,7 @@ TEST(GuardDeathTest, OverflowFaults) {
 
 TEST(GuardDeathTest, UnderflowFaults) {
   char* p = static_cast<char*>(guard_alloc(4096, 16, false));
-  EXPECT_DEATH(touch(p - 1), "poolguard: ERROR: heap-buffer-underflow .*1 bytes before");
+  EXPECT_DEATH(touch(p - 1), "poolguard: ERROR: heap-buffer-underflow .*1 byte before");
   guard_free(p);
 }
 
