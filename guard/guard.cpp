@@ -68,10 +68,8 @@ struct Evicted {
   int n = 0;
 };
 
-// Reports a damaged redzone of `b` (found at `where`) and returns true, or returns false.
-bool check_redzones(const Block& b, const char* where, uint32_t now_stack) {
-  uintptr_t d = b.kind == kKindPage ? page_damage(b) : redzone_damage(b);
-  if (d == 0) return false;
+// Reports redzone byte d of block b changed.
+void report_redzone(const Block& b, uintptr_t d, const char* where, uint32_t now_stack) {
   Finding f{};
   f.kind = d < b.user ? ErrorKind::kUnderflow : ErrorKind::kOverflow;
   f.addr = d;
@@ -87,6 +85,26 @@ bool check_redzones(const Block& b, const char* where, uint32_t now_stack) {
     f.dump_hi = b.raw + b.raw_size;
   }
   report_finding(f, false);
+}
+
+// Reports byte d of freed block b changed (a write after free).
+void report_use_after_free_write(const Block& b, uintptr_t d, const char* where) {
+  Finding f{};
+  f.kind = ErrorKind::kUseAfterFree;
+  f.addr = d;
+  f.block = &b;
+  f.access = Access::kWrite;
+  f.what = where;
+  f.dump_lo = b.raw;
+  f.dump_hi = b.raw + b.raw_size;
+  report_finding(f, false);
+}
+
+// Reports a damaged redzone of `b` (found at `where`) and returns true, or returns false.
+bool check_redzones(const Block& b, const char* where, uint32_t now_stack) {
+  uintptr_t d = b.kind == kKindPage ? page_damage(b) : redzone_damage(b);
+  if (d == 0) return false;
+  report_redzone(b, d, where, now_stack);
   return true;
 }
 
@@ -96,15 +114,8 @@ void release_evicted(const Block& b) {
   bool bad = check_redzones(b, "found when the freed block left the quarantine", 0);
   if (!bad) {
     if (uintptr_t d = freed_damage(b)) {
-      Finding f{};
-      f.kind = ErrorKind::kUseAfterFree;
-      f.addr = d;
-      f.block = &b;
-      f.access = Access::kWrite;
-      f.what = "a write after free, found when the freed block left the quarantine";
-      f.dump_lo = b.raw;
-      f.dump_hi = b.raw + b.raw_size;
-      report_finding(f, false);
+      report_use_after_free_write(
+          b, d, "a write after free, found when the freed block left the quarantine");
       bad = true;
     }
   }
@@ -118,6 +129,7 @@ bool evict_some(Evicted* out) {
     uint32_t i = quarantine_pop_over();
     if (i == 0) return false;
     Block* b = record(i);
+    if (b->state == kLeaked) continue;  // reported at exit: left alone
     if (b->kind == kKindPage) {
       page_span_recycle(i);
       continue;
@@ -341,30 +353,46 @@ bool guard_free(void* p) {
 
 void guard_check_all() {
   if (!guard_enabled()) return;
-  LockGuard guard(guard_lock());
-  uint32_t n = record_limit();
-  for (uint32_t i = 1; i <= n; ++i) {
-    Block* b = record(i);
-    uint8_t state = b->state;
-    if (state != kLive && state != kQuarantined) continue;
-    if (b->kind == kKindPage && state != kLive) continue;  // inaccessible: nothing to check
-    Block copy = *b;
-    bool bad = check_redzones(copy, "found at exit", 0);
-    if (!bad && state == kQuarantined) {
-      if (uintptr_t d = freed_damage(copy)) {
-        Finding f{};
-        f.kind = ErrorKind::kUseAfterFree;
-        f.addr = d;
-        f.block = &copy;
-        f.access = Access::kWrite;
-        f.what = "a write after free, found at exit";
-        f.dump_lo = copy.raw;
-        f.dump_hi = copy.raw + copy.raw_size;
-        report_finding(f, false);
-        bad = true;
+  // Damaged blocks are collected under the lock and reported after it (a report names frames
+  // with dladdr, which takes the loader's lock: never wait for it while holding ours). A damaged
+  // block is marked left alone first, so nothing frees it while it is reported.
+  struct Found {
+    Block block;
+    uintptr_t at;
+    bool freed;  // a write after free, not a redzone
+  };
+  uint32_t next = 1;
+  for (;;) {
+    Found found[8];
+    int n = 0;
+    {
+      LockGuard guard(guard_lock());
+      uint32_t last = record_limit();
+      for (; next <= last && n < 8; ++next) {
+        Block* b = record(next);
+        uint8_t state = b->state;
+        if (state != kLive && state != kQuarantined) continue;
+        if (b->kind == kKindPage && state != kLive) continue;  // inaccessible: nothing to check
+        uintptr_t d = b->kind == kKindPage ? page_damage(*b) : redzone_damage(*b);
+        bool freed = false;
+        if (d == 0 && state == kQuarantined) {
+          d = freed_damage(*b);
+          freed = true;
+        }
+        if (d == 0) continue;
+        found[n++] = Found{*b, d, freed};
+        __atomic_store_n(&b->state, static_cast<uint8_t>(kLeaked), __ATOMIC_RELAXED);
       }
     }
-    if (bad) __atomic_store_n(&b->state, static_cast<uint8_t>(kLeaked), __ATOMIC_RELAXED);
+    if (n == 0) return;
+    for (int k = 0; k < n; ++k) {
+      const Block& b = found[k].block;
+      if (found[k].freed) {
+        report_use_after_free_write(b, found[k].at, "a write after free, found at exit");
+      } else {
+        report_redzone(b, found[k].at, "found at exit", 0);
+      }
+    }
   }
 }
 

@@ -110,6 +110,12 @@ runs=$((runs + 1))
 cat "$tmp"/log.* 2>/dev/null | head -n 1 | grep -q '^poolguard: ERROR: double-free ' ||
   fail "POOLGUARD_LOG run: no report in the log file"
 
+# POOLGUARD_GUARD_FILL=on: new blocks read 0xcd, calloc's 0, also when their memory is reused.
+runs=$((runs + 1))
+fill="$(env -i PATH="$PATH" LD_PRELOAD="$lib" "${guard_env[@]}" POOLGUARD_QUARANTINE=0 \
+  POOLGUARD_GUARD_FILL=on "$bin/pg_guard_fill" 2>&1 | tr '\n' ' ')"
+[[ $fill == "cd 00 cd 00 " ]] || fail "POOLGUARD_GUARD_FILL=on: read '$fill', expected 'cd 00 cd 00'"
+
 if [[ $failures -gt 0 ]]; then
   echo "$failures of $runs runs failed ($mode)" >&2
   exit 1
