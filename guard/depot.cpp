@@ -1,6 +1,7 @@
 #include "guard/depot.h"
 
 #include <link.h>
+#include <sched.h>
 #include <sys/auxv.h>
 
 #define UNW_LOCAL_ONLY
@@ -45,6 +46,7 @@ struct SelfRange {
   bool ready = false;
 };
 SelfRange g_self;
+std::atomic<int> g_self_state{0};  // 0: not computed, 1: being computed, 2: done
 
 void find_self() {
   const ElfW(Ehdr)* eh = &__ehdr_start;
@@ -63,6 +65,18 @@ void find_self() {
   uintptr_t main_phdr = getauxval(AT_PHDR);
   g_self.in_main = main_phdr >= g_self.lo && main_phdr < g_self.hi;
   g_self.ready = true;
+}
+
+// Computes g_self once, whichever thread captures first.
+void ensure_self() {
+  if (g_self_state.load(std::memory_order_acquire) == 2) return;
+  int expected = 0;
+  if (g_self_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    find_self();
+    g_self_state.store(2, std::memory_order_release);
+    return;
+  }
+  while (g_self_state.load(std::memory_order_acquire) != 2) sched_yield();
 }
 
 bool own_frame(uintptr_t pc) {
@@ -157,9 +171,15 @@ int depot_get(uint32_t id, uintptr_t* out, int max) {
 }
 
 uint32_t depot_capture(int skip) {
+#if defined(__SANITIZE_THREAD__)
+  // Under TSan, libunwind's per-thread cache crashes in its key destructor at thread exit (TSan's
+  // thread state is gone by then): the TSan build of the core captures no stacks.
+  (void)skip;
+  return 0;
+#endif
   if (t_capturing) return 0;
   t_capturing = true;
-  if (!g_self.ready) find_self();
+  ensure_self();
   void* frames[kDepotMaxFrames + 16];
   int n = unw_backtrace(frames, kDepotMaxFrames + 16);
   int first = 0;
