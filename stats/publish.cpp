@@ -8,6 +8,7 @@
 // layer needs them, and each is wrapped once below with its contract.
 #include "stats/publish.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -20,10 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <string_view>
 
+#include "guard/guard.h"
 #include "pool/config.h"
 #include "pool/format.h"
 #include "pool/introspect.h"
@@ -137,8 +140,21 @@ struct Publisher {
 };
 
 Publisher g_pub;
-bool g_started = false;
-bool g_stopped = false;  // the process is exiting: children forked now do not publish
+bool g_enabled = false;  // publish_start() started a publisher (inherited by fork children)
+int g_owner = 0;         // the process whose publisher g_pub belongs to
+
+// Where this process's publication stands. The publisher thread moves it from kPending to
+// kCreating to kPublished; the exit hook moves it to kStopped from any state, and whoever sees
+// the other's move removes the file, so that a process exiting while its segment is being created
+// leaves nothing behind.
+enum PublishState : int { kPending, kCreating, kPublished, kStopped };
+std::atomic<int> g_state{kPending};
+std::atomic<bool> g_creation_over{false};  // the thread left kCreating (for the exit hook)
+
+// A process publishes only once it has lived this long: the many processes that exit or exec
+// right away (a shell's commands, fork() children that exec or _exit) never create a segment,
+// and so never leave a stale one behind when they end without running exit hooks.
+constexpr timespec kPublishDelay{0, 100 * 1000 * 1000};
 
 void make_path(Publisher& p) {
   TextBuffer<sizeof p.path> b;
@@ -195,6 +211,11 @@ bool create_segment(Publisher& p) {
   s->pid = p.pid;
   s->uid = geteuid();
   s->start_time = process_start_time();
+  char comm[sizeof s->comm + 1];
+  ssize_t n = read_small_file("/proc/self/comm", comm, sizeof comm);
+  for (ssize_t i = 0; i < n && i < static_cast<ssize_t>(sizeof s->comm) && comm[i] != '\n'; ++i) {
+    s->comm[i] = comm[i];
+  }
   s->num_classes = kNumClasses;
   s->small_max = kSmallMax;
   s->pool_size = kPoolSize;
@@ -212,6 +233,60 @@ void remove_segment(Publisher& p) {
   munmap(p.seg, sizeof(Segment));
   unlink(p.path);
   p.seg = nullptr;
+}
+
+// pid from a name "poolguard.<digits>" in /dev/shm; 0 if the name is not one.
+int segment_pid(const char* name) {
+  const char* prefix = stats::kSegmentPathPrefix + sizeof "/dev/shm/" - 1;
+  size_t len = strlen(prefix);
+  if (strncmp(name, prefix, len) != 0 || name[len] == '\0') return 0;
+  uint64_t pid = 0;
+  for (const char* c = name + len; *c; ++c) {
+    if (*c < '0' || *c > '9' || pid > INT_MAX / 10) return 0;
+    pid = pid * 10 + static_cast<uint64_t>(*c - '0');
+  }
+  return pid <= INT_MAX ? static_cast<int>(pid) : 0;
+}
+
+// Removes the segments that processes of this user left when they ended without exit hooks
+// (_exit after publishing, a fatal signal), so that they do not pile up in /dev/shm between runs
+// of `poolguard ls`. Runs once per process, in the publisher thread, once its own segment is in
+// place. A file is removed only if it is a regular file of this user named after a pid that no
+// longer exists (kill(pid, 0) fails with ESRCH), and is still the same file just before.
+void sweep_stale_segments(int self) {
+  int dir = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return;
+  alignas(8) char buf[4096];
+  uid_t me = geteuid();
+  int budget = 4096;  // directory entries looked at, at most
+  long n;
+  while (budget > 0 && (n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n && budget > 0; --budget) {
+      const struct dirent64* d = reinterpret_cast<const struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      int pid = segment_pid(d->d_name);
+      if (pid <= 0 || pid == self) continue;
+      struct stat st, again;
+      if (fstatat(dir, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+          st.st_uid != me) {
+        continue;
+      }
+      if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+      if (fstatat(dir, d->d_name, &again, AT_SYMLINK_NOFOLLOW) == 0 && again.st_dev == st.st_dev &&
+          again.st_ino == st.st_ino) {
+        unlinkat(dir, d->d_name, 0);
+      }
+    }
+  }
+  close(dir);
+}
+
+// At exit, for a process that has not published: a file named after its pid can only be a
+// leftover of this process's previous image (it published, then exec'd this program) or of a
+// dead process that had the same pid. Removed if it is this user's.
+void remove_leftover(const char* path) {
+  struct stat st;
+  if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) unlink(path);
 }
 
 // Makes sure `want` arena entries are backed, growing the file through its name (the publisher
@@ -258,6 +333,8 @@ void publish(Publisher& p, uint32_t req) {
   uint64_t rss = process_rss();
   LimitCounters lim;
   limit_counters(&lim);
+  GuardCounters guard;
+  guard_counters(&guard);
 
   Segment* s = p.seg;
   uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
@@ -282,7 +359,7 @@ void publish(Publisher& p, uint32_t req) {
   s->limit_in_use = lim.in_use;
   s->limit_peak = lim.peak;
   s->limit_refused = lim.refused;
-  s->guard_events = 0;
+  s->guard_events = guard.errors;
   s->threads = snap.heaps_created;
   s->double_frees = snap.double_frees;
   s->invalid_frees = snap.invalid_frees;
@@ -324,6 +401,18 @@ void publish(Publisher& p, uint32_t req) {
 void* publisher_main(void* arg) {
   prctl(PR_SET_NAME, "poolguard-stats", 0, 0, 0);
   Publisher& p = *static_cast<Publisher*>(arg);
+  timespec delay = kPublishDelay;
+  while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+  }
+  int state = kPending;
+  if (!g_state.compare_exchange_strong(state, kCreating)) return nullptr;  // exiting already
+  bool created = create_segment(p);
+  state = kCreating;
+  bool kept = g_state.compare_exchange_strong(state, created ? kPublished : kStopped);
+  if (created && !kept) remove_segment(p);  // the process started exiting meanwhile
+  g_creation_over.store(true);
+  if (!created || !kept) return nullptr;
+  sweep_stale_segments(p.pid);
   for (;;) {
     uint32_t req = __atomic_load_n(&p.seg->request, __ATOMIC_ACQUIRE);
     publish(p, req);
@@ -351,37 +440,55 @@ bool start_thread(Publisher& p) {
 }
 
 // fork() child: the parent's segment is not mapped here (MADV_DONTFORK) and its thread does not
-// exist; publish anew under the child's pid (see stats/publish.h for why this is done here).
+// exist; start a publisher for the child's pid (see stats/publish.h for why this is done here).
 void after_fork_child() {
-  if (g_pub.seg == nullptr || g_stopped) return;  // the parent did not publish, or is exiting
+  if (!g_enabled || g_state.load() == kStopped) return;  // no publisher, or the parent is exiting
   g_pub.seg = nullptr;
-  if (create_segment(g_pub) && !start_thread(g_pub)) remove_segment(g_pub);
+  g_owner = getpid();
+  g_creation_over.store(false);
+  g_state.store(kPending);
+  if (!start_thread(g_pub)) g_state.store(kStopped);
 }
 
 }  // namespace
 
 void publish_start() {
-  if (g_started) return;
-  g_started = true;
+  static bool once = false;
+  if (once) return;
+  once = true;
   if (options().SEGMENT != kSegmentOn || os::secure_mode()) return;
   g_pub.views = static_cast<ArenaView*>(os::map(stats::kSegmentMaxArenas * sizeof(ArenaView)));
-  if (g_pub.views == nullptr || !create_segment(g_pub)) return;
-  if (!start_thread(g_pub)) {
-    remove_segment(g_pub);
-    return;
-  }
+  if (g_pub.views == nullptr) return;
+  g_owner = getpid();
+  if (!start_thread(g_pub)) return;
+  g_enabled = true;
   pthread_atfork(nullptr, nullptr, after_fork_child);
 }
 
 void publish_stop() {
-  // Only the creator removes the name: a child that could not publish still holds its parent's
-  // path, and the child of a raw clone() runs the same destructors without any atfork handler.
-  if (g_pub.seg != nullptr && g_pub.pid == getpid()) unlink(g_pub.path);
-  g_stopped = true;
+  // Only the process whose publisher this is: the child of a raw clone() runs the same exit hooks
+  // with a copy of this state and no atfork handler.
+  if (!g_enabled || g_owner != getpid()) return;
+  int was = g_state.exchange(kStopped);
+  if (was == kPublished) {
+    unlink(g_pub.path);
+  } else if (was == kPending) {
+    Publisher mine;
+    mine.pid = g_owner;
+    make_path(mine);
+    remove_leftover(mine.path);
+  } else if (was == kCreating) {
+    // The thread is creating the segment and will remove it when it sees kStopped; give it a
+    // moment (bounded) before the process ends and takes the thread with it.
+    for (int i = 0; i < 1000 && !g_creation_over.load(); ++i) {
+      timespec ms{0, 1000 * 1000};
+      nanosleep(&ms, nullptr);
+    }
+  }
 }
 
 const char* publish_path() {
-  return g_pub.seg != nullptr && g_pub.pid == getpid() ? g_pub.path : nullptr;
+  return g_enabled && g_owner == getpid() && g_state.load() == kPublished ? g_pub.path : nullptr;
 }
 
 }  // namespace pg

@@ -20,7 +20,7 @@
 //   `published`. The figures are current for the reader once (int32_t)(published - r) >= 0, r
 //   being the value its own increment produced. Without requests the publisher refreshes about once
 //   a second.
-// - Every count is a uint64_t; figures that poolguard does not produce yet (guard events) are 0.
+// - Every count is a uint64_t.
 //
 // Changing the layout: bump kSegmentVersion. Adding a field without moving others: take it from a
 // `reserved` array and keep the version (readers of the old version see 0 there).
@@ -85,7 +85,8 @@ struct Segment {
   uint32_t pool_header;  // bytes at the start of each pool before its first block
   uint32_t arena_size;   // bytes per arena
   uint32_t max_arenas;   // capacity of `arenas` (kSegmentMaxArenas)
-  uint64_t reserved_hdr[8];
+  char comm[16];         // its command name when it started publishing (/proc/self/comm)
+  uint64_t reserved_hdr[6];
 
   // --- Protocol words: futexes, written by readers and by the publisher. ---
   alignas(64) uint32_t request;  // readers add 1 and FUTEX_WAKE it
@@ -97,7 +98,7 @@ struct Segment {
   alignas(64) uint64_t publish_time_ns;  // CLOCK_REALTIME of this publication
   uint64_t small_allocs, small_frees;    // totals over the classes
   uint64_t large_allocs, large_frees;    // blocks over the small threshold (served by glibc)
-  uint64_t large_live_bytes;             // bytes requested by the large blocks still live
+  uint64_t large_live_bytes;             // usable bytes of the large blocks still live
   uint64_t arenas_mapped;                // arenas taken from the OS since start
   uint64_t arenas_in_use;                // arenas holding pools now (and the empty spare)
   uint64_t arenas_released;              // arenas given back to the OS
@@ -111,7 +112,7 @@ struct Segment {
   uint64_t limit_in_use;                 // bytes charged against it now (docs/LIMITS.md)
   uint64_t limit_peak;                   // most bytes charged at once
   uint64_t limit_refused;                // requests refused at the limit (or allowed, with warn)
-  uint64_t guard_events;                 // guard-zone detections; 0 until guard zones exist
+  uint64_t guard_events;                 // errors the guard zones reported (docs/GUARD.md)
   uint64_t threads;                      // thread heaps created
   uint64_t double_frees, invalid_frees, corruptions;  // errors detected
   uint64_t arenas_total;   // arenas in use when the map was taken (may exceed max_arenas)
