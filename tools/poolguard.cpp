@@ -70,7 +70,7 @@ const char kRunUsage[] =
     "  --stats        print a summary when each process exits (POOLGUARD_STATS=exit)\n"
     "  --limit SIZE   cap the bytes the program holds, e.g. 512M (POOLGUARD_LIMIT)\n"
     "  --log PATH     where limit records go: stderr or a file, %p = pid (POOLGUARD_LOG)\n"
-    "  --guard MODE   guard zones: not implemented yet\n"
+    "  --guard MODE   guard zones around every block: off, redzone or page (POOLGUARD_GUARD)\n"
     "Exits with CMD's status; 127 if CMD is not found, 126 if it cannot be run.\n";
 
 const char kStatUsage[] =
@@ -196,12 +196,38 @@ struct Reading {
   uint64_t age_ns = 0;  // how old the figures are
 };
 
+// Seconds since process `p` started (from its start time and /proc/uptime); -1 if unknown.
+double process_age(const pg::stats::ProcessInfo& p) {
+  FILE* f = fopen("/proc/uptime", "r");
+  double uptime = -1;
+  if (f != nullptr) {
+    if (fscanf(f, "%lf", &uptime) != 1) uptime = -1;
+    fclose(f);
+  }
+  long ticks = sysconf(_SC_CLK_TCK);
+  if (uptime < 0 || ticks <= 0) return -1;
+  return uptime - static_cast<double>(p.start_time) / static_cast<double>(ticks);
+}
+
+// A process publishes from 0.1 s after it starts (stats/publish.h): give a young one time.
+constexpr double kYoungSeconds = 0.5;
+
 // Opens pid's segment, asks for fresh figures and copies them. Prints why not and returns 1 on
 // failure, else 0.
 int read_one(int pid, Reading* r) {
   SegmentReader reader;
   std::string why;
   OpenStatus st = reader.open(pid, &why);
+  // A segment being created, or not created yet by a process that has just started: wait for it
+  // (bounded), rather than fail.
+  for (int tries = 0; tries < 50; ++tries) {
+    bool young = st == OpenStatus::kNoSegment && process_age(reader.process()) >= 0 &&
+                 process_age(reader.process()) < kYoungSeconds;
+    if (st != OpenStatus::kNotReady && !young) break;
+    timespec pause{0, 20 * 1000 * 1000};
+    nanosleep(&pause, nullptr);
+    st = reader.open(pid, &why);
+  }
   if (st != OpenStatus::kOk) {
     fprintf(stderr, "poolguard: %s\n", why.c_str());
     return 1;
@@ -237,7 +263,7 @@ struct Derived {
   uint64_t free_pools_clean = 0;  // ... of which returned to the OS (from the map)
   uint64_t pool_overhead = 0;     // pool headers and the tail that no block fits in
   uint64_t arena_bytes = 0;       // arenas in use * arena size
-  uint64_t live_bytes = 0;        // small held + large live
+  uint64_t live_bytes = 0;        // small held + large live (usable)
   bool map_complete = true;
 };
 
@@ -382,8 +408,8 @@ std::string stat_table(const Reading& r) {
        " held in " + u(s.pools_in_use) + " pools (peak " + bytes(s.peak_small_bytes) +
        " in pools); " + u(s.small_allocs) + " allocations, " + u(s.small_frees) + " frees\n";
   uint64_t large_live = s.large_allocs >= s.large_frees ? s.large_allocs - s.large_frees : 0;
-  t += "large     " + u(large_live) + " live blocks, " + bytes(s.large_live_bytes) +
-       " requested; " + u(s.large_allocs) + " allocations, " + u(s.large_frees) + " frees\n";
+  t += "large     " + u(large_live) + " live blocks, " + bytes(s.large_live_bytes) + "; " +
+       u(s.large_allocs) + " allocations, " + u(s.large_frees) + " frees\n";
   t += "arenas    " + u(s.arenas_in_use) + " in use (" + bytes(d.arena_bytes) + "), " +
        u(s.arenas_mapped) + " mapped, " + u(s.arenas_released) + " released to the OS, " +
        u(s.fallback_arenas) + " outside the reservation; " + bytes(s.reserved_bytes) +
@@ -408,8 +434,7 @@ std::string stat_table(const Reading& r) {
        fixed(100 * ratio(d.free_block_bytes + d.free_pools * s.pool_size, d.arena_bytes), 1) +
        "% of the arenas); pool headers and tails " + bytes(d.pool_overhead) + "\n";
   t += "  rss/live  " + bytes(s.rss_bytes) + " resident for " + bytes(d.live_bytes) +
-       " live (small held + large requested): " + fixed(ratio(s.rss_bytes, d.live_bytes), 2) +
-       "x\n";
+       " live (small and large blocks held): " + fixed(ratio(s.rss_bytes, d.live_bytes), 2) + "x\n";
   return t;
 }
 
@@ -661,8 +686,8 @@ std::string find_library(std::vector<std::string>* tried) {
 
 int cmd_run(const std::vector<std::string>& args) {
   bool stats = false;
-  std::string limit, log;
-  bool have_limit = false, have_log = false;
+  std::string limit, log, guard;
+  bool have_limit = false, have_log = false, have_guard = false;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     std::string a = args[i], name = a, value;
@@ -694,10 +719,14 @@ int cmd_run(const std::vector<std::string>& args) {
       log = value;
       have_log = true;
     } else if (name == "--guard") {
-      fprintf(stderr,
-              "poolguard run: --guard is not implemented yet (guard zones are planned, see issue "
-              "5)\n");
-      return 2;
+      uint64_t mode;
+      if (!take_value()) return usage_error(kRunUsage, "--guard needs MODE");
+      if (!pg::option_parse("GUARD", value.c_str(), &mode)) {
+        return usage_error(kRunUsage,
+                           "--guard: not a guard mode: '" + value + "' (off, redzone or page)");
+      }
+      guard = value;
+      have_guard = true;
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(kRunUsage, "unknown option '" + a + "'");
     } else {
@@ -725,6 +754,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (stats) setenv("POOLGUARD_STATS", "exit", 1);
   if (have_limit) setenv("POOLGUARD_LIMIT", limit.c_str(), 1);
   if (have_log) setenv("POOLGUARD_LOG", log.c_str(), 1);
+  if (have_guard) setenv("POOLGUARD_GUARD", guard.c_str(), 1);
 
   std::vector<char*> argv;
   for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));
