@@ -437,8 +437,13 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool->carved = pool->capacity;
   }
   if (pool != &g_empty_pool && !refill(h, pool)) {
+    // Exhausted: to the back of `avail`, not yet filed as full. A program that frees at random
+    // (an object churn) scatters its frees over all its pools, so by the time this pool comes up
+    // again it usually has local frees; it is filed as full (an atomic flag for remote freers, and
+    // list moves on the free side) only if it is still exhausted then.
     unset_current(h, pool);
-    make_full(h, pool);
+    pool->list = kListAvail;
+    queue_push(h->avail[cls], pool);
     pool = &g_empty_pool;
   }
   if (pool == &g_empty_pool) {
