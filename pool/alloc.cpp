@@ -113,7 +113,7 @@ void* malloc_slow(size_t size) {
 
 // Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
 void free_outside(void* p) {
-  if (arena_owns(p)) return heap_free(p);  // a fallback arena (outside the reservation)
+  if (arena_owns_outside_reservation(p)) return heap_free(p);  // a fallback arena
   if (in_reservation_unused(p)) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
   }

@@ -9,6 +9,7 @@
 namespace pg {
 
 AddressSpace g_space;
+std::atomic<bool> g_have_fallback_arenas{false};
 
 namespace {
 
@@ -120,6 +121,7 @@ Arena* arena_new() {
     }
     a->fallback = true;
     ++g_count.fallback;
+    g_have_fallback_arenas.store(true, std::memory_order_release);
   }
   if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused
   a->base = base;

@@ -58,6 +58,13 @@ void arenas_init(size_t reserve);
 
 // True if p lies in an arena poolguard mapped (live or released). O(1), lock-free.
 bool arena_owns(const void* p);
+// True once any arena was mapped outside the reservation (then arena_owns needs its byte map).
+extern std::atomic<bool> g_have_fallback_arenas;
+// arena_owns() for a pointer already known to be outside the reservation: one load when no
+// fallback arena exists (the common case), so that the large path does not pay for the map.
+inline bool arena_owns_outside_reservation(const void* p) {
+  return g_have_fallback_arenas.load(std::memory_order_relaxed) && arena_owns(p);
+}
 // Only the reservation test, for the inlined fast path.
 inline bool in_reserved_arenas(const void* p) {
   return reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed) <
