@@ -42,8 +42,8 @@ enum State : uint8_t {
 //            [user, user + size) holds kFreedByte while quarantined.
 //   page:    raw is the span's first page, raw_size its bytes; the last page is the trailing
 //            guard and user + round_up(size, 16) <= raw + raw_size - page, right-aligned;
-//            [round_down(user, page), user) and [user + size, user + round_up(size, 16)) hold
-//            kRedzoneByte while live; every page but the data pages is PROT_NONE always, and
+//            the (up to 256) bytes before user on its page, and [user + size, the guard page),
+//            hold kRedzoneByte while live; every page but the data pages is PROT_NONE always, and
 //            the data pages are PROT_NONE unless live.
 struct Block {
   uintptr_t user;        // the address handed out

@@ -1,14 +1,17 @@
 // Page-guarded blocks: spans of one reserved PROT_NONE region (so "is this the guard's?" is one
 // compare, and a fault address leads to its block through the page map in O(1)).
 //
-//   span start                      data start    user              user+size   trail
-//   | leading guard page(s)         | slack (fd) | the bytes asked for | slack  | trailing guard |
+//   span start                      data start          user              user+size   trail
+//   | leading guard page(s)         | ... | slack (fd) | the bytes asked for | slack  | trailing
+//   guard |
 //
 // The block is right-aligned against the trailing guard page (up to its alignment, so a malloc
-// block of a size that is not a multiple of 16 has a few bytes of checked slack after it). Only the
-// data pages are ever accessible, and only while the block is live. A freed block's data pages are
-// replaced by fresh PROT_NONE ones at once (their memory goes back to the OS), and the span waits
-// in the quarantine, then in a bin of free spans of its size, for reuse.
+// block of a size that is not a multiple of 16 has a few bytes of checked slack after it). Up to
+// kLeadingRedzone bytes of its first page before it are a checked redzone too. Only the data
+// pages are ever accessible, and only while the block is live. A freed block's data pages are made
+// PROT_NONE at once (a big block's memory goes back to the OS too; a small one keeps its pages for
+// the span's next block, which saves a page fault), and the span waits in the quarantine, then in
+// a bin of free spans of its size, for reuse.
 //
 // Mappings: each live block splits the region's mapping in three, so it costs the process about two
 // of the kernel's vm.max_map_count mappings (65530 by default). Live page blocks are kept under a
@@ -31,6 +34,7 @@ constexpr size_t kMinRegion = size_t{64} << 20;
 constexpr uint32_t kExactBins = 64;  // spans of up to 64 pages: one bin per size
 constexpr uint32_t kBins = kExactBins + 48;
 constexpr size_t kKeepBytes = 16384;  // freed data pages up to this size stay resident
+constexpr size_t kLeadingRedzone = 256;
 
 size_t g_page = 4096;
 size_t g_shift = 12;
@@ -44,6 +48,13 @@ uint32_t bin_of(size_t pages) {
   uint32_t log = 63 - static_cast<uint32_t>(__builtin_clzll(pages));  // >= 6
   uint32_t b = kExactBins + (log - 5);
   return b < kBins ? b : kBins - 1;
+}
+
+// Start of the checked redzone before a block whose first page starts at `data`: at most
+// kLeadingRedzone bytes (filling and checking the whole rest of the page would cost more than the
+// rest of a sampled allocation; an underflow that far is rare, and one past the page faults).
+uintptr_t leading_redzone(uintptr_t user, uintptr_t data) {
+  return user - data > kLeadingRedzone ? user - kLeadingRedzone : data;
 }
 
 size_t span_pages(const Block& b) {
@@ -172,7 +183,8 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
     limit_release(size);
     return nullptr;
   }
-  memset(reinterpret_cast<void*>(data), kRedzoneByte, user - data);
+  uintptr_t lead = leading_redzone(user, data);
+  memset(reinterpret_cast<void*>(lead), kRedzoneByte, user - lead);
   memset(reinterpret_cast<void*>(user + size), kRedzoneByte, trail - (user + size));
   // Pages never used or given back read as zero; kept ones hold an earlier block's bytes.
   if (zero && b->dirty) memset(reinterpret_cast<void*>(user), 0, size);
@@ -193,7 +205,8 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
 
 uintptr_t page_damage(const Block& b) {
   uintptr_t trail = b.raw + b.raw_size - g_page;
-  if (uintptr_t d = find_other_byte(align_down(b.user, g_page), b.user, kRedzoneByte)) return d;
+  uintptr_t lead = leading_redzone(b.user, align_down(b.user, g_page));
+  if (uintptr_t d = find_other_byte(lead, b.user, kRedzoneByte)) return d;
   return find_other_byte(b.user + b.size, trail, kRedzoneByte);
 }
 
