@@ -134,7 +134,9 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
   if (eff > g_region.size || alignment > g_region.size / 4) return nullptr;
   size_t need = align_up(eff, a) + (alignment > g_page ? alignment - g_page : 0);
   size_t pages = 2 + (need + g_page - 1) / g_page;
-  if (!limit_charge(size, size)) return nullptr;  // counted like a large block
+  // Counted like a large block; over the limit, the caller's fallback (a redzone block, or the
+  // pools when sampling) refuses and logs it.
+  if (!limit_charge_quiet(size, size)) return nullptr;
   uint32_t i = 0;
   bool fresh = false;
   {

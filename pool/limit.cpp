@@ -128,6 +128,10 @@ void limit_release_pool() {
   if (limit_enabled()) release(kPoolSize);
 }
 
+bool limit_charge_quiet(size_t bytes, size_t request) {
+  return !limit_enabled() || charge(bytes, request, g_action != kOnLimitWarn);
+}
+
 bool limit_charge(size_t bytes, size_t request) {
   return !limit_enabled() || charge(bytes, request, false);
 }

@@ -27,6 +27,9 @@ inline bool limit_enabled() {
 // POOLGUARD_ON_LIMIT=warn the pool is charged anyway (after the log record).
 bool limit_charge_pool(size_t request);
 void limit_release_pool();
+// Charges `bytes` for a page-guarded block of `request` bytes, as silently as a pool: false when
+// it would cross the limit (the caller falls back to a path that decides and logs).
+bool limit_charge_quiet(size_t bytes, size_t request);
 
 // Charges `bytes` for a large block of `request` bytes; when that would cross the limit, logs a
 // limit-exceeded record and then, per POOLGUARD_ON_LIMIT, returns false (null), aborts, or
