@@ -13,10 +13,11 @@
 // the span's next block, which saves a page fault), and the span waits in the quarantine, then in
 // a bin of free spans of its size, for reuse.
 //
-// Mappings: each live block splits the region's mapping in three, so it costs the process about two
-// of the kernel's vm.max_map_count mappings (65530 by default). Live page blocks are kept under a
-// budget that leaves the program a quarter of that limit (and at least 8192); past it, and when
-// mprotect fails, page_alloc returns nullptr and the caller falls back.
+// Mappings: the pages between a span's guards are a mapping of their own for the span's life, so
+// each span costs the process about two of the kernel's vm.max_map_count mappings (65530 by
+// default). Spans are carved under a budget that leaves the program a quarter of that limit (and
+// at least 8192); past it, only free spans are reused, and when none fits (or the kernel refuses),
+// page_alloc returns nullptr and the caller falls back.
 #include <cstring>
 
 #include "guard/internal.h"
@@ -41,7 +42,8 @@ size_t g_shift = 12;
 size_t g_top = 0;        // pages of the region carved into spans so far
 uint32_t g_bins[kBins];  // free spans (record indices), linked through Block::next
 uint64_t g_live = 0;     // live page blocks
-uint64_t g_budget = 0;   // most live page blocks allowed
+uint64_t g_spans = 0;    // spans carved (each costs about two kernel mappings for good)
+uint64_t g_budget = 0;   // most spans allowed
 
 uint32_t bin_of(size_t pages) {
   if (pages <= kExactBins) return static_cast<uint32_t>(pages);
@@ -141,23 +143,22 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
   bool fresh = false;
   {
     LockGuard guard(guard_lock());
-    if (g_live < g_budget) {
-      i = bin_take(pages);
-      if (i == 0 && g_top + pages <= (g_region.size >> g_shift)) {
-        i = record_new();
-        if (i != 0) {
-          Block* b = record(i);
-          b->kind = kKindPage;
-          b->raw = g_region.base + (g_top << g_shift);
-          b->raw_size = pages << g_shift;
-          g_top += pages;
-          fresh = true;
-        }
-      }
+    i = bin_take(pages);
+    if (i == 0 && g_spans < g_budget && g_top + pages <= (g_region.size >> g_shift)) {
+      i = record_new();
       if (i != 0) {
-        __atomic_store_n(&record(i)->state, static_cast<uint8_t>(kFreeing), __ATOMIC_RELAXED);
-        ++g_live;
+        Block* b = record(i);
+        b->kind = kKindPage;
+        b->raw = g_region.base + (g_top << g_shift);
+        b->raw_size = pages << g_shift;
+        g_top += pages;
+        ++g_spans;
+        fresh = true;
       }
+    }
+    if (i != 0) {
+      __atomic_store_n(&record(i)->state, static_cast<uint8_t>(kFreeing), __ATOMIC_RELAXED);
+      ++g_live;
     }
   }
   if (i == 0) {
@@ -165,21 +166,26 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
     return nullptr;
   }
   Block* b = record(i);
+  uintptr_t trail = b->raw + b->raw_size - g_page;
+  bool mapped = true;
   if (fresh) {
     size_t first = (b->raw - g_region.base) >> g_shift;
     for (size_t k = 0; k < span_pages(*b); ++k) {
       __atomic_store_n(&g_region.map[first + k], i, __ATOMIC_RELEASE);
     }
+    // The pages between the guards become a mapping of their own, which the kernel never merges
+    // with the guards around it: making them accessible and inaccessible again then only changes
+    // their protection, instead of splitting and merging mappings (half the cost of a sample).
+    uintptr_t inner = b->raw + g_page;
+    mapped = os::protect_none(reinterpret_cast<void*>(inner), trail - inner, true);
   }
-  uintptr_t trail = b->raw + b->raw_size - g_page;
   uintptr_t user = align_down(trail - eff, alignment);
   uintptr_t data = align_down(user, g_page);
-  if (!os::commit(reinterpret_cast<void*>(data), trail - data)) {
-    // Out of mappings (vm.max_map_count) or of memory: give the span back and stop trying until
-    // live page blocks fall below what we have now.
+  if (!mapped || !os::commit(reinterpret_cast<void*>(data), trail - data)) {
+    // Out of mappings (vm.max_map_count) or of memory: give the span back and carve no more.
     LockGuard guard(guard_lock());
     --g_live;
-    g_budget = g_live;
+    g_budget = g_spans;
     __atomic_store_n(&b->state, static_cast<uint8_t>(kSpanFree), __ATOMIC_RELAXED);
     bin_push(i);
     limit_release(size);

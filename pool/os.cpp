@@ -77,12 +77,10 @@ void decommit(void* p, size_t size) {
 
 bool protect_none(void* p, size_t size, bool release) {
   if (!release) return mprotect(p, size, PROT_NONE) == 0;
-  // One call: MAP_FIXED drops the old pages and their memory, and the new mapping has the flags
-  // of the reservation around it, so the kernel can merge it with its neighbours again.
-  void* q =
-      mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  // One call: MAP_FIXED drops the old pages and their memory.
+  void* q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (q != MAP_FAILED) return true;
-  madvise(p, size, MADV_DONTNEED);
+  madvise(p, size, MADV_DONTNEED);  // out of mappings: at least make them inaccessible
   return mprotect(p, size, PROT_NONE) == 0;
 }
 

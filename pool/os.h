@@ -25,9 +25,11 @@ bool unmap(void* p, size_t size);
 // Gives the physical pages of [p, p+size) back to the OS; the range stays mapped and reads as zero.
 void decommit(void* p, size_t size);
 // Makes whole pages [p, p+size) of a range from reserve_aligned inaccessible (PROT_NONE). With
-// `release`, their memory goes back to the OS too (they read as zero when made accessible again);
-// without, they keep their contents, which is cheaper when they are soon reused. Returns false if
-// the kernel refused.
+// `release`, they are replaced by a fresh mapping: their memory goes back to the OS (they read as
+// zero when made accessible again), and the mapping, unlike the reservation, is not
+// MAP_NORESERVE, so the kernel never merges it with the reservation's pages around it. Without,
+// they keep their contents, which is cheaper when they are soon reused. Returns false if the
+// kernel refused.
 bool protect_none(void* p, size_t size, bool release);
 // vm.max_map_count (the kernel's limit on mappings per process), or 65530 if unreadable.
 size_t max_map_count();
