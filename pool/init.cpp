@@ -7,6 +7,7 @@
 #include "guard/guard.h"
 #include "pool/arena.h"
 #include "pool/heap.h"
+#include "pool/large.h"
 #include "pool/limit.h"
 #include "pool/lock.h"
 #include "pool/meta.h"
@@ -91,6 +92,7 @@ bool ensure_init() {
     limit_init();
     arenas_init(options().RESERVE);
     heaps_init();
+    large_init();
     init_guard();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     g_init_state.store(2, std::memory_order_release);

@@ -113,10 +113,7 @@ void after_fork_parent() {
     make_key = !g_key_made;
     g_key_made = true;
   }
-  if (make_key) {
-    pthread_key_create(&g_key, on_thread_exit);
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-  }
+  if (make_key) pthread_key_create(&g_key, on_thread_exit);
   pthread_setspecific(g_key, s);
   return *s;
 }
@@ -126,14 +123,18 @@ inline LargeStats& stats() {
   return PG_LIKELY_LARGE(s.registered) ? s : register_thread();
 }
 
-uint64_t live_bytes_now() {
-  LockGuard guard(g_stats_lock);
+// Sum of live large bytes, or false when the lock is busy (a fork in progress, or a reader):
+// the trim check is then simply skipped.
+bool live_bytes_now(uint64_t* live) {
+  if (!g_stats_lock.try_lock()) return false;
   uint64_t in = g_gone[2], out = g_gone[3];
   for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
     in += s->bytes_in.get();
     out += s->bytes_out.get();
   }
-  return in >= out ? in - out : 0;
+  g_stats_lock.force_unlock();  // taken with try_lock, not lock(): release it as such
+  *live = in >= out ? in - out : 0;
+  return true;
 }
 
 // ---- Giving memory back -------------------------------------------------------------------------
@@ -150,7 +151,8 @@ constexpr uint32_t kTrimCheckEvery = 64;
 std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or their peak since
 
 [[gnu::noinline]] void trim_check() {
-  uint64_t live = live_bytes_now();
+  uint64_t live;
+  if (!live_bytes_now(&live)) return;
   uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
   while (live > mark && !g_trim_mark.compare_exchange_weak(mark, live, std::memory_order_relaxed)) {
   }
@@ -233,6 +235,13 @@ void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
 }
 
 }  // namespace
+
+void large_init() {
+  // Registered at initialisation, before anything else poolguard starts (the stats publisher's
+  // own fork handler creates a thread, which may allocate a large block): the child handler that
+  // releases the stats lock must run first.
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
 
 // Plain large blocks are glibc's own chunks, untouched: glibc's speed, glibc's usable size.
 void* large_alloc(size_t size, size_t alignment, bool zero) {

@@ -19,6 +19,9 @@
 
 namespace pg {
 
+// Registers the fork handlers of the large-block statistics. Called once from initialisation.
+void large_init();
+
 // Allocates size bytes aligned to `alignment` (a power of two >= 16). nullptr when glibc fails.
 void* large_alloc(size_t size, size_t alignment, bool zero);
 // True for any pointer outside the arenas and the guarded blocks: all are glibc chunks.

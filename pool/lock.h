@@ -35,6 +35,8 @@ class SpinLock {
     if (g_fork_owner.load(std::memory_order_relaxed) == pthread_self()) return;
     locked_.store(false, std::memory_order_release);
   }
+  // One attempt; true if the lock is now held. For work that can be skipped.
+  bool try_lock() { return !locked_.exchange(true, std::memory_order_acquire); }
   // fork support: raw acquire/release, bypassing the fork-owner pass.
   void force_lock() {
     while (locked_.exchange(true, std::memory_order_acquire)) sched_yield();
