@@ -159,6 +159,8 @@ void guard_init(const GuardConfig& config) {
   if (config.mode == GuardMode::kPage || sampling) {
     g_page_ok = page_init();
     if (g_page_ok) {
+      guard_detail::g_region_base = g_region.base;
+      guard_detail::g_region_size = g_region.size;
       signal_install();
     } else {
       report_warning(sampling ? "no address space for page guards: POOLGUARD_GUARD_SAMPLE is off"

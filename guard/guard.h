@@ -47,6 +47,9 @@ namespace guard_detail {
 // Bit 0: some guard feature is on (frees outside the arenas must ask the guard first).
 // Bit 1: every allocation is guarded (redzone or page mode).
 inline std::atomic<uint8_t> g_flags{0};
+// The page region, [g_region_base, g_region_base + g_region_size): set before g_flags.
+inline uintptr_t g_region_base = 0;
+inline uintptr_t g_region_size = 0;
 }  // namespace guard_detail
 
 // Sets the guard up from the options. Called once, from ensure_init, before any guarded block is
@@ -60,6 +63,16 @@ inline bool guard_enabled() {
 // True when every allocation goes to the guarded allocator (redzone and page modes).
 inline bool guard_all() {
   return (guard_detail::g_flags.load(std::memory_order_relaxed) & 2) != 0;
+}
+
+// False when p cannot be a guarded block: no guard feature is on, or only sampling is, and p is
+// outside the page region. A few instructions, inline, so that with sampling on the frees of all
+// other blocks outside the arenas do not pay a call into the guard.
+inline bool guard_may_own(const void* p) {
+  uint8_t flags = guard_detail::g_flags.load(std::memory_order_acquire);
+  if (flags == 0) return false;
+  if ((flags & 2) != 0) return true;
+  return reinterpret_cast<uintptr_t>(p) - guard_detail::g_region_base < guard_detail::g_region_size;
 }
 
 // Sampling for allocations made by threads without a heap (the heaps keep their own countdown):
@@ -85,7 +98,7 @@ GuardLookup guard_lookup(const void* p, size_t* size);
 
 // Frees p if it is a guarded block (checking its redzones first) and returns true; reports a
 // double free or an invalid free of a guarded address and returns true; false when p is not the
-// guard's at all.
+// guard's at all. Callers test guard_may_own(p) first.
 bool guard_free(void* p);
 
 // Checks every live and quarantined block (redzones, freed fill) and reports what is damaged. At

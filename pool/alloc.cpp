@@ -119,7 +119,7 @@ void free_outside(void* p) {
   }
   // Guarded blocks are never in the arenas, and a page-guarded one must be recognised before
   // large_owns reads the 16 bytes before it (a guard page, when the block starts a page).
-  if (PG_UNLIKELY(guard_enabled()) && guard_free(p)) return;
+  if (PG_UNLIKELY(guard_may_own(p)) && guard_free(p)) return;
   if (large_owns(p)) return large_free(p);
   __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
 }
@@ -169,7 +169,7 @@ void* realloc_impl(void* p, size_t size) {
     errno = EINVAL;
     return nullptr;
   } else if (GuardLookup g =
-                 guard_enabled() ? guard_lookup(p, &old_usable) : GuardLookup::kNotGuarded;
+                 guard_may_own(p) ? guard_lookup(p, &old_usable) : GuardLookup::kNotGuarded;
              g != GuardLookup::kNotGuarded) {
     if (g != GuardLookup::kLive) {
       guard_free(p);  // reports the double or invalid free, as free() would
@@ -261,7 +261,7 @@ size_t usable_size_impl(const void* p) {
   if (p == nullptr) return 0;
   if (arena_owns(p)) return heap_is_block(p) ? heap_block_size(p) : 0;
   if (in_reservation_unused(p)) return 0;
-  if (guard_enabled()) {
+  if (guard_may_own(p)) {
     size_t n;
     GuardLookup g = guard_lookup(p, &n);
     if (g == GuardLookup::kLive) return n;  // exactly the bytes asked for: the rest is redzone
