@@ -47,6 +47,7 @@ using namespace guard;
 namespace {
 
 GuardConfig g_config;
+constexpr uint64_t kSampleQuarantine = uint64_t{2} << 20;
 bool g_page_ok = false;
 std::atomic<int64_t> g_heapless_left{INT64_MAX};
 std::atomic<uint64_t> g_heapless_rng{0};
@@ -154,8 +155,14 @@ void report_bad_free(ErrorKind kind, uintptr_t a, const Block* b, const char* wh
 
 void guard_init(const GuardConfig& config) {
   g_config = config;
-  quarantine_set_limit(config.quarantine);
   bool sampling = config.mode == GuardMode::kOff && config.sample > 0;
+  // Sampling: a short quarantine is still a long time (at 1 in N, each sampled block is kept for
+  // about 170 x N allocations), and the spans it holds are the ones a new sample must carve, which
+  // costs several times a reused one.
+  uint64_t quarantine = config.quarantine;
+  if (sampling && quarantine > kSampleQuarantine) quarantine = kSampleQuarantine;
+  quarantine_set_limit(quarantine);
+  g_config.quarantine = quarantine;
   if (config.mode == GuardMode::kPage || sampling) {
     g_page_ok = page_init();
     if (g_page_ok) {

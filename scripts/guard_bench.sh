@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The cost of the guard modes (docs/BENCHMARKS.md, "Guard modes"):
 #   1. instructions per malloc(32)+free pair under callgrind, sampling off (the default) and on;
-#   2. wall time of an object-churn loop and of python3 on an object-heavy script, sampling off
-#      and on: median of RUNS alternating runs;
+#   2. wall time of an object-churn loop (pg_guard_churn churn) and of python3 on object-heavy
+#      scripts (tests/integration/objects.py, bench/workloads/objects.py), sampling off and on:
+#      median of RUNS alternating runs;
 #   3. each mode on the python script beside valgrind memcheck.
 #
-#   scripts/guard_bench.sh [--runs N] [--rates "1000 5000"] [--skip-memcheck]
+#   scripts/guard_bench.sh [--runs N] [--rates "100 1000 5000 20000"] [--skip-memcheck]
 #
 # Uses the build in ${POOLGUARD_BUILD_DIR:-build} (targets poolguard and pg_guard_churn), builds
 # them if missing. Prints Markdown tables on stdout.
@@ -15,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${POOLGUARD_BUILD_DIR:-build}"
 [[ $build == /* ]] || build="$root/$build"
 runs=5
-rates="1000 5000"
+rates="100 1000 5000 20000"
 memcheck=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -92,10 +93,58 @@ wall() {
     echo "| $name | ${s/#0/off} | $m | $(awk -v m="$m" -v b="$base" 'BEGIN {printf "%+.1f%%", (m / b - 1) * 100}') |"
   done
 }
+# per_sample NAME ALLOCATIONS RATE: the cost of one sampled allocation in workload NAME, from its
+# medians at RATE and off (a low RATE makes the samples' cost stand out of the noise).
+per_sample() {
+  [[ -f "$tmp/$1.$3" ]] || return 0
+  awk -v on="$(median <"$tmp/$1.$3")" -v off="$(median <"$tmp/$1.0")" -v n="$2" -v r="$3" \
+    'BEGIN {printf "%s: %.1f us per sampled allocation (from the medians at 1 in %d and off)\n", "'"$1"'", (on - off) / (n / r) * 1e6, r}'
+}
+# The cost of one sampled allocation and free: pairs with every allocation sampled, less pairs with
+# none, per pair (median of $runs alternating runs).
+for ((i = 0; i < runs; i++)); do
+  seconds env LD_PRELOAD="$lib" "$churn" pair 2000000 >>"$tmp/pair.off"
+  echo >>"$tmp/pair.off"
+  seconds env LD_PRELOAD="$lib" POOLGUARD_GUARD_SAMPLE=1 "$churn" pair 100000 >>"$tmp/pair.all"
+  echo >>"$tmp/pair.all"
+done
+off="$(median <"$tmp/pair.off")"
+all="$(median <"$tmp/pair.all")"
+awk -v off="$off" -v all="$all" 'BEGIN {
+  printf "One malloc(32)+free pair: %.1f ns unsampled, %.1f us sampled (POOLGUARD_GUARD_SAMPLE=1).\n\n",
+    off / 2000000 * 1e9, all / 100000 * 1e6 }'
+
 echo "| workload | POOLGUARD_GUARD_SAMPLE | median wall time (s), $runs alternating runs | vs off |"
 echo "|---|---|---|---|"
 wall churn "$churn" churn 20000000
 wall python env PYTHONMALLOC=malloc "$py" "$objects"
+# The benchmarks' object-churn workload (bench/workloads/objects.py), when it is there.
+if [[ -f "$root/bench/workloads/objects.py" ]]; then
+  wall bench-objects env PYTHONMALLOC=malloc "$py" "$root/bench/workloads/objects.py"
+fi
+echo
+per_sample churn 20000000 100
+echo
+
+# The micro benchmark BM_Churn (bench/micro.cpp: 100,000 live objects, one replaced per item), when
+# pg_bench is built: nanoseconds per item, median of $runs alternating runs.
+if [[ -x "$build/bench/pg_bench" ]]; then
+  echo "| BM_Churn/real_time/threads:1 | POOLGUARD_GUARD_SAMPLE | median ns per item, $runs alternating runs | vs off |"
+  echo "|---|---|---|---|"
+  settings=(0 $rates)
+  for ((i = 0; i < runs; i++)); do
+    for s in "${settings[@]}"; do
+      env LD_PRELOAD="$lib" POOLGUARD_GUARD_SAMPLE="$s" "$build/bench/pg_bench" \
+        --benchmark_filter='^BM_Churn/real_time/threads:1$' --benchmark_min_time=0.5 2>/dev/null |
+        awk '/^BM_Churn/ {print $2}' >>"$tmp/bmchurn.$s"
+    done
+  done
+  base="$(median <"$tmp/bmchurn.0")"
+  for s in "${settings[@]}"; do
+    m="$(median <"$tmp/bmchurn.$s")"
+    echo "| BM_Churn | ${s/#0/off} | $m | $(awk -v m="$m" -v b="$base" 'BEGIN {printf "%+.1f%%", (m / b - 1) * 100}') |"
+  done
+fi
 echo
 
 # ---- 3. each mode beside memcheck, on the python script ----
