@@ -161,20 +161,12 @@ std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or 
   malloc_trim(0);
 }
 
-inline void count_alloc(size_t usable) {
+// Counts one block in (alloc) or out (free) on the calling thread, and every kTrimCheckEvery
+// operations looks whether glibc should give memory back.
+inline void count(bool alloc, size_t usable) {
   LargeStats& s = stats();
-  s.allocs.add(1);
-  s.bytes_in.add(usable);
-  if (++s.until_trim_check >= kTrimCheckEvery) {
-    s.until_trim_check = 0;
-    trim_check();
-  }
-}
-
-inline void count_free(size_t usable) {
-  LargeStats& s = stats();
-  s.frees.add(1);
-  s.bytes_out.add(usable);
+  (alloc ? s.allocs : s.frees).add(1);
+  (alloc ? s.bytes_in : s.bytes_out).add(usable);
   if (++s.until_trim_check >= kTrimCheckEvery) {
     s.until_trim_check = 0;
     trim_check();
@@ -262,7 +254,7 @@ void* large_alloc(size_t size, size_t alignment, bool zero) {
     __libc_free(alignment <= kHeader ? p : aligned_raw(p));
     return nullptr;
   }
-  count_alloc(usable);
+  count(true, usable);
   return p;
 }
 
@@ -292,7 +284,7 @@ void large_free(void* p) {
     usable = foreign_usable_size(p);
   }
   limit_release(usable);
-  count_free(usable);
+  count(false, usable);
   __libc_free(raw);
 }
 
