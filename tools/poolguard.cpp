@@ -1,13 +1,17 @@
 // poolguard: runs programs under the preloaded allocator and reads the live statistics that every
 // such process publishes (stats/segment.h, docs/STATS.md).
 //
-//   poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] -- CMD [ARGS...]
-//   poolguard stat PID [--json] [--watch SECONDS]
+//   poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]
+//                 [--profile BYTES] -- CMD [ARGS...]
+//   poolguard stat PID [--json] [--watch SECONDS] [--profile [--top N]]
 //   poolguard ls
 //   poolguard map PID [--classes]
+//   poolguard profile PID (--folded [FILE] | --svg FILE)
 //
 // Exit status: 0 success, 1 the process cannot be read (no such process, no segment, another
-// user's, invalid), 2 bad arguments; `run` exits with the command's status (127: not found).
+// user's, invalid; no heap profile for `stat --profile` and `profile`) or FILE cannot be written,
+// 2 bad arguments; `run` exits with the command's status (127: not found).
+#include <elf.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -20,13 +24,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "pool/options.h"
+#include "stats/profile_reader.h"
 #include "stats/reader.h"
 #include "stats/segment.h"
+#include "tools/flamegraph.h"
+#include "track/symbolize.h"
 
 #ifndef PG_VERSION
 #define PG_VERSION "0"
@@ -53,36 +64,49 @@ const char kUsage[] =
     "usage: poolguard COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
-    "  run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] -- CMD [ARGS...]\n"
+    "  run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks] [--profile BYTES]\n"
+    "      -- CMD [ARGS...]\n"
     "                      run CMD with libpoolguard.so preloaded\n"
-    "  stat PID [--json] [--watch SECONDS]\n"
+    "  stat PID [--json] [--watch SECONDS] [--profile [--top N]]\n"
     "                      the heap of a running process: size classes, arenas, large blocks,\n"
-    "                      fragmentation\n"
+    "                      fragmentation; with --profile, the stacks that hold it\n"
     "  ls                  processes that publish statistics now (and clean stale segments)\n"
     "  map PID [--classes] occupancy map of the process's arenas and pools\n"
+    "  profile PID (--folded [FILE] | --svg FILE)\n"
+    "                      the live heap by allocation stack: folded stacks or a flame graph\n"
     "\n"
     "`poolguard COMMAND --help` describes each command; `man poolguard` has the details.\n";
 
 const char kRunUsage[] =
-    "usage: poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] -- CMD [ARGS...]\n"
+    "usage: poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]\n"
+    "                     [--profile BYTES] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libpoolguard.so preloaded (LD_PRELOAD); child processes inherit it.\n"
-    "  --stats        print a summary when each process exits (POOLGUARD_STATS=exit)\n"
-    "  --limit SIZE   cap the bytes the program holds, e.g. 512M (POOLGUARD_LIMIT)\n"
-    "  --log PATH     where limit records go: stderr or a file, %p = pid (POOLGUARD_LOG)\n"
-    "  --guard MODE   guard zones around every block: off, redzone or page (POOLGUARD_GUARD)\n"
+    "  --stats          print a summary when each process exits (POOLGUARD_STATS=exit)\n"
+    "  --limit SIZE     cap the bytes the program holds, e.g. 512M (POOLGUARD_LIMIT)\n"
+    "  --log PATH       where limit records go: stderr or a file, %p = pid (POOLGUARD_LOG)\n"
+    "  --guard MODE     guard zones around every block: off, redzone or page (POOLGUARD_GUARD)\n"
+    "  --leaks          report the blocks nothing points to at exit, by allocation stack\n"
+    "                   (POOLGUARD_LEAKS=1)\n"
+    "  --profile BYTES  sample one allocation per BYTES allocated (e.g. 512K) and keep the live\n"
+    "                   samples by stack, for `stat --profile` and `profile` (POOLGUARD_PROFILE)\n"
     "Exits with CMD's status; 127 if CMD is not found, 126 if it cannot be run.\n";
 
 const char kStatUsage[] =
-    "usage: poolguard stat PID [--json] [--watch SECONDS]\n"
+    "usage: poolguard stat PID [--json] [--watch SECONDS] [--profile [--top N]]\n"
     "\n"
     "Prints the live heap statistics of process PID (which must run under poolguard): per size\n"
     "class, arenas, large blocks and fragmentation, as of now (the process is asked to publish\n"
     "fresh figures and has 0.5 s to answer).\n"
     "  --json             one JSON object instead of the table\n"
     "  --watch SECONDS    refresh every SECONDS until interrupted (Ctrl-C ends with status 0)\n"
-    "Exit status 1 when the process does not exist, publishes nothing or belongs to another "
-    "user.\n";
+    "  --profile          instead, the allocation stacks that hold the most live bytes, from the\n"
+    "                     heap profile of a process run with POOLGUARD_PROFILE=BYTES (or\n"
+    "                     POOLGUARD_LEAKS=1): estimated bytes, blocks, samples and the frames,\n"
+    "                     innermost first, with file:line where there is debug information\n"
+    "  --top N            with --profile: the N largest stacks (default 10; 0: all listed)\n"
+    "Exit status 1 when the process does not exist, publishes nothing or belongs to another\n"
+    "user, or (with --profile) does not sample its heap.\n";
 
 const char kLsUsage[] =
     "usage: poolguard ls\n"
@@ -99,6 +123,21 @@ const char kMapUsage[] =
     "  #  full           1-9  in use, that many tenths full     0  in use, under a tenth full\n"
     "  :  free, resident (pages still mapped)                  .  free, returned to the OS\n"
     "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...)\n";
+
+const char kProfileUsage[] =
+    "usage: poolguard profile PID --folded [FILE]\n"
+    "       poolguard profile PID --svg FILE\n"
+    "\n"
+    "Writes the live heap profile of process PID (run with POOLGUARD_PROFILE=BYTES, or\n"
+    "POOLGUARD_LEAKS=1): the bytes still held, estimated from sampled allocations, by allocation\n"
+    "stack, symbolized with addr2line.\n"
+    "  --folded [FILE]  folded stacks, one line per stack: frames root first joined by ';', a\n"
+    "                   space, the live bytes (for flamegraph.pl, speedscope, inferno); to FILE,\n"
+    "                   or to stdout when FILE is omitted or '-'\n"
+    "  --svg FILE       a self-contained SVG flame graph (in a browser: hover for details, click\n"
+    "                   to zoom)\n"
+    "Exit status 1 when the process does not exist, publishes nothing, belongs to another user or\n"
+    "does not sample its heap.\n";
 
 int usage_error(const char* usage, const std::string& message) {
   fprintf(stderr, "poolguard: %s\n%s", message.c_str(), usage);
@@ -212,26 +251,40 @@ double process_age(const pg::stats::ProcessInfo& p) {
 // A process publishes from 0.1 s after it starts (stats/publish.h): give a young one time.
 constexpr double kYoungSeconds = 0.5;
 
-// Opens pid's segment, asks for fresh figures and copies them. Prints why not and returns 1 on
-// failure, else 0.
-int read_one(int pid, Reading* r) {
-  SegmentReader reader;
+// Opens pid's segment. Prints why not and returns 1 on failure, else 0.
+int open_segment(int pid, SegmentReader* reader) {
   std::string why;
-  OpenStatus st = reader.open(pid, &why);
+  OpenStatus st = reader->open(pid, &why);
   // A segment being created, or not created yet by a process that has just started: wait for it
   // (bounded), rather than fail.
   for (int tries = 0; tries < 50; ++tries) {
-    bool young = st == OpenStatus::kNoSegment && process_age(reader.process()) >= 0 &&
-                 process_age(reader.process()) < kYoungSeconds;
+    bool young = st == OpenStatus::kNoSegment && process_age(reader->process()) >= 0 &&
+                 process_age(reader->process()) < kYoungSeconds;
     if (st != OpenStatus::kNotReady && !young) break;
     timespec pause{0, 20 * 1000 * 1000};
     nanosleep(&pause, nullptr);
-    st = reader.open(pid, &why);
+    st = reader->open(pid, &why);
   }
   if (st != OpenStatus::kOk) {
     fprintf(stderr, "poolguard: %s\n", why.c_str());
     return 1;
   }
+  return 0;
+}
+
+// How old figures published at `publish_time_ns` (CLOCK_REALTIME) are.
+uint64_t age_of(uint64_t publish_time_ns) {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t now_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
+  return now_ns > publish_time_ns ? now_ns - publish_time_ns : 0;
+}
+
+// Opens pid's segment, asks for fresh figures and copies them. Prints why not and returns 1 on
+// failure, else 0.
+int read_one(int pid, Reading* r) {
+  SegmentReader reader;
+  if (open_segment(pid, &reader) != 0) return 1;
   reader.request();
   uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
   r->fresh = reader.wait_fresh(deadline);
@@ -240,10 +293,7 @@ int read_one(int pid, Reading* r) {
     return 1;
   }
   r->proc = reader.process();
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  uint64_t now_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
-  r->age_ns = now_ns > r->seg->publish_time_ns ? now_ns - r->seg->publish_time_ns : 0;
+  r->age_ns = age_of(r->seg->publish_time_ns);
   if (!r->fresh) {
     fprintf(stderr,
             "poolguard: process %d did not answer within %.1f s (stopped?); these figures are "
@@ -438,6 +488,412 @@ std::string stat_table(const Reading& r) {
   return t;
 }
 
+// --- Profiles
+// ---------------------------------------------------------------------------------------
+
+// A consistent copy of a process's heap profile, as fresh as the process lets us have it.
+struct ProfileReading {
+  pg::stats::Profile profile;
+  pg::stats::ProcessInfo proc;
+  bool fresh = false;   // the process answered our request
+  uint64_t age_ns = 0;  // how old the profile is
+};
+
+// Opens pid's segments, asks for fresh figures and copies the profile. Prints why not and returns
+// 1 on failure (no process, no segment, another user's, stale, no sampling), else 0.
+int read_profile_of(int pid, ProfileReading* r) {
+  SegmentReader reader;
+  if (open_segment(pid, &reader) != 0) return 1;
+  std::string why;
+  uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
+  if (pg::stats::read_profile(reader, deadline, &r->profile, &r->fresh, &why) != OpenStatus::kOk) {
+    fprintf(stderr, "poolguard: %s\n", why.c_str());
+    return 1;
+  }
+  r->proc = reader.process();
+  r->age_ns = age_of(r->profile.publish_time_ns);
+  if (!r->fresh) {
+    fprintf(stderr,
+            "poolguard: process %d did not answer within %.1f s (stopped?); this profile is "
+            "%.1f s old\n",
+            pid, kAnswerTimeoutNs / 1e9, r->age_ns / 1e9);
+  }
+  return 0;
+}
+
+// One frame of another process, named.
+struct RemoteFrame {
+  pg::flame::Frame frame;  // function, module, offset of the return address in it, pc
+  std::string file_line;   // "file.c:12"; "" without line information
+};
+
+// Names the return addresses of another process: /proc/PID/maps says which module holds each
+// and where it is loaded, addr2line (pg::symbolize_module) reads the module's symbol and line
+// tables. Names are cached by (module, offset), so `stat --watch` runs addr2line on new frames
+// only.
+class RemoteSymbolizer {
+ public:
+  explicit RemoteSymbolizer(int pid) : pid_(pid) {}
+
+  // A frame for each of `pcs` (repeats allowed), by pc. Reads /proc/PID/maps once, then runs
+  // addr2line once per module for all its new offsets.
+  std::map<uint64_t, RemoteFrame> symbolize(const std::vector<uint64_t>& pcs) {
+    std::vector<Mapping> maps = read_maps();
+    std::map<uint64_t, RemoteFrame> out;
+    std::map<uint64_t, std::pair<std::string, uint64_t>> lookups;  // pc -> (module, offset)
+    std::map<std::string, std::set<uint64_t>> todo;                // module -> offsets to name
+    for (uint64_t pc : pcs) {
+      if (out.count(pc)) continue;
+      RemoteFrame& rf = out[pc];
+      rf.frame.pc = pc;
+      auto next = std::upper_bound(maps.begin(), maps.end(), pc,
+                                   [](uint64_t v, const Mapping& m) { return v < m.start; });
+      if (next == maps.begin() || pc >= std::prev(next)->end) continue;  // JIT code, or gone
+      const Mapping& m = *std::prev(next);
+      rf.frame.module = m.path;
+      rf.frame.offset = pc - m.start + m.file_offset;
+      // [vdso], [heap], and files deleted since they were mapped: no file to read symbols from.
+      if (m.path[0] != '/' || m.path.ends_with(" (deleted)")) continue;
+      int type = elf_type(m.path);
+      if (type == 0) continue;
+      // Offsets of a shared object or PIE are from where its first byte (file offset 0) is
+      // mapped (the nearest such mapping below, should the file be loaded twice); a
+      // fixed-address executable is linked at the addresses it runs at.
+      uint64_t base = m.start - m.file_offset;
+      for (const Mapping& other : maps) {
+        if (other.start > m.start) break;
+        if (other.path == m.path && other.file_offset == 0) base = other.start;
+      }
+      rf.frame.offset = type == ET_EXEC ? pc : pc - base;
+      // A return address may be just past the call, at the next line or function: name the
+      // byte before it, the call itself.
+      uint64_t lookup = rf.frame.offset > 0 ? rf.frame.offset - 1 : 0;
+      lookups[pc] = {m.path, lookup};
+      if (!names_.count({m.path, lookup})) todo[m.path].insert(lookup);
+    }
+    for (const auto& [module, offsets] : todo) name_all(module, offsets);
+    for (const auto& [pc, where] : lookups) {
+      const auto& [function, file_line] = names_[where];
+      out[pc].frame.function = function;
+      out[pc].file_line = file_line;
+    }
+    return out;
+  }
+
+ private:
+  struct Mapping {
+    uint64_t start, end, file_offset;
+    std::string path;  // "" for anonymous memory
+  };
+
+  // The file mapped at `path` in the process's view of the file system (its mount namespace,
+  // through /proc/PID/root) when we may look there, else the same path in ours.
+  std::string local_path(const std::string& path) const {
+    std::string through = "/proc/" + std::to_string(pid_) + "/root" + path;
+    return access(through.c_str(), R_OK) == 0 ? through : path;
+  }
+
+  std::vector<Mapping> read_maps() const {
+    std::vector<Mapping> maps;
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/maps");
+    std::string line;
+    while (std::getline(in, line)) {
+      // start-end perms offset major:minor inode path
+      unsigned long long start, end, offset;
+      int path_at = 0;
+      if (sscanf(line.c_str(), "%llx-%llx %*s %llx %*s %*s %n", &start, &end, &offset, &path_at) !=
+          3) {
+        continue;
+      }
+      Mapping m{start, end, offset, ""};
+      if (path_at > 0 && static_cast<size_t>(path_at) < line.size()) m.path = line.substr(path_at);
+      if (!m.path.empty()) maps.push_back(std::move(m));
+    }
+    std::sort(maps.begin(), maps.end(),
+              [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
+    return maps;
+  }
+
+  // ET_EXEC or ET_DYN from the file's ELF header; 0 when it is not an ELF file we can read.
+  int elf_type(const std::string& path) {
+    auto it = elf_types_.find(path);
+    if (it != elf_types_.end()) return it->second;
+    int type = 0;
+    std::ifstream in(local_path(path), std::ios::binary);
+    unsigned char h[EI_NIDENT + 2];
+    if (in.read(reinterpret_cast<char*>(h), sizeof h) && memcmp(h, ELFMAG, SELFMAG) == 0) {
+      // e_type follows e_ident in both ELF classes, in the file's byte order.
+      int t = h[EI_DATA] == ELFDATA2MSB ? (h[EI_NIDENT] << 8 | h[EI_NIDENT + 1])
+                                        : (h[EI_NIDENT + 1] << 8 | h[EI_NIDENT]);
+      if (t == ET_EXEC || t == ET_DYN) type = t;
+    }
+    elf_types_[path] = type;
+    return type;
+  }
+
+  // Runs addr2line over `module` for `offsets` and caches the names (empty ones too: a frame
+  // that cannot be named is not asked about again).
+  void name_all(const std::string& module, const std::set<uint64_t>& offsets) {
+    // One run per module, unless it has very many frames: keep argument lists and buffers sane.
+    constexpr size_t kBatch = 8192;
+    std::vector<uint64_t> all(offsets.begin(), offsets.end());
+    std::string file = local_path(module);
+    for (size_t from = 0; from < all.size(); from += kBatch) {
+      size_t n = std::min(kBatch, all.size() - from);
+      std::vector<pg::SymFrame> syms(n);
+      for (size_t i = 0; i < n; ++i) syms[i].offset = all[from + i];
+      if (!pg::symbolize_module(file.c_str(), all.data() + from, n, syms.data()) && !warned_) {
+        warned_ = true;
+        fprintf(stderr,
+                "poolguard: cannot run addr2line (apt-get install binutils): frames are shown as "
+                "module+offset\n");
+      }
+      for (size_t i = 0; i < n; ++i) {
+        names_[{module, all[from + i]}] = {known(syms[i].function), known(syms[i].file_line)};
+      }
+    }
+  }
+
+  // addr2line says "??", "??:0" or ":?" (no file name) for what it does not know.
+  static std::string known(const char* s) {
+    return s[0] == '\0' || s[0] == ':' || strncmp(s, "??", 2) == 0 ? "" : s;
+  }
+
+  int pid_;
+  std::map<std::string, int> elf_types_;
+  std::map<std::pair<std::string, uint64_t>, std::pair<std::string, std::string>> names_;
+  bool warned_ = false;
+};
+
+// How many stacks `stat --profile` shows and how many frames of each.
+constexpr size_t kDefaultTop = 10;
+constexpr size_t kTableFrames = 8;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// "one sample per 512.0 KiB allocated" or the exact mode of POOLGUARD_LEAKS.
+std::string sampling(const pg::stats::Profile& p) {
+  if (p.sample_bytes <= 1) return "exact: every allocation is tracked";
+  return "estimated from " + std::to_string(p.live_samples) + " live samples, one per " +
+         bytes(p.sample_bytes) + " allocated";
+}
+
+// The frames of the first `top` stacks (0: all), named.
+std::map<uint64_t, RemoteFrame> name_frames(RemoteSymbolizer& sym, const pg::stats::Profile& p,
+                                            size_t top) {
+  std::vector<uint64_t> pcs;
+  for (size_t i = 0; i < p.stacks.size() && (top == 0 || i < top); ++i) {
+    pcs.insert(pcs.end(), p.stacks[i].pcs.begin(), p.stacks[i].pcs.end());
+  }
+  return sym.symbolize(pcs);
+}
+
+std::string profile_table(const ProfileReading& r, size_t top, RemoteSymbolizer& sym) {
+  const pg::stats::Profile& p = r.profile;
+  std::map<uint64_t, RemoteFrame> names = name_frames(sym, p, top);
+  size_t shown = top == 0 ? p.stacks.size() : std::min(top, p.stacks.size());
+  auto u = [](uint64_t v) { return std::to_string(v); };
+  char line[256];
+  snprintf(line, sizeof line, "poolguard stat: pid %d (%s), heap profile %s (%.3f s old)\n", p.pid,
+           r.proc.comm.c_str(), r.fresh ? "fresh" : "NOT fresh: the process did not answer",
+           r.age_ns / 1e9);
+  std::string t = line;
+  t += "live      " + bytes(p.bytes) + " in " + u(p.blocks) + " blocks (" + sampling(p) + ")\n";
+  t += "stacks    " + u(p.stacks_total) + " with live allocations";
+  if (p.stacks.size() < p.stacks_total) {
+    t += " (the profile lists the " + u(p.stacks.size()) + " largest)";
+  }
+  t += "; " + (shown == 0 ? std::string("none") : "the " + u(shown) + " largest") + " below\n";
+  t += "sampled   " + u(p.sampled_total) + " allocations since the start\n";
+  for (size_t i = 0; i < shown; ++i) {
+    const pg::stats::ProfileStack& s = p.stacks[i];
+    t += "\n#" + u(i + 1) + "  " + bytes(s.bytes) + " (" + fixed(100 * ratio(s.bytes, p.bytes), 1) +
+         "%)  " + u(s.blocks) + " blocks  " + u(s.samples) + " samples\n";
+    for (size_t k = 0; k < s.pcs.size() && k < kTableFrames; ++k) {
+      const RemoteFrame& f = names.at(s.pcs[k]);
+      t += "    #" + u(k) + " " + (f.frame.function.empty() ? "??" : f.frame.function);
+      if (!f.file_line.empty()) t += " at " + f.file_line;
+      t += f.frame.module.empty() ? " (" + hex(f.frame.pc) + ", no module)"
+                                  : " (" + f.frame.module + "+" + hex(f.frame.offset) + ")";
+      t += "\n";
+    }
+    if (s.pcs.size() > kTableFrames) {
+      t += "    ... " + u(s.pcs.size() - kTableFrames) + " more frames (--json shows them all)\n";
+    }
+    if (s.pcs.empty()) t += "    (no stack)\n";
+  }
+  return t;
+}
+
+std::string profile_json(const ProfileReading& r, size_t top, RemoteSymbolizer& sym) {
+  const pg::stats::Profile& p = r.profile;
+  std::map<uint64_t, RemoteFrame> names = name_frames(sym, p, top);
+  size_t shown = top == 0 ? p.stacks.size() : std::min(top, p.stacks.size());
+  std::string j = "{";
+  auto num = [&j](const char* k, uint64_t v, bool comma = true) {
+    j += std::string("\"") + k + "\":" + std::to_string(v) + (comma ? "," : "");
+  };
+  auto str = [&j](const char* k, const std::string& v, bool comma = true) {
+    j += std::string("\"") + k + "\":" + json_string(v) + (comma ? "," : "");
+  };
+  num("pid", static_cast<uint64_t>(p.pid));
+  str("command", r.proc.comm);
+  j += std::string("\"fresh\":") + (r.fresh ? "true" : "false") + ",";
+  num("age_ms", r.age_ns / 1000000);
+  num("sample_bytes", p.sample_bytes);
+  j += std::string("\"exact\":") + (p.sample_bytes <= 1 ? "true" : "false") + ",";
+  num("bytes", p.bytes);
+  num("blocks", p.blocks);
+  num("live_samples", p.live_samples);
+  num("sampled_total", p.sampled_total);
+  num("stacks_total", p.stacks_total);
+  num("stacks_listed", p.stacks.size());
+  j += "\"stacks\":[";
+  for (size_t i = 0; i < shown; ++i) {
+    const pg::stats::ProfileStack& s = p.stacks[i];
+    j += i ? ",{" : "{";
+    num("rank", i + 1);
+    num("bytes", s.bytes);
+    num("blocks", s.blocks);
+    num("samples", s.samples);
+    j += "\"frames\":[";
+    for (size_t k = 0; k < s.pcs.size(); ++k) {
+      const RemoteFrame& f = names.at(s.pcs[k]);
+      j += k ? ",{" : "{";
+      str("pc", hex(f.frame.pc));
+      str("fn", f.frame.function);
+      str("module", f.frame.module);
+      str("offset", hex(f.frame.offset));
+      str("file_line", f.file_line, false);
+      j += "}";
+    }
+    j += "]}";
+  }
+  j += "]}\n";
+  return j;
+}
+
+// The profile as flame-graph stacks, every listed stack named.
+std::vector<pg::flame::Stack> flame_stacks(const pg::stats::Profile& p, RemoteSymbolizer& sym) {
+  std::map<uint64_t, RemoteFrame> names = name_frames(sym, p, 0);
+  std::vector<pg::flame::Stack> stacks;
+  stacks.reserve(p.stacks.size());
+  for (const pg::stats::ProfileStack& s : p.stacks) {
+    pg::flame::Stack fs;
+    fs.value = s.bytes;
+    for (uint64_t pc : s.pcs) fs.frames.push_back(names.at(pc).frame);
+    stacks.push_back(std::move(fs));
+  }
+  return stacks;
+}
+
+// --- profile
+// --------------------------------------------------------------------------------------
+
+int cmd_profile(const std::vector<std::string>& args) {
+  enum class Format { kNone, kFolded, kSvg } format = Format::kNone;
+  int pid = 0;
+  bool have_pid = false;
+  std::string file;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], name = a, value;
+    bool inline_value = split_eq(a, &name, &value);
+    if (is_help(a)) return help(kProfileUsage);
+    if (name == "--folded" || name == "--svg") {
+      if (format != Format::kNone) return usage_error(kProfileUsage, "one of --folded or --svg");
+      format = name == "--folded" ? Format::kFolded : Format::kSvg;
+      // FILE is optional after --folded: the next argument is it if it is '-', or if it is not
+      // an option and is not the only candidate left for PID (`profile --folded 1234`).
+      auto file_follows = [&]() {
+        if (i + 1 >= args.size()) return false;
+        const std::string& next = args[i + 1];
+        if (next == "-") return true;
+        if (next.empty() || next[0] == '-') return false;
+        if (format == Format::kSvg || have_pid) return true;
+        for (size_t k = i + 2; k < args.size(); ++k) {
+          if (!args[k].empty() && args[k][0] != '-') return true;
+        }
+        return false;
+      };
+      if (inline_value) {
+        file = value;
+      } else if (file_follows()) {
+        file = args[++i];
+      }
+      if (format == Format::kSvg && file.empty()) {
+        return usage_error(kProfileUsage, "--svg needs FILE");
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error(kProfileUsage, "unknown option '" + a + "'");
+    } else if (have_pid) {
+      return usage_error(kProfileUsage, "one PID only");
+    } else if (!parse_pid(a, &pid)) {
+      return usage_error(kProfileUsage, "not a process id: '" + a + "'");
+    } else {
+      have_pid = true;
+    }
+  }
+  if (!have_pid) return usage_error(kProfileUsage, "PID missing");
+  if (format == Format::kNone) return usage_error(kProfileUsage, "--folded or --svg missing");
+
+  ProfileReading r;
+  if (read_profile_of(pid, &r) != 0) return 1;
+  const pg::stats::Profile& p = r.profile;
+  RemoteSymbolizer sym(pid);
+  std::vector<pg::flame::Stack> stacks = flame_stacks(p, sym);
+  if (p.stacks.empty()) {
+    fprintf(stderr, "poolguard: process %d holds no sampled allocations now\n", pid);
+  } else if (p.stacks.size() < p.stacks_total) {
+    fprintf(stderr, "poolguard: the profile lists the %zu largest of %llu stacks\n",
+            p.stacks.size(), static_cast<unsigned long long>(p.stacks_total));
+  }
+
+  // The file is opened only now, so that a process that cannot be read leaves no empty file.
+  bool to_stdout = file.empty() || file == "-";
+  std::ofstream out_file;
+  if (!to_stdout) {
+    out_file.open(file, std::ios::out | std::ios::trunc | std::ios::binary);
+    if (!out_file) {
+      fprintf(stderr, "poolguard: cannot write %s: %s\n", file.c_str(), strerror(errno));
+      return 1;
+    }
+  }
+  std::ostream& out = to_stdout ? std::cout : out_file;
+  if (format == Format::kFolded) {
+    pg::flame::write_folded(out, stacks);
+  } else {
+    pg::flame::SvgOptions options;
+    options.title = "Live heap of " + r.proc.comm + " (pid " + std::to_string(pid) + ")";
+    time_t when = static_cast<time_t>(p.publish_time_ns / 1000000000u);
+    char stamp[32] = "";
+    struct tm tm;
+    if (localtime_r(&when, &tm) != nullptr) strftime(stamp, sizeof stamp, "%F %T", &tm);
+    options.subtitle = bytes(p.bytes) + " live in " + std::to_string(p.blocks) + " blocks, " +
+                       sampling(p) + "; " +
+                       (p.stacks.size() < p.stacks_total
+                            ? "the " + std::to_string(p.stacks.size()) + " largest of " +
+                                  std::to_string(p.stacks_total) + " stacks"
+                            : std::to_string(p.stacks.size()) + " stacks") +
+                       "; " + stamp;
+    out << pg::flame::render_svg(stacks, options);
+  }
+  out.flush();
+  if (!out) {
+    fprintf(stderr, "poolguard: cannot write %s: %s\n", to_stdout ? "to stdout" : file.c_str(),
+            strerror(errno));
+    return 1;
+  }
+  if (!to_stdout) {
+    fprintf(stderr, "poolguard: wrote %s: %zu stacks, %s live\n", file.c_str(), p.stacks.size(),
+            bytes(p.bytes).c_str());
+  }
+  return 0;
+}
+
 // --- stat
 // -----------------------------------------------------------------------------------------
 
@@ -449,14 +905,28 @@ void on_sigint(int) {
 
 int cmd_stat(const std::vector<std::string>& args) {
   int pid = 0;
-  bool have_pid = false, json = false;
+  bool have_pid = false, json = false, profile = false, have_top = false;
   double watch = 0;
+  size_t top = kDefaultTop;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string name, value;
     if (is_help(a)) return help(kStatUsage);
     if (a == "--json") {
       json = true;
+    } else if (a == "--profile") {
+      profile = true;
+    } else if (a == "--top" || (split_eq(a, &name, &value) && name == "--top")) {
+      if (a == "--top") {
+        if (i + 1 >= args.size()) return usage_error(kStatUsage, "--top needs N");
+        value = args[++i];
+      }
+      if (value.empty() || value.size() > 9 ||
+          !std::all_of(value.begin(), value.end(), ::isdigit)) {
+        return usage_error(kStatUsage, "--top: not a number of stacks: '" + value + "'");
+      }
+      top = std::stoul(value);
+      have_top = true;
     } else if (a == "--watch" || (split_eq(a, &name, &value) && name == "--watch")) {
       if (a == "--watch") {
         if (i + 1 >= args.size()) return usage_error(kStatUsage, "--watch needs SECONDS");
@@ -476,6 +946,7 @@ int cmd_stat(const std::vector<std::string>& args) {
     }
   }
   if (!have_pid) return usage_error(kStatUsage, "PID missing");
+  if (have_top && !profile) return usage_error(kStatUsage, "--top goes with --profile");
 
   if (watch > 0) {
     struct sigaction sa {};
@@ -484,15 +955,19 @@ int cmd_stat(const std::vector<std::string>& args) {
     sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: the sleep below ends at once
   }
   bool tty = isatty(STDOUT_FILENO);
+  RemoteSymbolizer symbolizer(pid);  // outside the loop: --watch names each frame once
   for (int frame = 0;; ++frame) {
     Reading r;
-    if (read_one(pid, &r) != 0) {
+    ProfileReading pr;
+    if ((profile ? read_profile_of(pid, &pr) : read_one(pid, &r)) != 0) {
       // The first reading decides the status; later, the process has simply gone away.
       if (frame == 0) return 1;
       fprintf(stderr, "poolguard: stopped watching process %d\n", pid);
       return 0;
     }
-    std::string out = json ? stat_json(r) : stat_table(r);
+    std::string out =
+        profile ? (json ? profile_json(pr, top, symbolizer) : profile_table(pr, top, symbolizer))
+                : (json ? stat_json(r) : stat_table(r));
     if (watch > 0 && !json) out = (tty ? "\033[H\033[2J" : (frame ? "\n" : "")) + out;
     fputs(out.c_str(), stdout);
     fflush(stdout);
@@ -561,6 +1036,22 @@ int cmd_ls(const std::vector<std::string>& args) {
         break;
       default:  // gone meanwhile, or still being created
         break;
+    }
+  }
+  // Profiles left behind, by processes that are gone or no longer publish there. A profile being
+  // created is not stale (ProfileReader::open says kNotReady until the writer has mapped it).
+  for (int pid : pg::stats::profile_pids()) {
+    std::string path = pg::stats::profile_path(pid);
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 || (me != 0 && st.st_uid != me)) continue;
+    bool gone = kill(pid, 0) != 0 && errno == ESRCH;
+    pg::stats::ProfileReader reader;
+    std::string why;
+    if (gone ? remove_stale(path, st.st_dev, st.st_ino)
+             : reader.open(pid, &why) == OpenStatus::kStale &&
+                   remove_stale(path, reader.dev(), reader.ino())) {
+      fprintf(stderr, "poolguard: removed stale profile %s (process %d %s)\n", path.c_str(), pid,
+              gone ? "is gone" : "no longer publishes there");
     }
   }
   // Ask them all at once, then collect: one process that does not answer costs 0.5 s, not n.
@@ -685,9 +1176,9 @@ std::string find_library(std::vector<std::string>* tried) {
 }
 
 int cmd_run(const std::vector<std::string>& args) {
-  bool stats = false;
-  std::string limit, log, guard;
-  bool have_limit = false, have_log = false, have_guard = false;
+  bool stats = false, leaks = false;
+  std::string limit, log, guard, profile;
+  bool have_limit = false, have_log = false, have_guard = false, have_profile = false;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     std::string a = args[i], name = a, value;
@@ -705,6 +1196,17 @@ int cmd_run(const std::vector<std::string>& args) {
     if (is_help(a)) return help(kRunUsage);
     if (a == "--stats") {
       stats = true;
+    } else if (a == "--leaks") {
+      leaks = true;
+    } else if (name == "--profile") {
+      uint64_t v;
+      if (!take_value()) return usage_error(kRunUsage, "--profile needs BYTES");
+      if (!pg::option_parse("PROFILE", value.c_str(), &v)) {
+        return usage_error(kRunUsage,
+                           "--profile: not a size: '" + value + "' (bytes, or with K, M, G or T)");
+      }
+      profile = value;
+      have_profile = true;
     } else if (name == "--limit") {
       if (!take_value()) return usage_error(kRunUsage, "--limit needs SIZE");
       uint64_t v;
@@ -755,6 +1257,8 @@ int cmd_run(const std::vector<std::string>& args) {
   if (have_limit) setenv("POOLGUARD_LIMIT", limit.c_str(), 1);
   if (have_log) setenv("POOLGUARD_LOG", log.c_str(), 1);
   if (have_guard) setenv("POOLGUARD_GUARD", guard.c_str(), 1);
+  if (leaks) setenv("POOLGUARD_LEAKS", "1", 1);
+  if (have_profile) setenv("POOLGUARD_PROFILE", profile.c_str(), 1);
 
   std::vector<char*> argv;
   for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));
@@ -781,5 +1285,6 @@ int main(int argc, char** argv) {
   if (cmd == "stat") return cmd_stat(args);
   if (cmd == "ls") return cmd_ls(args);
   if (cmd == "map") return cmd_map(args);
+  if (cmd == "profile") return cmd_profile(args);
   return usage_error(kUsage, "unknown command '" + cmd + "'");
 }
