@@ -203,6 +203,12 @@ void depot_usage(size_t* bytes, size_t* stacks) {
   *stacks = g_stacks.load(std::memory_order_relaxed);
 }
 
+void depot_range(uintptr_t* lo, uintptr_t* hi) {
+  char* base = g_base.load(std::memory_order_acquire);
+  *lo = reinterpret_cast<uintptr_t>(base);
+  *hi = base != nullptr ? *lo + kDepotBytes : 0;
+}
+
 void depot_lock_for_fork() {
   g_depot_lock.force_lock();
 }

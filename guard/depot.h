@@ -34,6 +34,9 @@ uint32_t depot_capture(int skip);
 
 // Bytes of entries stored so far, and distinct stacks.
 void depot_usage(size_t* bytes, size_t* stacks);
+// The depot's mapped storage, [*lo, *hi) (both 0 before the first stack is stored): it holds
+// code addresses only, so the leak scan skips it.
+void depot_range(uintptr_t* lo, uintptr_t* hi);
 
 void depot_lock_for_fork();
 void depot_unlock_after_fork();

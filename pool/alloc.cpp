@@ -12,6 +12,7 @@
 #include "pool/introspect.h"
 #include "pool/large.h"
 #include "pool/report.h"
+#include "track/tracker.h"
 
 namespace pg {
 
@@ -31,31 +32,63 @@ bool is_pow2(size_t a) {
   return p;
 }
 
-// Whether a request that the fast path did not serve goes to the guarded allocator (guard/guard.h):
-// every request in redzone and page modes, and with sampling the one whose countdown ran out.
-// `counted`: the fast path has already counted this request against the countdown (small
-// requests); others are counted here. Threads without a heap (all of them when every block is
-// guarded) decide on the guard's shared countdown, after initialisation.
-inline bool guard_takes(bool counted) {
+// Sampling and whole-program modes: which requests the fast path did not serve go elsewhere.
+//   kSampleGuard    the guarded allocator (guard/guard.h): every request in redzone and page modes,
+//                   and with POOLGUARD_GUARD_SAMPLE the one whose countdown ran out;
+//   kSampleProfile  the tracker (track/tracker.h): every request in leak mode, and with
+//                   POOLGUARD_PROFILE the sampled ones.
+// `small`: a request the pools may serve, which the fast path (heap_try_alloc) counts against the
+// heap's countdown unless it gave up earlier, on an empty free list; every other request is
+// counted here. Threads without a heap (all of them when every block is guarded or tracked)
+// decide on shared countdowns, after initialisation.
+inline unsigned sample_events(bool small, size_t size) {
   Heap* h = t_heap;
   if (PG_LIKELY(heap_is_real(h))) {
-    if (!counted) --h->sample_left;
-    if (PG_LIKELY(h->sample_left > 0)) return false;
-    heap_sample_reset(h);
-    return true;
+    unsigned events = 0;
+    // A countdown still above zero was not counted down by the fast path for this request.
+    if (!small || h->sample_left > 0) --h->sample_left;
+    if (PG_UNLIKELY(h->sample_left <= 0)) {
+      events = heap_sample_fire(h);
+      // A small request's profile event is kept with a probability that grows with its size; a
+      // larger request draws its own sample below instead.
+      if ((events & kSampleProfile) != 0 && (!small || !track_keep_small(size, heap_random(h)))) {
+        events &= ~kSampleProfile;
+      }
+    }
+    if (!small && PG_UNLIKELY(tracking()) && track_keep_large(size, heap_random(h))) {
+      events |= kSampleProfile;
+    }
+    return events;
   }
-  if (!ensure_init() || !guard_enabled()) return false;
-  return guard_all() || guard_sample_heapless();
+  if (!ensure_init()) return 0;
+  unsigned events = 0;
+  if (guard_enabled() && (guard_all() || guard_sample_heapless())) events |= kSampleGuard;
+  if (tracking() && track_keep_heapless(size)) events |= kSampleProfile;
+  return events;
 }
 
-// A guarded block for a request guard_takes() gave to the guard. *done is false when the guard
-// declined it (sampling without a free page guard): the caller goes on as usual. With every block
-// guarded, a failure is final: nullptr and ENOMEM.
-[[gnu::noinline]] void* alloc_guarded(size_t size, size_t alignment, bool zero, bool* done) {
-  void* p = guard_alloc(size, alignment < kAlign ? kAlign : alignment, zero);
-  *done = p != nullptr || guard_all();
-  if (p == nullptr && *done) errno = ENOMEM;
-  return p;
+// Serves a request sample_events() gave to the guard or the tracker (the guard first: a block
+// cannot be both). *done is false when they declined it (sampling without a free page guard, or
+// a re-entrant tracker): the caller goes on as usual. With every block guarded, a failure is
+// final: nullptr and ENOMEM.
+[[gnu::noinline]] void* alloc_sampled(unsigned events, size_t size, size_t alignment, bool zero,
+                                      bool* done) {
+  if (alignment < kAlign) alignment = kAlign;
+  if ((events & kSampleGuard) != 0) {
+    void* p = guard_alloc(size, alignment, zero);
+    *done = p != nullptr || guard_all();
+    if (*done) {
+      if (p == nullptr) errno = ENOMEM;
+      return p;
+    }
+  }
+  if ((events & kSampleProfile) != 0) {
+    void* p = tracked_alloc(size, alignment, zero);
+    *done = p != nullptr;
+    return p;
+  }
+  *done = false;
+  return nullptr;
 }
 
 // Serves size bytes aligned to `alignment` (a power of two): from the pools when a class that is a
@@ -71,9 +104,9 @@ void* alloc_aligned(size_t alignment, size_t size) {
       if (void* p = heap_try_alloc(slot, size)) return p;
     }
   }
-  if (PG_UNLIKELY(guard_takes(slot != 0))) {
+  if (unsigned events = sample_events(slot != 0, size); PG_UNLIKELY(events != 0)) {
     bool done;
-    void* p = alloc_guarded(size, alignment, false, &done);
+    void* p = alloc_sampled(events, size, alignment, false, &done);
     if (done) return p;
   }
   if (slot != 0) {
@@ -83,9 +116,9 @@ void* alloc_aligned(size_t alignment, size_t size) {
 }
 
 [[gnu::noinline]] void* calloc_slow(size_t total) {
-  if (PG_UNLIKELY(guard_takes(total <= kSmallMax))) {
+  if (unsigned events = sample_events(total <= kSmallMax, total); PG_UNLIKELY(events != 0)) {
     bool done;
-    void* p = alloc_guarded(total, kAlign, true, &done);
+    void* p = alloc_sampled(events, total, kAlign, true, &done);
     if (done) return p;
   }
   if (total <= kSmallMax) {
@@ -100,9 +133,9 @@ void* alloc_aligned(size_t alignment, size_t size) {
 }  // namespace
 
 void* malloc_slow(size_t size) {
-  if (PG_UNLIKELY(guard_takes(size <= kSmallMax))) {
+  if (unsigned events = sample_events(size <= kSmallMax, size); PG_UNLIKELY(events != 0)) {
     bool done;
-    void* p = alloc_guarded(size, kAlign, false, &done);
+    void* p = alloc_sampled(events, size, kAlign, false, &done);
     if (done) return p;
   }
   if (size <= kSmallMax) {
@@ -120,6 +153,7 @@ void free_outside(void* p) {
   // Guarded blocks are never in the arenas, and a page-guarded one must be recognised before
   // large_owns reads the 16 bytes before it (a guard page, when the block starts a page).
   if (PG_UNLIKELY(guard_may_own(p)) && guard_free(p)) return;
+  if (PG_UNLIKELY(tracked_may_own(p)) && tracked_free(p)) return;
   if (large_owns(p)) return large_free(p);
   __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
 }
@@ -178,6 +212,9 @@ void* realloc_impl(void* p, size_t size) {
     }
     // A guarded block always moves: the new one gets fresh redzones (or guard page), and the old
     // one's are checked when it is freed below.
+  } else if (tracked_may_own(p) && tracked_size(p, &old_usable)) {
+    // A tracked block always moves too: its record goes with the free below, and the new block
+    // is sampled (or tracked) on its own.
   } else if (large_owns(p)) {
     old_usable = large_size(p);
     if (size > kSmallMax) {

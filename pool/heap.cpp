@@ -47,9 +47,10 @@ size_t g_sweep_cursor = 0;
 // Pools per class carved from arenas now (any owner).
 std::atomic<uint64_t> g_class_pools[kNumClasses];
 
-// heaps_configure(): whether threads get heaps at all, and the sampling interval source.
+// heaps_configure(): whether threads get heaps at all, and the samplers' interval sources.
 bool g_attach = true;
-int64_t (*g_sample_interval)(uint64_t) = nullptr;
+int64_t (*g_guard_interval)(uint64_t) = nullptr;
+int64_t (*g_profile_interval)(uint64_t) = nullptr;
 
 void queue_push(PoolQueue& q, Pool* p) {
   p->prev = q.tail;
@@ -397,8 +398,9 @@ Heap* attach_heap() {
   }
   for (Pool*& c : h->cur) c = &g_empty_pool;
   h->rng = os::random64() ^ reinterpret_cast<uintptr_t>(h);
-  h->sample_left = INT64_MAX;
-  if (g_sample_interval != nullptr) heap_sample_reset(h);
+  h->guard_left = g_guard_interval != nullptr ? g_guard_interval(next_random(h)) : INT64_MAX;
+  h->prof_left = g_profile_interval != nullptr ? g_profile_interval(next_random(h)) : INT64_MAX;
+  h->sample_set = h->sample_left = h->guard_left < h->prof_left ? h->guard_left : h->prof_left;
   h->thread = pthread_self();
   h->active = true;
   // Registers the exit hook. pthread_setspecific may allocate for high key numbers: the
@@ -425,7 +427,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   }
   // The fast path stopped at the end of a sampling countdown, and the caller chose not to sample
   // (or could not): start the next one.
-  if (PG_UNLIKELY(h->sample_left <= 0)) heap_sample_reset(h);
+  if (PG_UNLIKELY(h->sample_left <= 0)) heap_sample_fire(h);
   Pool* pool = h->cur[slot];
   if (pool != &g_empty_pool && !pool->local_empty()) {
     // The fast path gave up on a non-empty list: for the sampling countdown (and the caller chose
@@ -480,13 +482,37 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   return heap_alloc_slow(slot, size);  // the new current pool's first link was corrupt: report it
 }
 
-void heaps_configure(bool attach, int64_t (*interval)(uint64_t random)) {
+void heaps_configure(bool attach, int64_t (*guard_interval)(uint64_t random),
+                     int64_t (*profile_interval)(uint64_t random)) {
   g_attach = attach;
-  g_sample_interval = interval;
+  g_guard_interval = guard_interval;
+  g_profile_interval = profile_interval;
 }
 
-void heap_sample_reset(Heap* h) {
-  h->sample_left = g_sample_interval != nullptr ? g_sample_interval(next_random(h)) : INT64_MAX;
+unsigned heap_sample_fire(Heap* h) {
+  // Allocations counted since sample_left was set (at least sample_set, as it ran out).
+  int64_t elapsed = h->sample_set - h->sample_left;
+  unsigned events = 0;
+  if (g_guard_interval != nullptr) {
+    h->guard_left -= elapsed;
+    if (h->guard_left <= 0) {
+      events |= kSampleGuard;
+      h->guard_left = g_guard_interval(next_random(h));
+    }
+  }
+  if (g_profile_interval != nullptr) {
+    h->prof_left -= elapsed;
+    if (h->prof_left <= 0) {
+      events |= kSampleProfile;
+      h->prof_left = g_profile_interval(next_random(h));
+    }
+  }
+  h->sample_set = h->sample_left = h->guard_left < h->prof_left ? h->guard_left : h->prof_left;
+  return events;
+}
+
+uint64_t heap_random(Heap* h) {
+  return next_random(h);
 }
 
 void heap_free_slow(Heap* h, Pool* pool, void* old_free) {

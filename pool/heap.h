@@ -82,11 +82,17 @@ struct alignas(64) Heap {
   constexpr explicit Heap(Pool* empty) {
     for (Pool*& c : cur) c = empty;
   }
-  // Allocations left before the next sampled one (POOLGUARD_GUARD_SAMPLE): the fast path counts
-  // it down and gives up at zero, and the slow path then makes a guarded block and resets it.
-  // INT64_MAX when sampling is off (it never gets to zero), and always in the sentinel heaps, which
-  // are never written (the fast path leaves before the countdown on their empty pools).
+  // Allocations left before the next sampling event: the fast path counts it down and gives up at
+  // zero, and the slow path (heap_sample_fire) says which sampler's turn it is. Two samplers share
+  // it: the guard's (POOLGUARD_GUARD_SAMPLE, 1 in N allocations) and the profile's
+  // (POOLGUARD_PROFILE, see track/tracker.h); each keeps its own countdown below, and sample_left
+  // runs to the nearer one. INT64_MAX when sampling is off (it never gets to zero), and always in
+  // the sentinel heaps, which are never written (the fast path leaves before the countdown on
+  // their empty pools).
   int64_t sample_left = INT64_MAX;
+  int64_t sample_set = INT64_MAX;  // the value sample_left started from
+  int64_t guard_left = INT64_MAX;  // allocations to the next guarded one, as of sample_set
+  int64_t prof_left = INT64_MAX;   // allocations to the next profile event, as of sample_set
   // Pool to allocate from, by slot (cur[0] == cur[1]); &g_empty_pool when there is none. The
   // current pool carries one extra count in Pool::used, so a free never sees it drop to zero.
   Pool* cur[kNumSlots] = {};
@@ -209,15 +215,24 @@ inline size_t heap_block_size(const void* p) {
 
 // Sampling and guarded modes (set once from initialisation, before any heap is attached):
 // `attach` false means no thread heap is ever attached, so heap_alloc_slow returns nullptr and
-// every small request goes to the caller's other paths (POOLGUARD_GUARD=redzone|page);
-// `interval` gives the length of each sampling countdown from a random number (nullptr: never).
-void heaps_configure(bool attach, int64_t (*interval)(uint64_t random));
+// every small request goes to the caller's other paths (POOLGUARD_GUARD=redzone|page,
+// POOLGUARD_LEAKS); `guard_interval` and `profile_interval` give the length of each sampler's
+// countdowns from a random number (nullptr: that sampler is off).
+void heaps_configure(bool attach, int64_t (*guard_interval)(uint64_t random),
+                     int64_t (*profile_interval)(uint64_t random));
 // True when h is a thread's own heap (not one of the sentinels).
 inline bool heap_is_real(const Heap* h) {
   return h->active;
 }
-// Starts h's next sampling countdown. Owner thread only, h real.
-void heap_sample_reset(Heap* h);
+// Events of heap_sample_fire.
+inline constexpr unsigned kSampleGuard = 1;    // this allocation is the guard's sample
+inline constexpr unsigned kSampleProfile = 2;  // this allocation is a profile event
+// Called when h->sample_left has run out: advances both samplers by the allocations counted,
+// says whose turn it is (kSample* bits, possibly both), and starts the next countdown. Owner
+// thread only, h real.
+unsigned heap_sample_fire(Heap* h);
+// A random number from h's generator. Owner thread only.
+uint64_t heap_random(Heap* h);
 
 // Per-class figures summed over every heap, for snapshots.
 void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested);

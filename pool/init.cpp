@@ -14,6 +14,7 @@
 #include "pool/options.h"
 #include "pool/os.h"
 #include "pool/report.h"
+#include "track/tracker.h"
 
 namespace pg {
 
@@ -31,6 +32,7 @@ std::atomic<uint64_t> g_secret{0};
 // pools, arenas, metadata.
 void before_fork() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  tracker_lock_for_fork();
   guard_lock_for_fork();
   heaps_lock_for_fork();
   arenas_lock_for_fork();
@@ -45,6 +47,7 @@ void after_fork_parent() {
   arenas_unlock_after_fork();
   heaps_unlock_after_fork_parent();
   guard_unlock_after_fork(false);
+  tracker_unlock_after_fork();
 }
 
 void after_fork_child() {
@@ -54,6 +57,7 @@ void after_fork_child() {
   arenas_unlock_after_fork();
   heaps_after_fork_child();
   guard_unlock_after_fork(true);
+  tracker_unlock_after_fork();
 }
 
 // POOLGUARD_GUARD, _GUARD_SAMPLE, _QUARANTINE, _GUARD_FILL. In redzone and page modes no thread
@@ -66,8 +70,24 @@ void init_guard() {
   config.quarantine = options().QUARANTINE;
   config.fill = options().GUARD_FILL == kGuardFillOn;
   guard_init(config);
-  bool sampling = guard_enabled() && !guard_all();
-  heaps_configure(!guard_all(), sampling ? guard_sample_interval : nullptr);
+}
+
+// POOLGUARD_PROFILE and POOLGUARD_LEAKS (after the guard: a guarded block is never tracked). Leak
+// mode tracks every allocation, so, as in the guard's redzone and page modes, no thread heap is
+// ever attached; profile sampling shares the heaps' countdown with the guard's sampling.
+void init_tracker() {
+  TrackConfig config;
+  config.profile_bytes = options().PROFILE;
+  config.leaks = options().LEAKS == kLeaksOn;
+  if (guard_all() && (config.leaks || config.profile_bytes != 0)) {
+    report_warning(config.leaks ? "POOLGUARD_LEAKS is off: POOLGUARD_GUARD guards every block"
+                                : "POOLGUARD_PROFILE is off: POOLGUARD_GUARD guards every block");
+    config = TrackConfig{};
+  }
+  tracker_init(config);
+  bool guard_sampling = guard_enabled() && !guard_all();
+  heaps_configure(!guard_all() && !tracking_all(), guard_sampling ? guard_sample_interval : nullptr,
+                  track_small_period() != 0 ? track_interval : nullptr);
 }
 
 }  // namespace
@@ -94,6 +114,7 @@ bool ensure_init() {
     heaps_init();
     large_init();
     init_guard();
+    init_tracker();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     g_init_state.store(2, std::memory_order_release);
     return true;

@@ -30,8 +30,13 @@ constexpr OptionSpec kSpecs[] = {
 #undef POOLGUARD_OPTION
 };
 
-// Index of `text` among the '|'-separated `values`; false if absent.
+// Index of `text` among the '|'-separated `values`; false if absent. An off|on option also takes
+// 0 and 1 (POOLGUARD_LEAKS=1).
 bool parse_enum(const char* values, const char* text, uint64_t* out) {
+  if (strcmp(values, "off|on") == 0 && (strcmp(text, "0") == 0 || strcmp(text, "1") == 0)) {
+    *out = text[0] == '1' ? 1 : 0;
+    return true;
+  }
   size_t len = strlen(text);
   uint64_t idx = 0;
   for (const char* v = values;; ++idx) {
@@ -71,12 +76,22 @@ bool parse_percents(const char* text, uint64_t* out) {
   return true;
 }
 
+// A Size option whose `values` reads "LO..HI" (plain numbers) takes only values in that range.
+bool size_in_range(const char* values, uint64_t v) {
+  const char* dots = strstr(values, "..");
+  if (dots == nullptr) return true;
+  uint64_t lo = 0, hi = 0;
+  for (const char* p = values; p < dots; ++p) lo = lo * 10 + static_cast<uint64_t>(*p - '0');
+  for (const char* p = dots + 2; *p; ++p) hi = hi * 10 + static_cast<uint64_t>(*p - '0');
+  return v >= lo && v <= hi;
+}
+
 bool parse_spec(const OptionSpec& s, const char* text, uint64_t* out) {
   switch (s.kind) {
     case Kind::Enum:
       return parse_enum(s.values, text, out);
     case Kind::Size:
-      return parse_size(text, out);
+      return parse_size(text, out) && size_in_range(s.values, *out);
     case Kind::Percents:
       return parse_percents(text, out);
     case Kind::Path:
@@ -185,7 +200,7 @@ void options_load() {
 }
 
 void options_write_markdown(int fd) {
-  TextBuffer<8192> out;
+  TextBuffer<16384> out;
   out.str("| variable | values | default | meaning |\n|---|---|---|---|\n");
   for (const OptionSpec& s : kSpecs) {
     out.str("| `POOLGUARD_").str(s.name).str("` | ");
@@ -208,7 +223,7 @@ void options_write_markdown(int fd) {
 }
 
 void options_write_help(int fd) {
-  TextBuffer<8192> out;
+  TextBuffer<16384> out;
   out.str("Environment variables read by libpoolguard.so:\n");
   for (const OptionSpec& s : kSpecs) {
     out.str("  POOLGUARD_")

@@ -1,12 +1,16 @@
 // Start-up and exit of the preloaded library: initialise early (the core also initialises lazily
 // on the first allocation, which may come first), publish live statistics (stats/publish.h), and
 // print the exit summary if asked.
-#include "pool/init.h"
+#include <stdio.h>
+#include <unistd.h>
+
 #include "guard/guard.h"
+#include "pool/init.h"
 #include "pool/log.h"
 #include "pool/options.h"
 #include "stats/publish.h"
 #include "stats/summary.h"
+#include "track/leak_report.h"
 
 namespace {
 
@@ -20,8 +24,15 @@ __attribute__((constructor(101))) void poolguard_start() {
 __attribute__((destructor(101))) void poolguard_stop() {
   pg::publish_stop();
   pg::guard_check_all();  // guard modes: every live and quarantined block's redzones and fill
+  int status = pg::leak_check_at_exit();  // POOLGUARD_LEAKS
   pg::log_flush_suppressed();
   if (pg::options().STATS == pg::kStatsExit) pg::write_exit_summary();
+  if (status != 0) {
+    // POOLGUARD_LEAKS_EXIT_CODE: end here with that status. stdio has not been flushed yet (exit()
+    // does it after the destructors), so flush it first.
+    fflush(nullptr);
+    _exit(status);
+  }
 }
 
 }  // namespace

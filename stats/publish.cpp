@@ -33,7 +33,11 @@
 #include "pool/limit.h"
 #include "pool/options.h"
 #include "pool/os.h"
+#include "stats/profile_publish.h"
+#include "stats/profile_segment.h"
 #include "stats/segment.h"
+#include "stats/seqlock.h"
+#include "stats/shm_file.h"
 
 namespace pg {
 
@@ -132,7 +136,7 @@ struct Publisher {
   Segment* seg = nullptr;
   int pid = 0;                 // the process that created `seg`
   char path[48] = {};          // /dev/shm/poolguard.<pid>
-  uint64_t dev = 0, ino = 0;   // identity of the file, to grow it through its name safely
+  ShmId id;                    // identity of the file, to grow it through its name safely
   size_t backed = 0;           // arena entries with memory allocated in /dev/shm
   bool grow_failed = false;    // /dev/shm is full, or the file was replaced: stop growing
   ArenaView* views = nullptr;  // scratch for arena_views() (kSegmentMaxArenas entries)
@@ -163,15 +167,9 @@ void make_path(Publisher& p) {
   p.path[b.size() < sizeof p.path ? b.size() : sizeof p.path - 1] = '\0';
 }
 
-// Allocates the file's memory for the header and the first `arenas` entries, so that writing
-// there can never raise SIGBUS on a full /dev/shm. `fd` refers to the segment file.
-bool back(int fd, size_t arenas) {
-  return posix_fallocate(fd, 0, static_cast<off_t>(stats::segment_bytes_for(arenas))) == 0;
-}
-
-// Creates /dev/shm/poolguard.<pid> for the calling process and maps it. A file of the same name
-// that belongs to this user is one a dead process or this process's previous image (before an
-// exec) left: it is replaced. Another user's file is left alone, and nothing is published.
+// Creates /dev/shm/poolguard.<pid> for the calling process and maps it, the header and the first
+// kArenaChunk arena entries backed (stats/shm_file.h: this user's leftover replaced, another
+// user's file left alone and nothing published).
 bool create_segment(Publisher& p) {
   p.seg = nullptr;
   p.pid = getpid();
@@ -179,30 +177,8 @@ bool create_segment(Publisher& p) {
   p.grow_failed = false;
   p.served = 0;
   make_path(p);
-  int fd = -1;
-  for (int attempt = 0; attempt < 3 && fd < 0; ++attempt) {
-    fd = open(p.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0 || errno != EEXIST) break;
-    struct stat st;
-    if (lstat(p.path, &st) != 0) continue;  // gone meanwhile: try again
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return false;
-    if (unlink(p.path) != 0 && errno != ENOENT) return false;
-  }
-  if (fd < 0) return false;
-  struct stat st;
-  bool ok = fchmod(fd, 0600) == 0 && fstat(fd, &st) == 0 &&
-            ftruncate(fd, static_cast<off_t>(sizeof(Segment))) == 0 && back(fd, kArenaChunk);
-  void* mem = MAP_FAILED;
-  if (ok) mem = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (mem == MAP_FAILED) {
-    unlink(p.path);
-    return false;
-  }
-  // A child of fork() must not inherit the mapping: it would publish into its parent's segment.
-  madvise(mem, sizeof(Segment), MADV_DONTFORK);
-  p.dev = st.st_dev;
-  p.ino = st.st_ino;
+  void* mem = shm_create(p.path, sizeof(Segment), stats::segment_bytes_for(kArenaChunk), &p.id);
+  if (mem == nullptr) return false;
   p.backed = kArenaChunk;
 
   Segment* s = static_cast<Segment*>(mem);
@@ -235,13 +211,20 @@ void remove_segment(Publisher& p) {
   p.seg = nullptr;
 }
 
-// pid from a name "poolguard.<digits>" in /dev/shm; 0 if the name is not one.
+// pid from a name "poolguard.<digits>" or "poolguard.<digits>.profile" in /dev/shm; 0 if the
+// name is neither.
 int segment_pid(const char* name) {
   const char* prefix = stats::kSegmentPathPrefix + sizeof "/dev/shm/" - 1;
   size_t len = strlen(prefix);
   if (strncmp(name, prefix, len) != 0 || name[len] == '\0') return 0;
   uint64_t pid = 0;
-  for (const char* c = name + len; *c; ++c) {
+  const char* end = name + strlen(name);
+  size_t suffix = strlen(stats::kProfileSuffix);
+  if (static_cast<size_t>(end - name) > len + suffix &&
+      strcmp(end - suffix, stats::kProfileSuffix) == 0) {
+    end -= suffix;
+  }
+  for (const char* c = name + len; c < end; ++c) {
     if (*c < '0' || *c > '9' || pid > INT_MAX / 10) return 0;
     pid = pid * 10 + static_cast<uint64_t>(*c - '0');
   }
@@ -289,37 +272,19 @@ void remove_leftover(const char* path) {
   if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) unlink(path);
 }
 
-// Makes sure `want` arena entries are backed, growing the file through its name (the publisher
-// keeps no descriptor open: a program that closes every descriptor it did not open would break
-// it). False when it cannot: the map is then cut to what is backed.
+// Makes sure `want` arena entries are backed. False when it cannot (/dev/shm full, or the file was
+// replaced): the map is then cut to what is backed.
 bool ensure_backed(Publisher& p, size_t want) {
   if (want <= p.backed) return true;
   if (p.grow_failed) return false;
   size_t target = (want + kArenaChunk - 1) / kArenaChunk * kArenaChunk;
   if (target > stats::kSegmentMaxArenas) target = stats::kSegmentMaxArenas;
-  int fd = open(p.path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  struct stat st;
-  bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == p.dev && st.st_ino == p.ino;
-  bool ok = same && back(fd, target);
-  if (fd >= 0) close(fd);
-  if (!ok) {
+  if (!shm_back(p.path, p.id, stats::segment_bytes_for(target))) {
     p.grow_failed = true;
     return false;
   }
   p.backed = target;
   return true;
-}
-
-// Opens a seqlock write: stores the odd `seq` and keeps every later store (the figures) from
-// becoming visible before it. A fence does that; TSan does not model fences (GCC warns), and the
-// TSan build of the core never publishes, so it gets a sequentially consistent store instead.
-void seq_begin(uint64_t* seq, uint64_t odd) {
-#if defined(__SANITIZE_THREAD__)
-  __atomic_store_n(seq, odd, __ATOMIC_SEQ_CST);
-#else
-  __atomic_store_n(seq, odd, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-#endif
 }
 
 // Takes the figures and writes them into the segment under the seqlock, then tells readers that
@@ -390,7 +355,10 @@ void publish(Publisher& p, uint32_t req) {
   s->arenas_listed = listed;
   s->arenas_backed = p.backed;
 
-  __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
+  seq_end(&s->seq, seq + 2);
+  // The profile (when the tracker is on) at the same moment, so that a reader whose request is
+  // answered below finds it fresh too.
+  profile_segment_publish();
   __atomic_store_n(&s->publications, s->publications + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&s->published, req, __ATOMIC_RELEASE);
   if (req != p.served) futex_wake(&s->published, INT_MAX);
@@ -412,6 +380,7 @@ void* publisher_main(void* arg) {
   if (created && !kept) remove_segment(p);  // the process started exiting meanwhile
   g_creation_over.store(true);
   if (!created || !kept) return nullptr;
+  profile_segment_create(p.pid);
   sweep_stale_segments(p.pid);
   for (;;) {
     uint32_t req = __atomic_load_n(&p.seg->request, __ATOMIC_ACQUIRE);
@@ -470,13 +439,17 @@ void publish_stop() {
   // with a copy of this state and no atfork handler.
   if (!g_enabled || g_owner != getpid()) return;
   int was = g_state.exchange(kStopped);
+  char profile[64];
+  profile_segment_path(g_owner, profile, sizeof profile);
   if (was == kPublished) {
     unlink(g_pub.path);
+    unlink(profile);
   } else if (was == kPending) {
     Publisher mine;
     mine.pid = g_owner;
     make_path(mine);
     remove_leftover(mine.path);
+    remove_leftover(profile);
   } else if (was == kCreating) {
     // The thread is creating the segment and will remove it when it sees kStopped; give it a
     // moment (bounded) before the process ends and takes the thread with it.

@@ -1,0 +1,26 @@
+// The writer's half of the seqlocks that guard the figures of the stats and profile segments
+// (stats/segment.h, stats/profile_segment.h): `seq` is odd while the figures are being written.
+#pragma once
+
+#include <cstdint>
+
+namespace pg {
+
+// Opens a seqlock write: stores the odd `seq` and keeps every later store (the figures) from
+// becoming visible before it. A fence does that; TSan does not model fences (GCC warns), and the
+// TSan build of the core never publishes, so it gets a sequentially consistent store instead.
+inline void seq_begin(uint64_t* seq, uint64_t odd) {
+#if defined(__SANITIZE_THREAD__)
+  __atomic_store_n(seq, odd, __ATOMIC_SEQ_CST);
+#else
+  __atomic_store_n(seq, odd, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
+}
+
+// Closes it: the figures become visible with the even `seq`.
+inline void seq_end(uint64_t* seq, uint64_t even) {
+  __atomic_store_n(seq, even, __ATOMIC_RELEASE);
+}
+
+}  // namespace pg
