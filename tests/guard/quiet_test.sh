@@ -3,7 +3,8 @@
 # as without poolguard, and no report (a report on stderr would be a difference).
 #   quiet_test.sh LIBPOOLGUARD MODE WORKLOAD PROGRAMS_SRC THREADS_FORK STRESS
 #   MODE: redzone, page, or sample (POOLGUARD_GUARD_SAMPLE=1: every block sampled, as long as the
-#   page-guard budget lasts, then the pools)
+#   page-guard budget lasts, then the pools); leaks (POOLGUARD_LEAKS=1, reports in log files) or
+#   profile (POOLGUARD_PROFILE=4K)
 #   WORKLOAD: python, gcc, git, sort, sqlite, threads_fork or stress (smaller versions of the
 #   integration tests' workloads, see tests/integration/)
 # shellcheck source=tests/integration/lib.sh
@@ -17,6 +18,10 @@ stress="${6:?pg_stress}"
 case "$mode" in
   redzone | page) guard=(POOLGUARD_GUARD="$mode") ;;
   sample) guard=(POOLGUARD_GUARD_SAMPLE=1) ;;
+  # Leak reports and the profile (track/): every process's report goes to its own log file, so
+  # stderr stays comparable; the files are checked below.
+  leaks) guard=(POOLGUARD_LEAKS=1 POOLGUARD_LOG="$PG_TMP/leaks.%p.log") ;;
+  profile) guard=(POOLGUARD_PROFILE=4K) ;;
   *) pg_fail "unknown mode $mode" ;;
 esac
 PG_TEST="guard-$mode-$what"
@@ -142,8 +147,25 @@ if grep -q 'poolguard: ERROR' "$PG_TMP/$what.pg.err"; then
   grep -m 5 'poolguard: ERROR' "$PG_TMP/$what.pg.err" >&2
   pg_fail "a report under POOLGUARD_GUARD mode $mode"
 fi
-# Every block guarded: the pools served nothing (POOLGUARD_STATS=exit of every process).
-if [[ $mode != sample ]]; then
+if [[ $mode == leaks ]]; then
+  # Every process that ran under the preload and exited normally wrote one leak summary.
+  logs=("$PG_TMP"/leaks.*.log)
+  [[ -e "${logs[0]}" ]] || pg_fail "no leak report from any process"
+  for log in "${logs[@]}"; do
+    grep -q '^poolguard: leak-summary {' "$log" || pg_fail "a leak log without its summary: $log"
+  done
+  pg_note "leaks: ${#logs[@]} process(es) reported: $(cat "${logs[@]}" | "$PG_PYTHON" -c '
+import json, sys
+d = i = 0
+for line in sys.stdin:
+    if line.startswith("poolguard: leak-summary "):
+        s = json.loads(line.split(" ", 2)[2])
+        d += s["direct"]["bytes"]; i += s["indirect"]["bytes"]
+print(f"{d} bytes leaked directly, {i} indirectly")')"
+fi
+# Every block guarded or tracked: the pools served nothing (POOLGUARD_STATS=exit of every
+# process).
+if [[ $mode != sample && $mode != profile ]]; then
   [[ -s "$PG_TMP/$what.stats" ]] || pg_fail "no statistics line from the preloaded run"
   [[ "$(pg_stat "$what" small_allocs)" -eq 0 ]] || pg_fail "the pools served blocks in mode $mode"
 fi

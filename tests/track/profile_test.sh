@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The sampled heap profile (POOLGUARD_PROFILE) of a program that holds known amounts from two call
+# sites (tests/track/hold_two.c), read from outside while it runs: `poolguard profile --folded`
+# attributes each site's bytes within 10%, `stat --profile` shows them, `profile --svg` draws
+# them; the profile segment is the owner's only and goes away at exit.
+#   profile_test.sh LIBPOOLGUARD POOLGUARD_TOOL HOLD_TWO
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+pg_init "${1:-}"
+tool="$(realpath "${2:?usage: profile_test.sh LIBPOOLGUARD POOLGUARD_TOOL HOLD_TWO}")"
+prog="$(realpath "${3:?hold_two program}")"
+cd "$PG_TMP"
+
+mkfifo in.fifo
+# 16 KiB between samples: about 4600 samples over the 72 MiB held, so each site's estimate is
+# within a few percent (relative error about sqrt(16K / bytes held): 1.8% and 2.6%).
+LD_PRELOAD="$PG_LIB" POOLGUARD_PROFILE=16K "$prog" <in.fifo >out.txt 2>err.txt &
+pid=$!
+exec 3>in.fifo # holds the program's stdin open until the end
+finish() {
+  exec 3>&-
+  wait "$pid" || pg_fail "the program failed: $(cat err.txt)"
+}
+for _ in $(seq 1 200); do
+  [[ -s out.txt ]] && break
+  sleep 0.05
+done
+read -r word got_pid small large <out.txt || true
+[[ "$word" == ready && "$got_pid" == "$pid" ]] || pg_fail "program not ready: $(cat out.txt err.txt)"
+# The segment exists once the process has lived 0.1 s.
+for _ in $(seq 1 100); do
+  [[ -e /dev/shm/poolguard.$pid.profile ]] && break
+  sleep 0.05
+done
+[[ -e /dev/shm/poolguard.$pid.profile ]] || pg_fail "no /dev/shm/poolguard.$pid.profile"
+[[ "$(stat -c %a "/dev/shm/poolguard.$pid.profile")" == 600 ]] || pg_fail "profile segment not 0600"
+
+"$tool" profile "$pid" --folded >folded.txt || pg_fail "poolguard profile --folded failed"
+"$PG_PYTHON" - folded.txt "$small" "$large" <<'PY' || pg_fail "attribution off by more than 10% (folded.txt above)"
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+want = {"hold_small": int(sys.argv[2]), "hold_large": int(sys.argv[3])}
+got = {k: 0 for k in want}
+for line in lines:
+    stack, value = line.rsplit(" ", 1)
+    frames = stack.split(";")
+    for k in want:
+        if k in frames:
+            got[k] += int(value)
+bad = False
+for k in want:
+    err = (got[k] - want[k]) / want[k]
+    print(f"{k}: held {want[k]}, profile says {got[k]} ({err:+.1%})")
+    bad |= abs(err) > 0.10
+# Everything else live is small next to the two sites (the churn's blocks are freed at once).
+other = sum(int(l.rsplit(" ", 1)[1]) for l in lines) - sum(got.values())
+print(f"other stacks: {other}")
+bad |= other > 0.05 * sum(want.values())
+if bad:
+    print("\n".join(lines[:20]), file=sys.stderr)
+    sys.exit(1)
+PY
+pg_note "folded profile: both sites within 10% (above)"
+
+"$tool" stat "$pid" --profile >stat.txt || pg_fail "poolguard stat --profile failed"
+grep -q hold_small stat.txt && grep -q hold_large stat.txt ||
+  pg_fail "stat --profile does not name both sites: $(head -n 30 stat.txt)"
+
+"$tool" profile "$pid" --svg heap.svg || pg_fail "poolguard profile --svg failed"
+"$PG_PYTHON" -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' heap.svg ||
+  pg_fail "the SVG is not well-formed XML"
+grep -q hold_small heap.svg && grep -q hold_large heap.svg || pg_fail "the SVG lacks the sites"
+pg_note "stat --profile and profile --svg name both sites"
+
+finish
+[[ ! -e /dev/shm/poolguard.$pid.profile ]] || pg_fail "profile segment left behind at exit"
+
+# A process that does not sample: exit 1 with a message naming POOLGUARD_PROFILE.
+LD_PRELOAD="$PG_LIB" "$prog" <in.fifo >out2.txt 2>&1 &
+pid2=$!
+exec 3>in.fifo
+for _ in $(seq 1 100); do
+  [[ -e /dev/shm/poolguard.$pid2 ]] && break
+  sleep 0.05
+done
+rc=0
+"$tool" profile "$pid2" --folded >/dev/null 2>why.txt || rc=$?
+exec 3>&-
+wait "$pid2" || true
+[[ $rc -eq 1 ]] || pg_fail "profile of a process that does not sample: status $rc, want 1"
+grep -q POOLGUARD_PROFILE why.txt || pg_fail "no hint at POOLGUARD_PROFILE: $(cat why.txt)"
+pg_note "a process without POOLGUARD_PROFILE: status 1 with a hint"
