@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "pool/format.h"
 #include "pool/os.h"
 
 namespace pg {
@@ -469,7 +470,15 @@ void symbolize_self(const uintptr_t* pcs, size_t n, SymFrame* out, bool use_addr
     if (path == nullptr) path = "";
     copy_cstr(f.module, sizeof f.module, path);
     f.offset = module_offset(pcs[i], info, map);
-    if (info.dli_sname != nullptr) copy_cstr(f.function, sizeof f.function, info.dli_sname);
+    if (info.dli_sname != nullptr) {
+      // The nearest exported symbol at or below pc, which may be another function altogether
+      // (a static one that follows it): "name+0xoff" says how far, unless addr2line names it.
+      TextBuffer<sizeof f.function> name;
+      name.str(info.dli_sname);
+      uintptr_t start = reinterpret_cast<uintptr_t>(info.dli_saddr);
+      if (start != 0 && pcs[i] != start) name.chr('+').hex(pcs[i] - start);
+      copy_text(f.function, sizeof f.function, name.data(), name.size());
+    }
     if (paths && path[0] != '\0') paths[i] = path;
   }
   if (!use_addr2line || paths == nullptr) return;
