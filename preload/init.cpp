@@ -17,6 +17,7 @@ namespace {
 __attribute__((constructor(101))) void poolguard_start() {
   pg::ensure_init();
   if (pg::options().STATS == pg::kStatsExit) pg::summary_prepare();
+  pg::leak_report_prepare();
   pg::publish_start();
 }
 

@@ -113,3 +113,11 @@ grep -q '^poolguard: leak-summary {"pid":[0-9]*,"direct":{"blocks":0,' err4.txt 
   pg_fail "/bin/true: no summary with zero leaks: $(head -n 20 err4.txt)"
 if grep -q 'leak of' err4.txt; then pg_fail "/bin/true reported a leak: $(cat err4.txt)"; fi
 pg_note "poolguard run --leaks -- /bin/true: no leak, status 0"
+
+# 5. coreutils close stderr in an atexit handler (close_stdout): the report still gets out.
+pg_need sort
+echo b >in.txt
+LD_PRELOAD="$PG_LIB" POOLGUARD_LEAKS=1 sort in.txt >/dev/null 2>err5.txt ||
+  pg_fail "sort under POOLGUARD_LEAKS failed"
+grep -q '^poolguard: leak-summary {' err5.txt || pg_fail "no report from sort (it closes fd 2)"
+pg_note "sort (closes stderr at exit): report written"
