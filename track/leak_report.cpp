@@ -31,7 +31,7 @@ namespace {
 using leak::ScanBlock;
 
 // A live tracked block as collected: the scan's view plus the bytes asked for (what the report
-// counts; the scan uses the usable size, all of which the program may have written to).
+// counts).
 struct Item {
   ScanBlock block;
   uint64_t requested;
@@ -48,8 +48,9 @@ void collect_one(void* ctx, uintptr_t p, uint64_t size, uint32_t stack) {
   if (c->n == c->cap) return;
   Item& it = c->items[c->n++];
   it.block.start = p;
-  it.block.size = large_size(reinterpret_cast<void*>(p));
-  if (it.block.size < size) it.block.size = size;
+  // The bytes asked for, as LeakSanitizer does: the rest of glibc's usable size may hold stale
+  // words, and its last 8 bytes are the next chunk's header, which glibc's bins point at.
+  it.block.size = size;
   it.block.stack = stack;
   it.block.state = leak::kUnreached;
   it.requested = size;
@@ -83,6 +84,27 @@ struct MappedArray {
   MappedArray(const MappedArray&) = delete;
   MappedArray& operator=(const MappedArray&) = delete;
 };
+
+// Fills items[0..) and blocks[0..) with the live tracked blocks, sorted by address, and returns how
+// many. In a frame of its own: the sort leaves block addresses in registers and stack slots, and
+// the scan reads the calling thread's registers (the callee-saved ones, as its caller left them)
+// and its stack from the scan's frame up. Returning restores the caller's registers, which never
+// held a block address, and scrub_stack_below() clears the dead frames.
+[[gnu::noinline]] size_t collect_sorted(Item* items, ScanBlock* blocks, size_t cap) {
+  Collect c{items, cap, 0};
+  tracker_for_each_locked(collect_one, &c);
+  std::sort(items, items + c.n,
+            [](const Item& a, const Item& b) { return a.block.start < b.block.start; });
+  for (size_t i = 0; i < c.n; ++i) blocks[i] = items[i].block;
+  return c.n;
+}
+
+// Zeroes the stack below the caller's frame, where collect_sorted() ran.
+[[gnu::noinline]] void scrub_stack_below() {
+  volatile char junk[64 * 1024];
+  memset(const_cast<char*>(junk), 0, sizeof junk);
+  asm volatile("" : : "r"(junk) : "memory");
+}
 
 uint64_t monotonic_ms() {
   timespec ts;
@@ -192,12 +214,7 @@ int leak_check_at_exit() {
     line.flush(fd);
     return 0;
   }
-  Collect c{items.data, live, 0};
-  tracker_for_each_locked(collect_one, &c);
-  size_t n = c.n;
-  std::sort(items.data, items.data + n,
-            [](const Item& a, const Item& b) { return a.block.start < b.block.start; });
-  for (size_t i = 0; i < n; ++i) blocks.data[i] = items.data[i].block;
+  size_t n = collect_sorted(items.data, blocks.data, live);
 
   // Never roots: the tracker's tables (they list every block), the work arrays, the depot.
   leak::Range exclude[24];
@@ -216,6 +233,7 @@ int leak_check_at_exit() {
             [](const leak::Range& a, const leak::Range& b) { return a.lo < b.lo; });
 
   leak::ScanStats stats{};
+  scrub_stack_below();
   bool scanned = leak::leak_scan(blocks.data, n, exclude, nx, &stats);
   tracker_unlock_all();
   if (!scanned) {

@@ -25,6 +25,7 @@ using track_detail::g_filter;
 using track_detail::g_flags;
 
 constexpr size_t kShards = 16;
+constexpr size_t kTrackSlack = 8;  // see tracked_alloc
 constexpr size_t kMinSlots = 1024;
 constexpr uintptr_t kEmpty = 0;
 constexpr uintptr_t kTombstone = 1;
@@ -199,7 +200,11 @@ void* tracked_alloc(size_t size, size_t alignment, bool zero) {
   if (t_in_tracker) return nullptr;  // libunwind's first use may allocate: serve it as usual
   t_in_tracker = true;
   uint32_t stack = depot_capture(2);
-  void* p = large_alloc(size, alignment, zero);
+  // 8 bytes more than asked for: glibc's usable size overlaps the next chunk's header by 8 bytes,
+  // and its bins and `top` point at chunk headers. With the slack, no such pointer can fall inside
+  // the bytes asked for, which is what the leak scan matches pointers against.
+  if (size > SIZE_MAX - kTrackSlack) return t_in_tracker = false, nullptr;
+  void* p = large_alloc(size + kTrackSlack, alignment, zero);
   if (p != nullptr) {
     Slot s{};
     s.key = reinterpret_cast<uintptr_t>(p);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct node {
@@ -76,12 +77,9 @@ __attribute__((noinline)) void leak_on_thread(void) {
 
 __attribute__((noinline)) void scrub_stack(void);
 
-// The thread's stack is cached by glibc and reused (scanned as the next thread's stack): scrub
-// the leaking frame's slot before the thread ends.
 void* thread_main(void* arg) {
   (void)arg;
   leak_on_thread();
-  scrub_stack();
   return NULL;
 }
 
@@ -112,9 +110,18 @@ int main(void) {
   leak_tree_root();
   leak_large();
   keep_global();
+  // On a stack of its own, unmapped once it has ended: glibc would otherwise cache the stack and
+  // give it to the next thread, whose scan could find a stale copy of the leaked pointer there.
+  size_t stack_size = 1 << 20;
+  void* stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstack(&attr, stack, stack_size);
   pthread_t t;
-  pthread_create(&t, NULL, thread_main, NULL);
+  pthread_create(&t, &attr, thread_main, NULL);
   pthread_join(t, NULL);
+  pthread_attr_destroy(&attr);
+  munmap(stack, stack_size);
   pthread_t keeper;
   pthread_create(&keeper, NULL, keep_on_thread, NULL);
   pthread_mutex_lock(&g_lock);
