@@ -32,7 +32,7 @@ enum BlockState : uint8_t {
 // One live block. The caller fills start, size and stack, with state kUnreached.
 struct ScanBlock {
   uintptr_t start;
-  uint64_t size;   // bytes of the block (usable size: all of it is scanned and may be pointed into)
+  uint64_t size;   // bytes of the block: all of them are scanned and may be pointed into
   uint32_t stack;  // caller's tag (a stack depot id); not used by the scan
   uint8_t state;   // BlockState, set by leak_scan
   uint8_t pad[3];
