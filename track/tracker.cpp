@@ -247,12 +247,13 @@ bool tracked_size(const void* p, size_t* size) {
 size_t tracker_profile(TrackedStack* out, size_t max, TrackTotals* totals) {
   memset(totals, 0, sizeof *totals);
   totals->tracked_total = g_tracked_total.load(std::memory_order_relaxed);
-  // Sum by stack into an open-addressing map sized for every live block (an upper bound on the
-  // stacks), then keep the `max` largest.
-  size_t live = 0;
-  for (Shard& sh : g_shards) live += __atomic_load_n(&sh.live, __ATOMIC_RELAXED);
+  // Sum by stack into an open-addressing map sized for every stack the depot holds (an upper
+  // bound on the stacks of live blocks, and far fewer than the blocks in leak mode), then keep the
+  // `max` largest.
+  size_t depot_bytes, stacks;
+  depot_usage(&depot_bytes, &stacks);
   size_t cap = 64;
-  while (cap < live * 2 + 64) cap *= 2;
+  while (cap < stacks * 2 + 64) cap *= 2;
   size_t bytes = cap * sizeof(TrackedStack);
   TrackedStack* map = static_cast<TrackedStack*>(os::map(bytes));
   if (map == nullptr) return 0;
@@ -267,7 +268,7 @@ size_t tracker_profile(TrackedStack* out, size_t max, TrackTotals* totals) {
     for (size_t i = 0; i < sh.cap; ++i) {
       const Slot& s = sh.slots[i];
       if (s.key <= kTombstone) continue;
-      if (distinct * 2 >= cap) break;  // grew since counted: the rest waits for the next call
+      if (distinct * 2 >= cap) break;  // new stacks since counted: they wait for the next call
       size_t h = (s.stack * 0x9E3779B1u) & (cap - 1);
       while (used[h] && map[h].stack != s.stack) h = (h + 1) & (cap - 1);
       if (!used[h]) {
