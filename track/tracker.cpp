@@ -198,12 +198,12 @@ bool track_keep_heapless(size_t size) {
 
 void* tracked_alloc(size_t size, size_t alignment, bool zero) {
   if (t_in_tracker) return nullptr;  // libunwind's first use may allocate: serve it as usual
+  if (size > SIZE_MAX - kTrackSlack) return nullptr;  // the large path refuses it anyway
   t_in_tracker = true;
   uint32_t stack = depot_capture(2);
   // 8 bytes more than asked for: glibc's usable size overlaps the next chunk's header by 8 bytes,
   // and its bins and `top` point at chunk headers. With the slack, no such pointer can fall inside
   // the bytes asked for, which is what the leak scan matches pointers against.
-  if (size > SIZE_MAX - kTrackSlack) return t_in_tracker = false, nullptr;
   void* p = large_alloc(size + kTrackSlack, alignment, zero);
   if (p != nullptr) {
     Slot s{};
@@ -211,11 +211,9 @@ void* tracked_alloc(size_t size, size_t alignment, bool zero) {
     s.size = size;
     s.weight = size >= g_bytes ? size : g_bytes;
     s.stack = stack;
-    if (insert(s)) {
-      g_tracked_total.fetch_add(1, std::memory_order_relaxed);
-    } else if (tracking_all()) {
-      // No memory for the record: the block is served untracked (it cannot leak-report).
-    }
+    // Without memory for the record the block is served untracked: it is freed as a plain large
+    // block and never reported.
+    if (insert(s)) g_tracked_total.fetch_add(1, std::memory_order_relaxed);
   }
   t_in_tracker = false;
   return p;
