@@ -18,19 +18,7 @@ namespace pg::stats {
 
 namespace {
 
-std::string user_name(uint32_t uid) {
-  struct passwd* pw = getpwuid(uid);
-  return pw ? std::string(pw->pw_name) : std::to_string(uid);
-}
-
-std::string describe(const ProcessInfo& p) {
-  return "process " + std::to_string(p.pid) + " (" + p.comm + ")";
-}
-
-std::string not_sampling(int pid) {
-  return "process " + std::to_string(pid) +
-         " does not sample its heap (run it with POOLGUARD_PROFILE=BYTES)";
-}
+constexpr char kNotSampling[] = " does not sample its heap (run it with POOLGUARD_PROFILE=BYTES)";
 
 std::string octal_mode(mode_t m) {
   char buf[8];
@@ -91,56 +79,13 @@ void ProfileReader::close() {
 OpenStatus ProfileReader::open(int pid, std::string* why) {
   close();
   path_ = profile_path(pid);
-  if (!read_process(pid, &proc_)) {
-    *why = "no process with pid " + std::to_string(pid);
-    return OpenStatus::kNoProcess;
-  }
-  if (proc_.tgid != 0 && proc_.tgid != pid) {
-    *why = std::to_string(pid) + " is a thread of process " + std::to_string(proc_.tgid) +
-           ": give the process id";
-    return OpenStatus::kNoProcess;
-  }
-  uint32_t me = geteuid();
-  if (me != 0 && proc_.euid != me) {
-    *why = describe(proc_) + " belongs to user " + user_name(proc_.euid) +
-           "; only that user (or root) may read its heap profile";
-    return OpenStatus::kNotOwner;
-  }
   // Read-only: unlike the stats segment, a profile reader never writes (no request word).
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd_ < 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      *why = not_sampling(pid);
-      return OpenStatus::kNoSegment;
-    }
-    if (err == EACCES || err == EPERM) {
-      *why = path_ + " belongs to another user; only its owner (or root) may read it";
-      return OpenStatus::kNotOwner;
-    }
-    if (err == ELOOP) {
-      *why = path_ + " is a symbolic link, not a poolguard profile";
-      return OpenStatus::kInvalid;
-    }
-    *why = "cannot open " + path_ + ": " + strerror(err);
-    return OpenStatus::kError;
-  }
   struct stat st;
-  if (fstat(fd_, &st) != 0) {
-    *why = "cannot stat " + path_ + ": " + strerror(errno);
-    return OpenStatus::kError;
-  }
+  OpenStatus status = open_published_file(pid, path_, O_RDONLY, "heap profile", "profile",
+                                          kNotSampling, &proc_, &fd_, &st, why);
+  if (status != OpenStatus::kOk) return status;
   dev_ = st.st_dev;
   ino_ = st.st_ino;
-  if (!S_ISREG(st.st_mode)) {
-    *why = path_ + " is not a regular file";
-    return OpenStatus::kInvalid;
-  }
-  if (me != 0 && st.st_uid != me) {
-    *why = path_ + " belongs to user " + user_name(st.st_uid) +
-           ", not to you; only its owner (or root) may read it";
-    return OpenStatus::kNotOwner;
-  }
   // The publisher creates it 0600: a profile others can read (or write) was not made by it, and
   // its stacks would not be trustworthy, nor private.
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -149,7 +94,7 @@ OpenStatus ProfileReader::open(int pid, std::string* why) {
     return OpenStatus::kInvalid;
   }
   if (st.st_size == 0) {
-    *why = describe(proc_) + " is creating its profile; try again";
+    *why = describe_process(proc_) + " is creating its profile; try again";
     return OpenStatus::kNotReady;
   }
   if (static_cast<uint64_t>(st.st_size) < profile_bytes_for(0)) {
@@ -166,7 +111,7 @@ OpenStatus ProfileReader::open(int pid, std::string* why) {
   seg_ = static_cast<const ProfileSegment*>(mem);
   uint64_t magic = __atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE);
   if (magic == 0) {
-    *why = describe(proc_) + " is creating its profile; try again";
+    *why = describe_process(proc_) + " is creating its profile; try again";
     return OpenStatus::kNotReady;
   }
   if (magic != kProfileMagic) {
@@ -193,7 +138,7 @@ OpenStatus ProfileReader::open(int pid, std::string* why) {
   }
   capacity_ = seg_->max_stacks;
   if (!process_maps(pid, dev_, ino_)) {
-    *why = path_ + " is stale: " + describe(proc_) +
+    *why = path_ + " is stale: " + describe_process(proc_) +
            " no longer publishes there (it exec'd a program without poolguard, or the pid was "
            "reused); `poolguard ls` removes it";
     return OpenStatus::kStale;
@@ -258,7 +203,7 @@ OpenStatus read_profile(SegmentReader& stats, uint64_t deadline_ns, Profile* out
   }
   // A profile segment with no sampling rate describes no sampling (the writer left it empty).
   if (out->sample_bytes == 0) {
-    *why = not_sampling(pid);
+    *why = describe_process(reader.process()) + kNotSampling;
     return OpenStatus::kNoSegment;
   }
   return OpenStatus::kOk;

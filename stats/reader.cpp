@@ -37,11 +37,64 @@ std::string user_name(uint32_t uid) {
   return pw ? std::string(pw->pw_name) : std::to_string(uid);
 }
 
-std::string describe(const ProcessInfo& p) {
+}  // namespace
+
+std::string describe_process(const ProcessInfo& p) {
   return "process " + std::to_string(p.pid) + " (" + p.comm + ")";
 }
 
-}  // namespace
+OpenStatus open_published_file(int pid, const std::string& path, int flags, const char* what,
+                               const char* kind, const char* missing, ProcessInfo* proc, int* fd,
+                               struct stat* st, std::string* why) {
+  *fd = -1;
+  if (!read_process(pid, proc)) {
+    *why = "no process with pid " + std::to_string(pid);
+    return OpenStatus::kNoProcess;
+  }
+  if (proc->tgid != 0 && proc->tgid != pid) {
+    *why = std::to_string(pid) + " is a thread of process " + std::to_string(proc->tgid) +
+           ": give the process id";
+    return OpenStatus::kNoProcess;
+  }
+  uint32_t me = geteuid();
+  if (me != 0 && proc->euid != me) {
+    *why = describe_process(*proc) + " belongs to user " + user_name(proc->euid) +
+           "; only that user (or root) may read its " + what;
+    return OpenStatus::kNotOwner;
+  }
+  *fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
+  if (*fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      *why = describe_process(*proc) + missing;
+      return OpenStatus::kNoSegment;
+    }
+    if (err == EACCES || err == EPERM) {
+      *why = path + " belongs to another user; only its owner (or root) may read it";
+      return OpenStatus::kNotOwner;
+    }
+    if (err == ELOOP) {
+      *why = path + " is a symbolic link, not a poolguard " + kind;
+      return OpenStatus::kInvalid;
+    }
+    *why = "cannot open " + path + ": " + strerror(err);
+    return OpenStatus::kError;
+  }
+  if (fstat(*fd, st) != 0) {
+    *why = "cannot stat " + path + ": " + strerror(errno);
+    return OpenStatus::kError;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    *why = path + " is not a regular file";
+    return OpenStatus::kInvalid;
+  }
+  if (me != 0 && st->st_uid != me) {
+    *why = path + " belongs to user " + user_name(st->st_uid) +
+           ", not to you; only its owner (or root) may read it";
+    return OpenStatus::kNotOwner;
+  }
+  return OpenStatus::kOk;
+}
 
 uint64_t monotonic_ns() {
   timespec ts;
@@ -138,59 +191,17 @@ void SegmentReader::close() {
 OpenStatus SegmentReader::open(int pid, std::string* why) {
   close();
   path_ = segment_path(pid);
-  if (!read_process(pid, &proc_)) {
-    *why = "no process with pid " + std::to_string(pid);
-    return OpenStatus::kNoProcess;
-  }
-  if (proc_.tgid != 0 && proc_.tgid != pid) {
-    *why = std::to_string(pid) + " is a thread of process " + std::to_string(proc_.tgid) +
-           ": give the process id";
-    return OpenStatus::kNoProcess;
-  }
-  uint32_t me = geteuid();
-  if (me != 0 && proc_.euid != me) {
-    *why = describe(proc_) + " belongs to user " + user_name(proc_.euid) +
-           "; only that user (or root) may read its statistics";
-    return OpenStatus::kNotOwner;
-  }
-  fd_ = ::open(path_.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  if (fd_ < 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      *why = describe(proc_) +
-             " publishes no statistics: it does not run under poolguard, or runs with "
-             "POOLGUARD_SEGMENT=off";
-      return OpenStatus::kNoSegment;
-    }
-    if (err == EACCES || err == EPERM) {
-      *why = path_ + " belongs to another user; only its owner (or root) may read it";
-      return OpenStatus::kNotOwner;
-    }
-    if (err == ELOOP) {
-      *why = path_ + " is a symbolic link, not a poolguard segment";
-      return OpenStatus::kInvalid;
-    }
-    *why = "cannot open " + path_ + ": " + strerror(err);
-    return OpenStatus::kError;
-  }
   struct stat st;
-  if (fstat(fd_, &st) != 0) {
-    *why = "cannot stat " + path_ + ": " + strerror(errno);
-    return OpenStatus::kError;
-  }
+  OpenStatus status =
+      open_published_file(pid, path_, O_RDWR, "statistics", "segment",
+                          " publishes no statistics: it does not run under poolguard, or runs with "
+                          "POOLGUARD_SEGMENT=off",
+                          &proc_, &fd_, &st, why);
+  if (status != OpenStatus::kOk) return status;
   dev_ = st.st_dev;
   ino_ = st.st_ino;
-  if (!S_ISREG(st.st_mode)) {
-    *why = path_ + " is not a regular file";
-    return OpenStatus::kInvalid;
-  }
-  if (me != 0 && st.st_uid != me) {
-    *why = path_ + " belongs to user " + user_name(st.st_uid) +
-           ", not to you; only its owner (or root) may read it";
-    return OpenStatus::kNotOwner;
-  }
   if (st.st_size == 0) {
-    *why = describe(proc_) + " is creating its segment; try again";
+    *why = describe_process(proc_) + " is creating its segment; try again";
     return OpenStatus::kNotReady;
   }
   constexpr size_t kHeaderPart = offsetof(Segment, reserved_hdr);
@@ -207,7 +218,7 @@ OpenStatus SegmentReader::open(int pid, std::string* why) {
   seg_ = static_cast<Segment*>(mem);
   uint64_t magic = __atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE);
   if (magic == 0) {
-    *why = describe(proc_) + " is creating its segment; try again";
+    *why = describe_process(proc_) + " is creating its segment; try again";
     return OpenStatus::kNotReady;
   }
   if (magic != kSegmentMagic) {
@@ -232,7 +243,7 @@ OpenStatus SegmentReader::open(int pid, std::string* why) {
     return OpenStatus::kInvalid;
   }
   if (seg_->start_time != proc_.start_time || !process_maps(pid, dev_, ino_)) {
-    *why = path_ + " is stale: " + describe(proc_) +
+    *why = path_ + " is stale: " + describe_process(proc_) +
            " no longer publishes there (it exec'd a program without poolguard, or the pid was "
            "reused); `poolguard ls` removes it";
     return OpenStatus::kStale;

@@ -4,6 +4,7 @@
 // preloaded library.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -44,6 +45,20 @@ enum class OpenStatus {
   kStale,      // a segment the process no longer publishes in (exec, pid reused)
   kError,      // a system call failed
 };
+
+// "process PID (comm)", for messages.
+std::string describe_process(const ProcessInfo& p);
+
+// What the stats and profile readers check before trusting a file a process publishes in
+// /dev/shm: the process exists, is a process (not a thread) and belongs to the caller (unless the
+// caller is root); the file opens with `flags` (O_NOFOLLOW added), is a regular file and is the
+// caller's. On kOk, *fd is open and *st describes it. `what` names what is read in messages
+// ("statistics", "heap profile"), `kind` the file ("segment", "profile"), and a process that has
+// no such file gets "process PID (comm)" followed by `missing`. On failure *fd is -1 or open (the
+// caller closes it) and `*why` holds one sentence for the user.
+OpenStatus open_published_file(int pid, const std::string& path, int flags, const char* what,
+                               const char* kind, const char* missing, ProcessInfo* proc, int* fd,
+                               struct stat* st, std::string* why);
 
 class SegmentReader {
  public:
