@@ -72,15 +72,7 @@ case "$what" in
     ;;
   sort)
     pg_need sort awk sha256sum
-    awk 'BEGIN {
-      x = 12345
-      for (i = 0; i < 200000; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648
-        w = ""
-        for (k = 0; k < 3 + x % 9; k++) w = w sprintf("%c", 97 + int(x / (k + 1)) % 26)
-        printf "%s %d %s%d\n", w, x % 100000, (x % 3 ? "k" : "K"), i % 977
-      }
-    }' >"$PG_TMP/input.txt"
+    pg_sort_input "$PG_TMP/input.txt"
     workload() {
       local in="$PG_TMP/input.txt"
       sort "$in" | sha256sum
@@ -91,36 +83,7 @@ case "$what" in
     ;;
   sqlite)
     pg_need sqlite3 awk
-    # tests/integration/sqlite.sh's workload: 30,000 inserts, 40,000 more rows, indexes, joins,
-    # updates, deletes, VACUUM.
-    awk 'BEGIN {
-      print "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT, price REAL, qty INTEGER);"
-      print "CREATE TABLE orders(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), amount INTEGER, note TEXT);"
-      print "BEGIN;"
-      x = 7
-      for (i = 1; i <= 30000; i++) {
-        x = (x * 69069 + 1) % 4294967296
-        printf "INSERT INTO items VALUES(%d, %citem-%d-%x%c, %ccat%d%c, %d.%02d, %d);\n", i, 39, i, x, 39, 39, x % 37, 39, x % 1000, x % 100, x % 500
-      }
-      print "COMMIT;"
-    }' >"$PG_TMP/workload.sql"
-    cat >>"$PG_TMP/workload.sql" <<'SQL'
-BEGIN;
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
-INSERT INTO orders SELECT i, (i * 7919) % 30000 + 1, i % 13 + 1, 'order ' || printf('%06d', i) FROM n;
-COMMIT;
-CREATE INDEX items_category ON items(category, price);
-CREATE INDEX orders_item ON orders(item);
-SELECT category, count(*), sum(qty), round(avg(price), 2) FROM items GROUP BY category ORDER BY category;
-SELECT i.category, count(o.id), sum(o.amount * i.price) FROM orders o JOIN items i ON i.id = o.item
-  GROUP BY i.category ORDER BY 3 DESC LIMIT 5;
-UPDATE items SET price = price * 1.1 WHERE qty < 50;
-DELETE FROM orders WHERE amount = 13;
-SELECT count(*), sum(amount) FROM orders;
-SELECT length(group_concat(name, ',')) FROM (SELECT name FROM items ORDER BY name LIMIT 2000);
-VACUUM;
-PRAGMA integrity_check;
-SQL
+    pg_sqlite_workload "$PG_TMP/workload.sql"
     workload() {
       sqlite3 -batch -bail test.db <"$PG_TMP/workload.sql"
     }

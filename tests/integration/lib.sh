@@ -212,3 +212,53 @@ pg_expect_ge() {
   if (($1 < $2)); then pg_fail "$3: $1, expected at least $2"; fi
   pg_note "$3: $1 (>= $2)"
 }
+
+# Inputs shared by the integration tests and the guard/leak runs of the same workloads
+# (tests/guard/quiet_test.sh), made by fixed generators.
+# pg_sort_input FILE: 200,000 lines of words and numbers for sort.
+pg_sort_input() {
+  awk 'BEGIN {
+    x = 12345
+    for (i = 0; i < 200000; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648
+      w = ""
+      for (k = 0; k < 3 + x % 9; k++) w = w sprintf("%c", 97 + int(x / (k + 1)) % 26)
+      printf "%s %d %s%d\n", w, x % 100000, (x % 3 ? "k" : "K"), i % 977
+    }
+  }' >"$1"
+}
+
+# pg_sqlite_workload FILE: 30,000 inserts, 40,000 more rows, indexes, joins, updates, deletes,
+# VACUUM and an integrity check, as SQL for sqlite3.
+pg_sqlite_workload() {
+  awk 'BEGIN {
+    print "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT, price REAL, qty INTEGER);"
+    print "CREATE TABLE orders(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), amount INTEGER, note TEXT);"
+    print "BEGIN;"
+    x = 7
+    for (i = 1; i <= 30000; i++) {
+      x = (x * 69069 + 1) % 4294967296
+      printf "INSERT INTO items VALUES(%d, %citem-%d-%x%c, %ccat%d%c, %d.%02d, %d);\n", i, 39, i, x, 39, 39, x % 37, 39, x % 1000, x % 100, x % 500
+    }
+    print "COMMIT;"
+  }' >"$1"
+  cat >>"$1" <<'SQL'
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+INSERT INTO orders SELECT i, (i * 7919) % 30000 + 1, i % 13 + 1, 'order ' || printf('%06d', i) FROM n;
+COMMIT;
+CREATE INDEX items_category ON items(category, price);
+CREATE INDEX orders_item ON orders(item);
+SELECT category, count(*), sum(qty), round(avg(price), 2) FROM items GROUP BY category ORDER BY category;
+SELECT name, price FROM items WHERE category = 'cat5' AND price > 990 ORDER BY price DESC, id LIMIT 5;
+SELECT i.category, count(o.id), sum(o.amount * i.price) FROM orders o JOIN items i ON i.id = o.item
+  GROUP BY i.category ORDER BY 3 DESC LIMIT 5;
+UPDATE items SET price = price * 1.1 WHERE qty < 50;
+DELETE FROM orders WHERE amount = 13;
+SELECT count(*), sum(amount) FROM orders;
+SELECT length(group_concat(name, ',')) FROM (SELECT name FROM items ORDER BY name LIMIT 2000);
+SELECT substr(note, 1, 5), count(*) FROM orders GROUP BY 1;
+VACUUM;
+PRAGMA integrity_check;
+SQL
+}

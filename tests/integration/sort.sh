@@ -8,15 +8,7 @@ pg_init "${1:-}"
 pg_need sort awk sha256sum wc
 
 # The input is made once, outside the runs, by a fixed generator.
-awk 'BEGIN {
-  x = 12345
-  for (i = 0; i < 200000; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648
-    w = ""
-    for (k = 0; k < 3 + x % 9; k++) w = w sprintf("%c", 97 + int(x / (k + 1)) % 26)
-    printf "%s %d %s%d\n", w, x % 100000, (x % 3 ? "k" : "K"), i % 977
-  }
-}' >"$PG_TMP/input.txt"
+pg_sort_input "$PG_TMP/input.txt"
 [[ $(wc -l <"$PG_TMP/input.txt") -eq 200000 ]] || pg_fail "input generation failed"
 
 workload() {
