@@ -6,9 +6,11 @@
 //
 // Routing:
 //   size <= kSmallMax and alignment <= kMaxPoolAlign  -> a block of a pool (pool/heap.h)
-//   otherwise                                          -> glibc (__libc_malloc & co) with a 16-byte
-//                                                         header that records the size
-//                                                         (pool/large.h)
+//   otherwise                                          -> glibc (__libc_malloc & co): its chunk
+//                                                         as is, or with a checked header when
+//                                                         over-aligned (pool/large.h)
+//   a sampled or tracked request (guard sampling,       -> guard/ or track/ (alloc.cpp,
+//   POOLGUARD_PROFILE, POOLGUARD_LEAKS)                     sample_events)
 //   free/realloc of a pointer poolguard did not hand out -> glibc's __libc_free / __libc_realloc
 #pragma once
 
