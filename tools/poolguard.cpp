@@ -786,6 +786,13 @@ std::vector<pg::flame::Stack> flame_stacks(const pg::stats::Profile& p, RemoteSy
     pg::flame::Stack fs;
     fs.value = s.bytes;
     for (uint64_t pc : s.pcs) fs.frames.push_back(names.at(pc).frame);
+    // A stack as deep as the depot keeps lost its outer frames: it gets a root of its own that
+    // says so, rather than standing as a root beside main's.
+    if (s.pcs.size() >= pg::stats::kProfileMaxFrames) {
+      pg::flame::Frame cut;
+      cut.function = "[truncated: outer frames not captured]";
+      fs.frames.push_back(cut);
+    }
     stacks.push_back(std::move(fs));
   }
   return stacks;
