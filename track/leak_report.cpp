@@ -202,7 +202,13 @@ int leak_check_at_exit() {
   int fd = report_fd();
 
   // --- Collect and scan, with the tracker locked. ---
-  tracker_lock_all();
+  if (!tracker_lock_all()) {
+    TextBuffer<160> line;
+    line.str("poolguard: leak check skipped: the allocation tracker stayed locked (exit() called ");
+    line.str("from inside an allocation?)\n");
+    line.flush(fd);
+    return 0;
+  }
   size_t live = 0;
   tracker_for_each_locked(count_one, &live);
   MappedArray<Item> items(live);

@@ -8,6 +8,9 @@
 // under that lock, once per doubling.
 #include "track/tracker.h"
 
+#include <sched.h>
+#include <time.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -319,8 +322,23 @@ size_t tracker_profile(TrackedStack* out, size_t max, TrackTotals* totals) {
   return k;
 }
 
-void tracker_lock_all() {
-  for (Shard& sh : g_shards) sh.lock.lock();
+bool tracker_lock_all() {
+  timespec start{};
+  for (size_t i = 0; i < kShards; ++i) {
+    while (!g_shards[i].lock.try_lock()) {
+      timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (start.tv_sec == 0 && start.tv_nsec == 0) start = now;
+      int64_t waited_ns =
+          (now.tv_sec - start.tv_sec) * 1000000000ll + (now.tv_nsec - start.tv_nsec);
+      if (waited_ns > 1000000000ll) {
+        while (i-- > 0) g_shards[i].lock.unlock();
+        return false;
+      }
+      sched_yield();
+    }
+  }
+  return true;
 }
 
 void tracker_unlock_all() {

@@ -121,8 +121,10 @@ void tracker_for_each_locked(void (*fn)(void* ctx, uintptr_t p, uint64_t size, u
 // The ranges of the tracker's own memory (tables), which hold block addresses and so must not be
 // scanned as roots. Fills out[0..max) as {lo, hi} pairs and returns how many.
 size_t tracker_own_ranges(uintptr_t (*out)[2], size_t max);
-// Locks and unlocks every shard (the leak check holds them across the whole scan).
-void tracker_lock_all();
+// Locks every shard (the leak check holds them across the whole scan). false, with nothing held,
+// when a shard stays locked for about a second: its holder is the calling thread itself (exit()
+// from a signal handler that interrupted the tracker) or a thread that is not running.
+bool tracker_lock_all();
 void tracker_unlock_all();
 
 void tracker_lock_for_fork();
