@@ -109,20 +109,9 @@ OpenStatus ProfileReader::open(int pid, std::string* why) {
     return OpenStatus::kError;
   }
   seg_ = static_cast<const ProfileSegment*>(mem);
-  uint64_t magic = __atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE);
-  if (magic == 0) {
-    *why = describe_process(proc_) + " is creating its profile; try again";
-    return OpenStatus::kNotReady;
-  }
-  if (magic != kProfileMagic) {
-    *why = path_ + " is not a poolguard profile (bad magic)";
-    return OpenStatus::kInvalid;
-  }
-  if (seg_->version != kProfileVersion) {
-    *why = path_ + " has profile version " + std::to_string(seg_->version) +
-           ", this poolguard reads version " + std::to_string(kProfileVersion);
-    return OpenStatus::kInvalid;
-  }
+  status = check_published_header(__atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE), kProfileMagic,
+                                  seg_->version, kProfileVersion, "profile", path_, proc_, why);
+  if (status != OpenStatus::kOk) return status;
   if (seg_->size != map_size_) {
     *why = path_ + " has the wrong size (" + std::to_string(seg_->size) + " bytes declared, " +
            std::to_string(map_size_) + " in the file)";

@@ -43,6 +43,25 @@ std::string describe_process(const ProcessInfo& p) {
   return "process " + std::to_string(p.pid) + " (" + p.comm + ")";
 }
 
+OpenStatus check_published_header(uint64_t magic, uint64_t want_magic, uint32_t version,
+                                  uint32_t want_version, const char* kind, const std::string& path,
+                                  const ProcessInfo& proc, std::string* why) {
+  if (magic == 0) {
+    *why = describe_process(proc) + " is creating its " + kind + "; try again";
+    return OpenStatus::kNotReady;
+  }
+  if (magic != want_magic) {
+    *why = path + " is not a poolguard " + kind + " (bad magic)";
+    return OpenStatus::kInvalid;
+  }
+  if (version != want_version) {
+    *why = path + " has " + kind + " version " + std::to_string(version) +
+           ", this poolguard reads version " + std::to_string(want_version);
+    return OpenStatus::kInvalid;
+  }
+  return OpenStatus::kOk;
+}
+
 OpenStatus open_published_file(int pid, const std::string& path, int flags, const char* what,
                                const char* kind, const char* missing, ProcessInfo* proc, int* fd,
                                struct stat* st, std::string* why) {
@@ -216,20 +235,9 @@ OpenStatus SegmentReader::open(int pid, std::string* why) {
     return OpenStatus::kError;
   }
   seg_ = static_cast<Segment*>(mem);
-  uint64_t magic = __atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE);
-  if (magic == 0) {
-    *why = describe_process(proc_) + " is creating its segment; try again";
-    return OpenStatus::kNotReady;
-  }
-  if (magic != kSegmentMagic) {
-    *why = path_ + " is not a poolguard segment (bad magic)";
-    return OpenStatus::kInvalid;
-  }
-  if (seg_->version != kSegmentVersion) {
-    *why = path_ + " has segment version " + std::to_string(seg_->version) +
-           ", this poolguard reads version " + std::to_string(kSegmentVersion);
-    return OpenStatus::kInvalid;
-  }
+  status = check_published_header(__atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE), kSegmentMagic,
+                                  seg_->version, kSegmentVersion, "segment", path_, proc_, why);
+  if (status != OpenStatus::kOk) return status;
   if (seg_->size != sizeof(Segment) || map_size_ != sizeof(Segment)) {
     *why = path_ + " has the wrong size for segment version " + std::to_string(kSegmentVersion) +
            " (" + std::to_string(seg_->size) + " bytes declared, " + std::to_string(st.st_size) +

@@ -60,6 +60,13 @@ OpenStatus open_published_file(int pid, const std::string& path, int flags, cons
                                const char* kind, const char* missing, ProcessInfo* proc, int* fd,
                                struct stat* st, std::string* why);
 
+// The checks of a published file's header that both readers make: `magic` as loaded (0: still
+// being created, kNotReady), then the expected magic and version. `kind` names the file in
+// messages ("segment", "profile").
+OpenStatus check_published_header(uint64_t magic, uint64_t want_magic, uint32_t version,
+                                  uint32_t want_version, const char* kind, const std::string& path,
+                                  const ProcessInfo& proc, std::string* why);
+
 class SegmentReader {
  public:
   SegmentReader() = default;
