@@ -320,7 +320,7 @@ void take_snapshot(Snapshot* out) {
     cs.frees = frees[c];
     cs.live_blocks = allocs[c] >= frees[c] ? allocs[c] - frees[c] : 0;
     cs.pools = pools[c];
-    uint64_t capacity = pools[c] * ((kPoolSize - kPoolHeaderSize) / cs.block_size);
+    uint64_t capacity = pools[c] * ((kPoolSize - kPoolLead) / cs.block_size);
     cs.free_blocks = capacity >= cs.live_blocks ? capacity - cs.live_blocks : 0;
     out->small_allocs += allocs[c];
     out->small_frees += frees[c];
@@ -363,12 +363,16 @@ void fill_view(const Arena* a, void* ctx) {
     PoolView& pv = v.pools[k];
     uint64_t bit = uint64_t{1} << k;
     pv = PoolView{};
+    if (k == 0) {
+      pv.state = PoolState::kHeaders;
+      continue;
+    }
     if (a->free_mask & bit) {
       pv.state = (a->dirty_mask & bit) ? PoolState::kFreeDirty : PoolState::kFreeClean;
       continue;
     }
     // In use: the header is read without the owner's cooperation, so the figures are a moment's.
-    Pool* pool = reinterpret_cast<Pool*>(a->base + k * kPoolSize);
+    Pool* pool = reinterpret_cast<Pool*>(a->base + k * kPoolMetaSize);
     pv.state = PoolState::kInUse;
     pv.cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
     pv.used = static_cast<uint16_t>(__atomic_load_n(&pool->used, __ATOMIC_RELAXED));

@@ -28,14 +28,14 @@ void free_outside(void* p);  // p is not in the reservation: fallback arena, lar
 // The two hot functions are defined here, inline, so that the preload shim's malloc and free are
 // the fast paths themselves rather than jumps to them. They are leaves: every other path is a
 // tail call, so they need no stack frame.
-inline void* malloc_impl(size_t size) {
+PG_ALWAYS_INLINE void* malloc_impl(size_t size) {
   if (PG_LIKELY(size <= kSmallMax)) {
     if (void* p = heap_try_alloc(slot_of(size), size)) return p;
   }
   return malloc_slow(size);
 }
 
-inline void free_impl(void* p) {
+PG_ALWAYS_INLINE void free_impl(void* p) {
   if (PG_LIKELY(in_reserved_arenas(p))) return heap_free(p);
   if (p == nullptr) return;
   free_outside(p);

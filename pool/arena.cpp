@@ -20,7 +20,10 @@ size_t g_purge_threshold_pools = (4u << 20) / kPoolSize;
 SpinLock g_arena_lock;
 bool g_inited = false;
 
-// buckets[n] holds the live arenas with exactly n free pools (1 <= n <= 64). Bit n-1 of
+// Pool 0 of every arena holds the pool headers (pool/pool.h): it is never free.
+constexpr uint64_t kDataPoolsMask = ~uint64_t{1};
+
+// buckets[n] holds the live arenas with exactly n free pools (1 <= n <= 63). Bit n-1 of
 // g_bucket_mask is set when buckets[n] is non-empty, so the fullest arena is one ctz away.
 Arena* g_buckets[kPoolsPerArena + 1];
 uint64_t g_bucket_mask = 0;
@@ -93,9 +96,9 @@ Arena* arena_new() {
   if (Arena* a = g_released) {
     g_released = a->next;
     a->next = a->prev = nullptr;
-    a->free_mask = ~uint64_t{0};
+    a->free_mask = kDataPoolsMask;
     a->dirty_mask = 0;  // decommitted: pages read as zero and cost nothing until touched
-    a->nfree = kPoolsPerArena;
+    a->nfree = kDataPoolsPerArena;
     a->live = true;
     ++g_count.mapped;
     ++g_count.live;
@@ -125,9 +128,9 @@ Arena* arena_new() {
   }
   if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused
   a->base = base;
-  a->free_mask = ~uint64_t{0};
+  a->free_mask = kDataPoolsMask;
   a->dirty_mask = 0;
-  a->nfree = kPoolsPerArena;
+  a->nfree = kDataPoolsPerArena;
   a->live = true;
   ++g_count.mapped;
   ++g_count.live;
@@ -212,7 +215,7 @@ Pool* arena_take_pool() {
     bucket_insert(a);
     ++g_empty_arenas;
   }
-  if (a->nfree == kPoolsPerArena) --g_empty_arenas;
+  if (a->nfree == kDataPoolsPerArena) --g_empty_arenas;
   unsigned i = static_cast<unsigned>(__builtin_ctzll(a->dirty_mask ? a->dirty_mask : a->free_mask));
   uint64_t bit = uint64_t{1} << i;
   bucket_remove(a);
@@ -222,7 +225,8 @@ Pool* arena_take_pool() {
   --a->nfree;
   bucket_insert(a);
   if (++g_count.pools_in_use > g_count.peak_pools) g_count.peak_pools = g_count.pools_in_use;
-  Pool* pool = reinterpret_cast<Pool*>(a->base + i * kPoolSize);
+  Pool* pool = reinterpret_cast<Pool*>(a->base + i * kPoolMetaSize);
+  pool->data = a->base + i * kPoolSize;
   pool->arena = a;
   pool->index = i;
   return pool;
@@ -238,7 +242,7 @@ void arena_give_pool(Pool* pool) {
   ++a->nfree;
   ++g_dirty_pools;
   --g_count.pools_in_use;
-  if (a->nfree == kPoolsPerArena) {
+  if (a->nfree == kDataPoolsPerArena) {
     if (g_empty_arenas >= 1) {
       arena_release(a);  // a second empty arena: give it back, keep the spare
       return;

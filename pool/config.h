@@ -15,14 +15,23 @@ inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 16 KiB: one siz
 inline constexpr size_t kArenaShift = 20;
 inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;    // 1 MiB, aligned to its size
 inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;  // 64: one bit each in a uint64_t
-inline constexpr size_t kPoolHeaderSize = 128;  // blocks start this far into a pool
+// Pool headers (struct Pool, pool/pool.h) do not live in their pools: all the headers of an arena
+// sit side by side in its first pool, kPoolMetaSize bytes each, so that the pool is never given
+// out for blocks and an arena has kDataPoolsPerArena pools of blocks.
+inline constexpr size_t kPoolMetaShift = 7;
+inline constexpr size_t kPoolMetaSize = size_t{1} << kPoolMetaShift;  // 128: two cache lines
+inline constexpr size_t kDataPoolsPerArena = kPoolsPerArena - 1;
+// Blocks start this far into a pool: link offset 0 can then mean "end of list" (pool/pool.h), and
+// blocks are aligned as below.
+inline constexpr size_t kPoolLead = 128;
 // Largest alignment the pools honour: blocks of a class that is a multiple of A sit at
-// pool + kPoolHeaderSize + k * size, all A-aligned while A divides kPoolHeaderSize.
-inline constexpr size_t kMaxPoolAlign = kPoolHeaderSize;
+// pool + kPoolLead + k * size, all A-aligned while A divides kPoolLead.
+inline constexpr size_t kMaxPoolAlign = kPoolLead;
 
 static_assert(kSmallMax % kAlign == 0 && kSmallMax <= 1024, "classes are 16 bytes apart");
 static_assert(kPoolsPerArena == 64, "arena pool masks are one uint64_t");
-static_assert(kPoolHeaderSize % kAlign == 0);
+static_assert(kPoolLead % kAlign == 0 && kPoolLead > 0);
+static_assert(kPoolsPerArena * kPoolMetaSize <= kPoolSize, "an arena's headers fit in one pool");
 
 // Size class index (0 for 16 bytes ... kNumClasses-1 for kSmallMax) of a request of n <= kSmallMax
 // bytes. malloc(0) is served as 16 bytes.

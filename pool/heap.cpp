@@ -14,13 +14,10 @@
 
 namespace pg {
 
-// The sentinel pool: `free` points at itself, which means "empty", so heap_alloc() always falls
-// through to the slow path for it. Its magic is 0: it is never a real pool. Both sentinels are
-// constant-initialised: malloc may run before any constructor.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-constinit Pool g_empty_pool = {.free = &g_empty_pool};
-#pragma GCC diagnostic pop
+// The sentinel pool: `free` and `data` are both null, which means "empty", so heap_alloc() always
+// falls through to the slow path for it. Its magic is 0: it is never a real pool. Both sentinels
+// are constant-initialised: malloc may run before any constructor.
+constinit Pool g_empty_pool{};
 constinit Heap g_empty_heap{&g_empty_pool};
 constinit Heap g_dead_heap{&g_empty_pool};
 __thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
@@ -106,7 +103,7 @@ bool walk_list(Pool* pool, void* head, uint32_t* count, void** last, const void*
   uint32_t n = 0;
   void* b = head;
   void* prev = nullptr;
-  while (b != pool) {
+  while (!pool->is_end(b)) {
     if (find != nullptr && b == find) *found = true;
     ++n;
     if (n > pool->capacity) return false;  // a cycle
@@ -183,12 +180,12 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->used = 0;
   pool->block_size = bs;
   pool->recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
-  pool->capacity = static_cast<uint16_t>((kPoolSize - kPoolHeaderSize) / bs);
+  pool->capacity = static_cast<uint16_t>((kPoolSize - kPoolLead) / bs);
   pool->span.store(0, std::memory_order_relaxed);  // nothing carved yet
   pool->carved = 0;
   pool->cls = static_cast<uint8_t>(cls);
   pool->list = kListNone;
-  pool->free = pool;
+  pool->free = pool->data;
   pool->thread_free.store(0, std::memory_order_relaxed);
   pool->next = pool->prev = nullptr;
   // Publish last: a pool is recognised by its magic.
@@ -435,7 +432,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     if (void* p = heap_take(h, pool, pool->free, slot, size)) return p;
     report_corruption(pool->free, pool->block_size, "a corrupt free-list link");
     // Report mode: forget the damaged list (its blocks leak) and never carve this pool again.
-    pool->free = pool;
+    pool->free = pool->data;
     pool->carved = pool->capacity;
   }
   if (pool != &g_empty_pool && !refill(h, pool)) {
@@ -476,7 +473,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   if (h->cur[slot] != pool) set_current(h, pool);
   // Not heap_try_alloc: this one is not counted against the sampling countdown.
   void* b = pool->free;
-  if (b != pool) {
+  if (!pool->is_end(b)) {
     if (void* p = heap_take(h, pool, b, slot, size)) return p;
   }
   return heap_alloc_slow(slot, size);  // the new current pool's first link was corrupt: report it
@@ -521,7 +518,7 @@ void heap_free_slow(Heap* h, Pool* pool, void* old_free) {
     pool_release(pool);
     return;
   }
-  if (old_free == pool && pool->list == kListFull) move_to_avail(h, pool);
+  if (pool->is_end(old_free) && pool->list == kListFull) move_to_avail(h, pool);
 }
 
 // A free into an abandoned pool: done under the lock, straight onto its local list.
@@ -586,7 +583,7 @@ void heap_free_remote(Pool* pool, void* p) {
       return;
     }
     void* head = reinterpret_cast<void*>(tf & ~kNotifyOwner);
-    fb->link = pool->encode(head ? head : pool);
+    fb->link = pool->encode(head ? head : pool->data);
     if (pool->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(p),
                                                 std::memory_order_release,
                                                 std::memory_order_relaxed)) {
@@ -616,7 +613,7 @@ void heap_free_tagged(Heap* h, Pool* pool, void* p) {
   fb->tag = pool->tag;
   pool->free = p;
   h->frees[pool->cls].inc();
-  if (--pool->used == 0 || old == pool) heap_free_slow(h, pool, old);
+  if (--pool->used == 0 || pool->is_end(old)) heap_free_slow(h, pool, old);
 }
 
 void heap_free_bad(void* p) {
@@ -626,7 +623,8 @@ void heap_free_bad(void* p) {
   }
   uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
   if (off >= uint64_t{pool->capacity} * pool->block_size) {
-    return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool header)");
+    return report_invalid_free(
+        p, nullptr, 0, "not a block poolguard handed out (before or after the pool's blocks)");
   }
   if (off >= pool->carved_span() && off % pool->block_size == 0) {
     return report_invalid_free(p, nullptr, 0, "a block of a pool that was never handed out");

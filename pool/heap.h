@@ -30,6 +30,8 @@
 
 #define PG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+// For the fast paths, which must stay inside the exported malloc and free (no extra jump).
+#define PG_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace pg {
 
@@ -129,7 +131,7 @@ void heap_free_tagged(Heap* h, Pool* pool, void* p);       // tag matched: doubl
 
 // Takes block b, the head of the free list of h's current pool of `slot`; nullptr when its next
 // link does not decode (the slow path reports it).
-inline void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size_t size) {
+PG_ALWAYS_INLINE void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size_t size) {
   FreeBlock* fb = static_cast<FreeBlock*>(b);
   void* next;
   if (PG_UNLIKELY(!pool->decode(fb->link, &next))) return nullptr;  // the slow path reports it
@@ -159,11 +161,11 @@ expired:
 // (no current pool, its free list is empty, its next link does not decode, or this allocation is
 // the one to sample). No calls, so the caller can tail-call its own slow path with its arguments
 // still in registers. `size` is the request, counted for statistics only.
-inline void* heap_try_alloc(size_t slot, size_t size) {
+PG_ALWAYS_INLINE void* heap_try_alloc(size_t slot, size_t size) {
   Heap* h = t_heap;
   Pool* pool = h->cur[slot];
   void* b = pool->free;
-  if (PG_UNLIKELY(b == pool)) return nullptr;
+  if (PG_UNLIKELY(pool->is_end(b))) return nullptr;
   if (PG_UNLIKELY(heap_sample_expired(h))) return nullptr;
   return heap_take(h, pool, b, slot, size);
 }
@@ -182,9 +184,9 @@ inline void* heap_alloc(size_t slot, size_t size) {
 // are the offsets that are multiples of block_size: with recip = ceil(2^32 / size), the low 32 bits
 // of off * recip are below recip exactly for those (the rounding error is below off < 2^14, and
 // recip >= 2^22 for sizes up to 2^10).
-inline void heap_free(void* p) {
+PG_ALWAYS_INLINE void heap_free(void* p) {
   Pool* pool = pool_of(p);
-  uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
+  uintptr_t off = pool_offset(p);
   uint32_t frac = static_cast<uint32_t>(off * pool->recip);
   if (PG_UNLIKELY(off >= pool->carved_span() || frac >= pool->recip)) return heap_free_bad(p);
   Heap* h = t_heap;
@@ -198,13 +200,13 @@ inline void heap_free(void* p) {
   fb->tag = pool->tag;
   pool->free = p;
   h->frees[pool->cls].inc();
-  if (PG_UNLIKELY(--pool->used == 0 || old == pool)) return heap_free_slow(h, pool, old);
+  if (PG_UNLIKELY(--pool->used == 0 || pool->is_end(old))) return heap_free_slow(h, pool, old);
 }
 
 // True if p is the start of a block of a pool in use (live or free): the checks free() makes.
 inline bool heap_is_block(const void* p) {
   Pool* pool = pool_of(p);
-  uintptr_t off = static_cast<uintptr_t>(static_cast<const char*>(p) - pool->first_block());
+  uintptr_t off = pool_offset(p);
   return off < pool->carved_span() && static_cast<uint32_t>(off * pool->recip) < pool->recip;
 }
 

@@ -45,6 +45,7 @@ enum class PoolState : uint8_t {
   kFreeClean = 0,  // free, pages returned to the OS (or never touched)
   kFreeDirty = 1,  // free, pages possibly resident
   kInUse = 2,      // carved for a size class
+  kHeaders = 3,    // the arena's first pool: the headers of the others (pool/pool.h)
 };
 struct PoolView {
   PoolState state;

@@ -195,7 +195,7 @@ bool create_segment(Publisher& p) {
   s->num_classes = kNumClasses;
   s->small_max = kSmallMax;
   s->pool_size = kPoolSize;
-  s->pool_header = kPoolHeaderSize;
+  s->pool_header = kPoolLead;
   s->arena_size = kArenaSize;
   s->max_arenas = stats::kSegmentMaxArenas;
   s->arenas_backed = p.backed;

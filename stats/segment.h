@@ -59,6 +59,7 @@ enum SegmentPoolState : uint8_t {
   kSegPoolFreeClean = 0,  // free, pages returned to the OS or never touched
   kSegPoolFreeDirty = 1,  // free, pages possibly resident
   kSegPoolInUse = 2,      // carved for the size class `cls`
+  kSegPoolHeaders = 3,    // the arena's first pool, which holds the headers of the others
 };
 struct SegmentPool {
   uint8_t state;  // SegmentPoolState

@@ -337,7 +337,8 @@ Derived derive(const Segment& s) {
       d.pool_overhead += c.pools * (s.pool_size - per_pool * c.block_size);
     }
   }
-  uint64_t pools_in_arenas = s.arenas_in_use * pg::stats::kSegmentPoolsPerArena;
+  // Every arena's first pool holds the headers of the others: never free, never in use.
+  uint64_t pools_in_arenas = s.arenas_in_use * (pg::stats::kSegmentPoolsPerArena - 1);
   d.free_pools = pools_in_arenas > s.pools_in_use ? pools_in_arenas - s.pools_in_use : 0;
   for (uint64_t a = 0; a < s.arenas_listed; ++a) {
     for (const auto& p : s.arenas[a].pools) {
@@ -1089,6 +1090,7 @@ int cmd_ls(const std::vector<std::string>& args) {
 char pool_char(const pg::stats::SegmentPool& p, const Segment& s) {
   if (p.state == pg::stats::kSegPoolFreeClean) return '.';
   if (p.state == pg::stats::kSegPoolFreeDirty) return ':';
+  if (p.state == pg::stats::kSegPoolHeaders) return 'h';
   if (p.state != pg::stats::kSegPoolInUse) return '?';
   uint64_t size = p.cls < s.num_classes ? s.classes[p.cls].block_size : 0;
   uint64_t capacity = size ? (s.pool_size - s.pool_header) / size : 0;
@@ -1140,7 +1142,7 @@ int cmd_map(const std::vector<std::string>& args) {
   }
   printf(
       "legend: '#' full, '1'-'9' in use and that many tenths full, '0' in use and under a tenth, "
-      "':' free but resident, '.' free and returned to the OS\n");
+      "':' free but resident, '.' free and returned to the OS, 'h' the arena's pool headers\n");
   if (classes) {
     std::string legend;
     for (uint32_t c = 0; c < s.num_classes && c < 26; ++c) {

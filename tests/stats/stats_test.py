@@ -359,6 +359,8 @@ def case_map(args):
         rows = [line.split()[1] for line in out.splitlines() if line.startswith("0x")]
         check(rows, "map printed no arena rows:\n%s" % out)
         check(all(len(r) == 64 for r in rows), "rows are not 64 pools wide:\n%s" % out)
+        check(all(r[0] == "h" and "h" not in r[1:] for r in rows),
+              "each arena's first pool (and only it) holds the headers, 'h':\n%s" % out)
         in_use = sum(len(re.findall(r"[0-9#]", r)) for r in rows)
         doc = stat_json(args, h.pid)
         check(in_use == doc["arenas"]["pools_in_use"],

@@ -30,7 +30,7 @@ void expect_class_invariants(const Snapshot& s) {
     pools += c.pools;
   }
   EXPECT_EQ(pools, s.pools_in_use);
-  EXPECT_LE(s.pools_in_use, s.arenas_in_use * kPoolsPerArena);
+  EXPECT_LE(s.pools_in_use, s.arenas_in_use * kDataPoolsPerArena);
   EXPECT_GE(s.peak_small_bytes, s.pools_in_use * kPoolSize);
   EXPECT_LE(s.arenas_released, s.arenas_mapped);
 }
@@ -45,9 +45,9 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
   // Enough blocks to fill every free slot of the arenas already in use, every free block of
   // the class, and then at least ten more arenas.
   const size_t cap = pool_capacity(kBigClass);
-  const uint64_t free_pool_slots = before.arenas_in_use * kPoolsPerArena - before.pools_in_use;
+  const uint64_t free_pool_slots = before.arenas_in_use * kDataPoolsPerArena - before.pools_in_use;
   const size_t n =
-      before.classes[kBigClass].free_blocks + (free_pool_slots + 10 * kPoolsPerArena) * cap;
+      before.classes[kBigClass].free_blocks + (free_pool_slots + 10 * kDataPoolsPerArena) * cap;
 
   std::vector<void*> blocks;
   blocks.reserve(n);

@@ -160,9 +160,9 @@ TEST_F(ErrorsReport, PoolAddressesNeverHandedOut) {
   void* p = malloc_impl(size);
   ASSERT_NE(p, nullptr);
   const uintptr_t base = pool_base(p);
-  const size_t index = (addr(p) - base - kPoolHeaderSize) / size;
-  ASSERT_EQ(base + kPoolHeaderSize + index * size, addr(p)) << "blocks are not where config.h says";
-  const uintptr_t free_slot = base + kPoolHeaderSize + ((index + 1) % cap) * size;
+  const size_t index = (addr(p) - base - kPoolLead) / size;
+  ASSERT_EQ(base + kPoolLead + index * size, addr(p)) << "blocks are not where config.h says";
+  const uintptr_t free_slot = base + kPoolLead + ((index + 1) % cap) * size;
 
   struct Case {
     const char* what;
@@ -170,12 +170,12 @@ TEST_F(ErrorsReport, PoolAddressesNeverHandedOut) {
   };
   const Case cases[] = {
       {"free slot", free_slot},
-      {"last slot", base + kPoolHeaderSize + (index == cap - 1 ? 0 : cap - 1) * size},
-      {"middle slot", base + kPoolHeaderSize + ((index + cap / 2) % cap) * size},
-      {"pool header", base},
-      {"inside the pool header", base + 64},
+      {"last slot", base + kPoolLead + (index == cap - 1 ? 0 : cap - 1) * size},
+      {"middle slot", base + kPoolLead + ((index + cap / 2) % cap) * size},
+      {"start of the pool (its lead)", base},
+      {"inside the lead", base + 64},
       {"interior of a free slot", free_slot + 8},
-      {"tail of the pool past the last block", base + kPoolHeaderSize + cap * size},
+      {"tail of the pool past the last block", base + kPoolLead + cap * size},
   };
   for (const Case& c : cases) {
     if (c.a >= base + kPoolSize) continue;  // the tail case when blocks fill the pool exactly
@@ -219,8 +219,26 @@ TEST_F(ErrorsReport, UsableSizeOfABadPointerIsZero) {
   void* p = malloc_impl(64);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(usable_size_impl(p), 64u);
-  // A pool header is not a block: poolguard knows no size for it.
+  // The lead of a pool is not a block: poolguard knows no size for it.
   EXPECT_EQ(usable_size_impl(at(pool_base(p))), 0u);
+  free_impl(p);
+}
+
+TEST_F(ErrorsReport, FreeIntoTheArenaHeaderPoolIsReported) {
+  // An arena's first pool holds the pool headers (pool/pool.h): no address in it is a block.
+  void* p = malloc_impl(48);
+  ASSERT_NE(p, nullptr);
+  const uintptr_t arena = addr(p) & ~(kArenaSize - 1);
+  ASSERT_NE(pool_base(p), arena) << "blocks never live in the header pool";
+  for (uintptr_t a : {arena, arena + kPoolLead, arena + kPoolMetaSize * 3, arena + kPoolSize / 2,
+                      arena + kPoolSize - kAlign}) {
+    EXPECT_EQ(usable_size_impl(at(a)), 0u) << std::hex << a - arena;
+    Snapshot s0 = snap();
+    free_impl(at(a));
+    Snapshot s1 = snap();
+    EXPECT_EQ(s1.invalid_frees - s0.invalid_frees, 1u) << std::hex << a - arena;
+  }
+  EXPECT_EQ(usable_size_impl(p), 48u);
   free_impl(p);
 }
 

@@ -18,9 +18,9 @@ inline Snapshot snap() {
   return s;
 }
 
-// Blocks of class `cls` that fit in one pool (they start kPoolHeaderSize bytes into it).
+// Blocks of class `cls` that fit in one pool (they start kPoolLead bytes into it).
 constexpr size_t pool_capacity(size_t cls) {
-  return (kPoolSize - kPoolHeaderSize) / class_size(cls);
+  return (kPoolSize - kPoolLead) / class_size(cls);
 }
 
 inline bool is_aligned(const void* p, size_t a) {
