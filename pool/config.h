@@ -18,8 +18,8 @@ inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;  // 64: one bit
 // Pool headers (struct Pool, pool/pool.h) do not live in their pools: all the headers of an arena
 // sit side by side in its first pool, kPoolMetaSize bytes each, so that the pool is never given
 // out for blocks and an arena has kDataPoolsPerArena pools of blocks.
-inline constexpr size_t kPoolMetaShift = 7;
-inline constexpr size_t kPoolMetaSize = size_t{1} << kPoolMetaShift;  // 128: two cache lines
+inline constexpr size_t kPoolMetaShift = 8;
+inline constexpr size_t kPoolMetaSize = size_t{1} << kPoolMetaShift;  // 256: four cache lines
 inline constexpr size_t kDataPoolsPerArena = kPoolsPerArena - 1;
 // Blocks start this far into a pool: link offset 0 can then mean "end of list" (pool/pool.h), and
 // blocks are aligned as below.
