@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/run.sh argument handling (before it installs or builds anything): usage errors exit 2
-# with a usage line, --help exits 0.
+# scripts/run.sh and scripts/ab.sh argument handling (before they install or build anything):
+# usage errors exit 2 with a usage line, --help exits 0.
 #   run_usage.sh SOURCE_DIR
 set -euo pipefail
 run="${1:?usage: run_usage.sh SOURCE_DIR}/scripts/run.sh"
@@ -16,3 +16,17 @@ done
 out="$(bash "$run" --help)" || fail "run.sh --help failed"
 grep -q '^usage: scripts/run.sh' <<<"$out" || fail "run.sh --help printed: $out"
 echo "run_usage: usage errors exit 2, --help exits 0"
+
+# scripts/ab.sh: the same rules, checked before it builds or runs anything.
+ab="${1}/scripts/ab.sh"
+for args in "" "--bogus" "notapair" "--rounds 0 a=glibc" "--rounds" "a=/no/such/lib.so"; do
+  rc=0
+  # shellcheck disable=SC2086 # split on purpose
+  err="$(bash "$ab" $args 2>&1 >/dev/null)" || rc=$?
+  [[ $rc -eq 2 ]] || fail "ab.sh $args: exit $rc, expected 2"
+  grep -q 'scripts/ab.sh \[--rounds R\]' <<<"$err" || [[ $args == a=/no/such/lib.so ]] ||
+    fail "ab.sh $args: no usage in: $err"
+done
+out="$(bash "$ab" --help)" || fail "ab.sh --help failed"
+grep -q 'scripts/ab.sh \[--rounds R\]' <<<"$out" || fail "ab.sh --help printed: $out"
+echo "run_usage: ab.sh usage errors exit 2, --help exits 0"
