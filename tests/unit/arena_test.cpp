@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "test_util.h"
@@ -84,6 +85,31 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
   // The high-water mark remembers the peak.
   EXPECT_GE(after.peak_small_bytes, mid.peak_small_bytes);
   EXPECT_GE(after.peak_small_bytes, mid.pools_in_use * kPoolSize);
+}
+
+TEST(Arena, HeadersSitSideBySideInTheFirstPool) {
+  // Enough 256-byte blocks for several pools; each block's header is slot k of its arena's first
+  // pool, k being the block's pool number, and describes the pool the block is in.
+  const size_t n = 4 * pool_capacity(kBigClass);
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < n; ++i) blocks.push_back(malloc_impl(kSmallMax));
+  std::set<uintptr_t> headers;
+  for (void* p : blocks) {
+    ASSERT_NE(p, nullptr);
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t arena = a & ~(kArenaSize - 1);
+    const uintptr_t index = (a - arena) >> kPoolShift;
+    ASSERT_GE(index, 1u) << "no block in the headers' pool";
+    const Pool* pool = pool_of(p);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(pool), arena + index * kPoolMetaSize);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(pool->data), a & ~(kPoolSize - 1));
+    EXPECT_EQ(pool->index, index);
+    EXPECT_EQ(pool->block_size, kSmallMax);
+    EXPECT_EQ((a - reinterpret_cast<uintptr_t>(pool->first_block())) % kSmallMax, 0u);
+    headers.insert(reinterpret_cast<uintptr_t>(pool));
+  }
+  EXPECT_GE(headers.size(), 4u);
+  for (void* p : blocks) free_impl(p);
 }
 
 TEST(Arena, ReleasedMemoryIsUsableAgain) {
