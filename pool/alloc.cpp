@@ -11,6 +11,7 @@
 #include "pool/init.h"
 #include "pool/introspect.h"
 #include "pool/large.h"
+#include "pool/limit.h"
 #include "pool/report.h"
 #include "track/tracker.h"
 
@@ -130,9 +131,16 @@ void* alloc_aligned(size_t alignment, size_t size) {
   return alloc_large(total, kAlign, true);
 }
 
-}  // namespace
+// The large path without limit, guard or tracker (pool/large.h's plain path): initialised with
+// no limit (fixed at initialisation), and the guard's and the tracker's flags clear (read each
+// time: unit tests switch them on after initialisation).
+inline bool large_plain() {
+  return initialised_without_limit() && !guard_enabled() && !tracking();
+}
 
-void* malloc_slow(size_t size) {
+// malloc_slow and free_outside only choose between the plain large path and the general one, by
+// tail calls, so that neither needs a stack frame on the way to glibc.
+[[gnu::noinline]] void* malloc_general(size_t size) {
   if (unsigned events = sample_events(size <= kSmallMax, size); PG_UNLIKELY(events != 0)) {
     bool done;
     void* p = alloc_sampled(events, size, kAlign, false, &done);
@@ -144,8 +152,7 @@ void* malloc_slow(size_t size) {
   return alloc_large(size, kAlign, false);
 }
 
-// Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
-void free_outside(void* p) {
+[[gnu::noinline]] void free_outside_general(void* p) {
   if (arena_owns_outside_reservation(p)) return heap_free(p);  // a fallback arena
   if (in_reservation_unused(p)) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
@@ -156,6 +163,24 @@ void free_outside(void* p) {
   if (PG_UNLIKELY(tracked_may_own(p)) && tracked_free(p)) return;
   if (large_owns(p)) return large_free(p);
   __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
+}
+
+}  // namespace
+
+void* malloc_slow(size_t size) {
+  if (size > kSmallMax && PG_LIKELY(large_plain())) return large_malloc_plain(size);
+  return malloc_general(size);
+}
+
+// Frees a pointer that is not in the arenas: one of our large blocks, or glibc's. The plain path
+// needs p outside the whole reservation (its unused part is inaccessible: free_impl has already
+// ruled out the used part) and no fallback arena.
+void free_outside(void* p) {
+  if (PG_LIKELY(!in_reservation(p) && !g_have_fallback_arenas.load(std::memory_order_relaxed) &&
+                large_plain())) {
+    return large_free_plain(p);
+  }
+  return free_outside_general(p);
 }
 
 bool is_pool_pointer(const void* p) {

@@ -60,7 +60,7 @@ void arenas_init(size_t reserve);
 // True if p lies in an arena poolguard mapped (live or released). O(1), lock-free.
 bool arena_owns(const void* p);
 // True once any arena was mapped outside the reservation (then arena_owns needs its byte map).
-extern std::atomic<bool> g_have_fallback_arenas;
+extern std::atomic<bool> g_have_fallback_arenas __attribute__((visibility("hidden")));
 // arena_owns() for a pointer already known to be outside the reservation: one load when no
 // fallback arena exists (the common case), so that the large path does not pay for the map.
 inline bool arena_owns_outside_reservation(const void* p) {
@@ -87,6 +87,12 @@ outside:
   return reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed) <
          g_space.used.load(std::memory_order_relaxed);
 #endif
+}
+
+// True if p lies anywhere in the reserved range, carved or not.
+inline bool in_reservation(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed) <
+         g_space.reserved;
 }
 
 // True if p lies in the reserved range but past the arenas carved so far: never a valid block,

@@ -1,5 +1,6 @@
 #include "pool/large.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 
@@ -38,15 +39,28 @@ struct Counter {
     __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 #endif
   }
+  void inc() {
+#if defined(__x86_64__)
+    asm volatile("addq $1, %0" : "+m"(v));
+#else
+    add(1);
+#endif
+  }
   uint64_t get() const {
     return __atomic_load_n(&v, __ATOMIC_RELAXED);
   }
 };
 
+// Live large bytes are summed (for the trim decision below) every kTrimCheckEvery large
+// operations of a thread, not on each.
+constexpr int32_t kTrimCheckEvery = 64;
+
 struct LargeStats {
   Counter allocs, frees;
   Counter bytes_in, bytes_out;  // usable bytes of the blocks this thread allocated / freed
-  uint32_t until_trim_check = 0;
+  // Large operations left before the next trim check (trim_check below); 0 while the thread is
+  // not registered, so that the plain path hands its first block to the general one.
+  int32_t budget = 0;
   bool registered = false;
   LargeStats* next = nullptr;
   LargeStats* prev = nullptr;
@@ -73,6 +87,7 @@ void unregister_locked(LargeStats* s) {
   if (s->next) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   s->registered = false;
+  s->budget = 0;
   s->allocs.v = s->frees.v = s->bytes_in.v = s->bytes_out.v = 0;
 }
 
@@ -103,6 +118,7 @@ void after_fork_parent() {
 [[gnu::noinline]] LargeStats& register_thread() {
   LargeStats* s = &t_stats;
   s->registered = true;  // first: the calls below may allocate and come back here
+  s->budget = kTrimCheckEvery;
   bool make_key;
   {
     LockGuard guard(g_stats_lock);
@@ -147,7 +163,6 @@ bool live_bytes_now(uint64_t* live) {
 // between two trims, so a program that frees everything trims log2(peak / kTrimFloor) times.
 // Live bytes are summed every kTrimCheckEvery large operations of a thread, not on each.
 constexpr uint64_t kTrimFloor = 4u << 20;
-constexpr uint32_t kTrimCheckEvery = 64;
 std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or their peak since
 
 [[gnu::noinline]] void trim_check() {
@@ -167,10 +182,21 @@ inline void count(bool alloc, size_t usable) {
   LargeStats& s = stats();
   (alloc ? s.allocs : s.frees).add(1);
   (alloc ? s.bytes_in : s.bytes_out).add(usable);
-  if (++s.until_trim_check >= kTrimCheckEvery) {
-    s.until_trim_check = 0;
+  if (--s.budget <= 0) {
+    s.budget = kTrimCheckEvery;
     trim_check();
   }
+}
+
+// Usable bytes of a glibc chunk, from its size word (the word before the block): the chunk size
+// with the flag bits (low 3) cleared, less 8 bytes of header, or 16 for an mmapped chunk (bit 1).
+// Equal to foreign_usable_size() for every real chunk (at least 32 bytes); without its guard
+// against garbage, for the paths that only see poolguard's own blocks.
+inline uint64_t chunk_usable_from(uint64_t size_word) {
+  return (size_word & ~uint64_t{7}) - 8 - ((size_word & 2) << 2);
+}
+inline uint64_t chunk_usable(const void* p) {
+  return chunk_usable_from(reinterpret_cast<const uint64_t*>(p)[-1]);
 }
 
 // ---- Over-aligned blocks ------------------------------------------------------------------------
@@ -271,6 +297,42 @@ size_t large_size(const void* p) {
 
 size_t large_alignment(const void* p) {
   return is_aligned_block(p) ? size_t{1} << (header_of(p)->word >> kAlignShift) : kHeader;
+}
+
+// The general path for what the plain one does not handle; not inlined, so that the plain
+// functions need no stack frame.
+[[gnu::noinline]] void* large_malloc_general(size_t size) {
+  void* p = large_alloc(size, kHeader, false);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+void* large_malloc_plain(size_t size) {
+  LargeStats& s = t_stats;
+  if (PG_UNLIKELY_LARGE(s.budget <= 1)) return large_malloc_general(size);
+  void* p = __libc_malloc(size);
+  if (PG_UNLIKELY_LARGE(p == nullptr)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  --s.budget;
+  s.allocs.inc();
+  s.bytes_in.add(chunk_usable(p));
+  return p;
+}
+
+void large_free_plain(void* p) {
+  LargeStats& s = t_stats;
+  // The sign test is is_aligned_block()'s first step: a plain glibc chunk never has the bit set,
+  // so only over-aligned blocks (and forgeries) take the general path and its full check.
+  uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
+  if (PG_UNLIKELY_LARGE(static_cast<int64_t>(size_word) < 0 || s.budget <= 1)) {
+    return large_free(p);
+  }
+  --s.budget;
+  s.frees.inc();
+  s.bytes_out.add(chunk_usable_from(size_word));
+  __libc_free(p);
 }
 
 void large_free(void* p) {

@@ -39,6 +39,14 @@ void* large_realloc(void* p, size_t size);
 // Usable size of a pointer glibc allocated without poolguard (read from glibc's chunk header).
 size_t foreign_usable_size(const void* p);
 
+// The plain path: malloc and free of large blocks when nothing but statistics is in play (the
+// caller checks: initialised, no limit, no guard, no tracker). One call layer, the statistics
+// inline; a thread's first block, an over-aligned block and the periodic trim check take the
+// general functions above. large_malloc_plain sets errno on failure; large_free_plain takes any
+// pointer large_owns() accepts.
+void* large_malloc_plain(size_t size);
+void large_free_plain(void* p);
+
 struct LargeCounters {
   unsigned long long allocs, frees, live_bytes;
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "test_util.h"
@@ -305,6 +306,40 @@ TEST(Semantics, UsableSizeOfLargeBlocksCoversTheRequestAndIsWritable) {
     EXPECT_EQ(first_mismatch(p, u, n), u) << n;
     free_impl(p);
   }
+}
+
+TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
+  // The large path's statistics (counts and live usable bytes) through the plain path, its
+  // general fallbacks every 64 operations (the trim check), over-aligned blocks, mmapped chunks
+  // (glibc's threshold is 128 KiB) and a thread whose first large operation is a free.
+  Snapshot before = snap();
+  std::vector<void*> blocks;
+  uint64_t usable = 0;
+  for (size_t i = 0; i < 300; ++i) {
+    size_t n = i % 50 == 0 ? 200000 + i : 257 + i * 37;
+    void* p = nullptr;
+    if (i % 7 == 0) {
+      ASSERT_EQ(posix_memalign_impl(&p, 512, n), 0) << n;
+    } else {
+      p = malloc_impl(n);
+    }
+    ASSERT_NE(p, nullptr) << n;
+    usable += usable_size_impl(p);
+    blocks.push_back(p);
+  }
+  Snapshot mid = snap();
+  EXPECT_EQ(mid.large_allocs - before.large_allocs, 300u);
+  // Over-aligned blocks count their request, which is also what usable_size says of them.
+  EXPECT_EQ(mid.large_live_bytes - before.large_live_bytes, usable);
+  // Half freed by another thread, whose first large operation this is.
+  std::thread t([&blocks] {
+    for (size_t i = 0; i < blocks.size(); i += 2) free_impl(blocks[i]);
+  });
+  t.join();
+  for (size_t i = 1; i < blocks.size(); i += 2) free_impl(blocks[i]);
+  Snapshot after = snap();
+  EXPECT_EQ(after.large_frees - before.large_frees, 300u);
+  EXPECT_EQ(after.large_live_bytes, before.large_live_bytes);
 }
 
 TEST(Semantics, ErrnoUntouchedOnSuccess) {
