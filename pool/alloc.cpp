@@ -116,7 +116,15 @@ void* alloc_aligned(size_t alignment, size_t size) {
   return alloc_large(size, alignment, false);
 }
 
+// The large path without limit, guard or tracker (pool/large.h's plain path): initialised with
+// no limit (fixed at initialisation), and the guard's and the tracker's flags clear (read each
+// time: unit tests switch them on after initialisation).
+inline bool large_plain() {
+  return initialised_without_limit() && !guard_enabled() && !tracking();
+}
+
 [[gnu::noinline]] void* calloc_slow(size_t total) {
+  if (total > kSmallMax && PG_LIKELY(large_plain())) return large_calloc_plain(total);
   if (unsigned events = sample_events(total <= kSmallMax, total); PG_UNLIKELY(events != 0)) {
     bool done;
     void* p = alloc_sampled(events, total, kAlign, true, &done);
@@ -129,13 +137,6 @@ void* alloc_aligned(size_t alignment, size_t size) {
     }
   }
   return alloc_large(total, kAlign, true);
-}
-
-// The large path without limit, guard or tracker (pool/large.h's plain path): initialised with
-// no limit (fixed at initialisation), and the guard's and the tracker's flags clear (read each
-// time: unit tests switch them on after initialisation).
-inline bool large_plain() {
-  return initialised_without_limit() && !guard_enabled() && !tracking();
 }
 
 // malloc_slow and free_outside only choose between the plain large path and the general one, by

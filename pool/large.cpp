@@ -301,16 +301,17 @@ size_t large_alignment(const void* p) {
 
 // The general path for what the plain one does not handle; not inlined, so that the plain
 // functions need no stack frame.
-[[gnu::noinline]] void* large_malloc_general(size_t size) {
-  void* p = large_alloc(size, kHeader, false);
+[[gnu::noinline]] void* large_alloc_general(size_t size, bool zero) {
+  void* p = large_alloc(size, kHeader, zero);
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
 
-void* large_malloc_plain(size_t size) {
+template <bool kZero>
+inline void* plain_alloc(size_t size) {
   LargeStats& s = t_stats;
-  if (PG_UNLIKELY_LARGE(s.budget <= 1)) return large_malloc_general(size);
-  void* p = __libc_malloc(size);
+  if (PG_UNLIKELY_LARGE(s.budget <= 1)) return large_alloc_general(size, kZero);
+  void* p = kZero ? __libc_calloc(1, size) : __libc_malloc(size);
   if (PG_UNLIKELY_LARGE(p == nullptr)) {
     errno = ENOMEM;
     return nullptr;
@@ -319,6 +320,14 @@ void* large_malloc_plain(size_t size) {
   s.allocs.inc();
   s.bytes_in.add(chunk_usable(p));
   return p;
+}
+
+void* large_malloc_plain(size_t size) {
+  return plain_alloc<false>(size);
+}
+
+void* large_calloc_plain(size_t size) {
+  return plain_alloc<true>(size);
 }
 
 void large_free_plain(void* p) {

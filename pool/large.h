@@ -45,6 +45,7 @@ size_t foreign_usable_size(const void* p);
 // general functions above. large_malloc_plain sets errno on failure; large_free_plain takes any
 // pointer large_owns() accepts.
 void* large_malloc_plain(size_t size);
+void* large_calloc_plain(size_t size);  // zeroed (glibc's calloc)
 void large_free_plain(void* p);
 
 struct LargeCounters {

@@ -309,7 +309,8 @@ TEST(Semantics, UsableSizeOfLargeBlocksCoversTheRequestAndIsWritable) {
 }
 
 TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
-  // The large path's statistics (counts and live usable bytes) through the plain path, its
+  // The large path's statistics (counts and live usable bytes) through the plain path (malloc and
+  // calloc), its
   // general fallbacks every 64 operations (the trim check), over-aligned blocks, mmapped chunks
   // (glibc's threshold is 128 KiB) and a thread whose first large operation is a free.
   Snapshot before = snap();
@@ -320,6 +321,11 @@ TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
     void* p = nullptr;
     if (i % 7 == 0) {
       ASSERT_EQ(posix_memalign_impl(&p, 512, n), 0) << n;
+    } else if (i % 3 == 0) {
+      p = calloc_impl(1, n);
+      ASSERT_NE(p, nullptr) << n;
+      const unsigned char* c = static_cast<const unsigned char*>(p);
+      EXPECT_EQ(c[0] | c[n / 2] | c[n - 1], 0) << n;
     } else {
       p = malloc_impl(n);
     }
