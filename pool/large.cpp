@@ -189,9 +189,9 @@ inline void count(bool alloc, size_t usable) {
 }
 
 // Usable bytes of a glibc chunk, from its size word (the word before the block): the chunk size
-// with the flag bits (low 3) cleared, less 8 bytes of header, or 16 for an mmapped chunk (bit 1).
-// Equal to foreign_usable_size() for every real chunk (at least 32 bytes); without its guard
-// against garbage, for the paths that only see poolguard's own blocks.
+// with the flag bits (low 3) cleared, less 8 bytes of header, or 16 for an mmapped chunk (bit 1,
+// IS_MMAPPED). Every real chunk has at least 32 bytes; foreign_usable_size() adds a guard
+// against smaller (garbage) values, which the plain path, seeing only real chunks, does without.
 inline uint64_t chunk_usable_from(uint64_t size_word) {
   return (size_word & ~uint64_t{7}) - 8 - ((size_word & 2) << 2);
 }
@@ -387,12 +387,9 @@ void* large_realloc(void* p, size_t size) {
 }
 
 size_t foreign_usable_size(const void* p) {
-  // glibc's chunk header: the word before the pointer holds the chunk size with flag bits in the
-  // low 3 bits; bit 1 (IS_MMAPPED) means the chunk has a 16-byte overhead instead of 8.
+  // chunk_usable_from(), guarded against a size word too small for a real chunk (garbage).
   uint64_t sz = reinterpret_cast<const uint64_t*>(p)[-1];
-  uint64_t chunk = sz & ~uint64_t{7};
-  uint64_t overhead = (sz & 2) ? 16 : 8;
-  return chunk > overhead ? chunk - overhead : 0;
+  return (sz & ~uint64_t{7}) > 16 ? chunk_usable_from(sz) : 0;
 }
 
 void large_counters(LargeCounters* out) {
