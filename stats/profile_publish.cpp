@@ -36,25 +36,11 @@ struct ProfileWriter {
   ProfileSegment* seg = nullptr;
   char path[64] = {};
   ShmId id;
-  size_t backed = 0;  // entries with memory allocated in /dev/shm
-  bool grow_failed = false;
+  ShmGrowth growth;                 // entries with memory allocated in /dev/shm
   TrackedStack* scratch = nullptr;  // kProfileMaxStacks entries, for tracker_profile()
 };
 
 ProfileWriter g_writer;
-
-bool ensure_backed(ProfileWriter& w, size_t want) {
-  if (want <= w.backed) return true;
-  if (w.grow_failed) return false;
-  size_t target = (want + kEntryChunk - 1) / kEntryChunk * kEntryChunk;
-  if (target > stats::kProfileMaxStacks) target = stats::kProfileMaxStacks;
-  if (!shm_back(w.path, w.id, stats::profile_bytes_for(target))) {
-    w.grow_failed = true;
-    return false;
-  }
-  w.backed = target;
-  return true;
-}
 
 uint64_t realtime_ns() {
   timespec ts;
@@ -75,8 +61,7 @@ void profile_segment_path(int pid, char* path, unsigned size) {
 bool profile_segment_create(int pid) {
   ProfileWriter& w = g_writer;
   w.seg = nullptr;
-  w.backed = 0;
-  w.grow_failed = false;
+  w.growth = ShmGrowth{};
   if (!tracking()) return false;
   if (w.scratch == nullptr) {
     w.scratch =
@@ -87,7 +72,7 @@ bool profile_segment_create(int pid) {
   void* mem =
       shm_create(w.path, sizeof(ProfileSegment), stats::profile_bytes_for(kEntryChunk), &w.id);
   if (mem == nullptr) return false;
-  w.backed = kEntryChunk;
+  w.growth.backed = kEntryChunk;
   ProfileSegment* s = static_cast<ProfileSegment*>(mem);
   s->size = sizeof(ProfileSegment);
   s->version = stats::kProfileVersion;
@@ -105,7 +90,10 @@ void profile_segment_publish() {
   if (s == nullptr) return;
   TrackTotals totals;
   size_t n = tracker_profile(w.scratch, stats::kProfileMaxStacks, &totals);
-  if (!ensure_backed(w, n)) n = w.backed;
+  if (!shm_ensure_backed(w.path, w.id, &w.growth, n, kEntryChunk, stats::kProfileMaxStacks,
+                         stats::profile_bytes_for)) {
+    n = w.growth.backed;
+  }
 
   uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
   seq_begin(&s->seq, seq + 1);

@@ -1,6 +1,5 @@
 #include "stats/profile_reader.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -39,27 +38,7 @@ std::string profile_path(int pid) {
 }
 
 std::vector<int> profile_pids() {
-  std::vector<int> pids;
-  DIR* d = opendir("/dev/shm");
-  if (d == nullptr) return pids;
-  const std::string prefix = std::string(kSegmentPathPrefix).substr(strlen("/dev/shm/"));
-  const std::string suffix = kProfileSuffix;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) ||
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix)) {
-      continue;
-    }
-    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-    if (digits.size() > 9 ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    pids.push_back(std::stoi(digits));
-  }
-  closedir(d);
-  std::sort(pids.begin(), pids.end());
-  return pids;
+  return published_pids(kProfileSuffix);
 }
 
 ProfileReader::~ProfileReader() {

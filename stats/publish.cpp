@@ -131,14 +131,13 @@ constexpr size_t kArenaChunk = 64;
 
 // Everything about this process's publication. Written by publish_start() and by the fork child
 // handler, each time before the publisher thread that reads it exists; after that only the
-// publisher thread touches `backed` and `grow_failed`.
+// publisher thread touches `growth`.
 struct Publisher {
   Segment* seg = nullptr;
   int pid = 0;                 // the process that created `seg`
   char path[48] = {};          // /dev/shm/poolguard.<pid>
   ShmId id;                    // identity of the file, to grow it through its name safely
-  size_t backed = 0;           // arena entries with memory allocated in /dev/shm
-  bool grow_failed = false;    // /dev/shm is full, or the file was replaced: stop growing
+  ShmGrowth growth;            // arena entries with memory allocated in /dev/shm
   ArenaView* views = nullptr;  // scratch for arena_views() (kSegmentMaxArenas entries)
   uint32_t served = 0;         // the last request value published
 };
@@ -173,13 +172,12 @@ void make_path(Publisher& p) {
 bool create_segment(Publisher& p) {
   p.seg = nullptr;
   p.pid = getpid();
-  p.backed = 0;
-  p.grow_failed = false;
+  p.growth = ShmGrowth{};
   p.served = 0;
   make_path(p);
   void* mem = shm_create(p.path, sizeof(Segment), stats::segment_bytes_for(kArenaChunk), &p.id);
   if (mem == nullptr) return false;
-  p.backed = kArenaChunk;
+  p.growth.backed = kArenaChunk;
 
   Segment* s = static_cast<Segment*>(mem);
   s->size = sizeof(Segment);
@@ -198,7 +196,7 @@ bool create_segment(Publisher& p) {
   s->pool_header = kPoolLead;
   s->arena_size = kArenaSize;
   s->max_arenas = stats::kSegmentMaxArenas;
-  s->arenas_backed = p.backed;
+  s->arenas_backed = p.growth.backed;
   __atomic_store_n(&s->magic, stats::kSegmentMagic, __ATOMIC_RELEASE);
   p.seg = s;
   return true;
@@ -272,21 +270,6 @@ void remove_leftover(const char* path) {
   if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) unlink(path);
 }
 
-// Makes sure `want` arena entries are backed. False when it cannot (/dev/shm full, or the file was
-// replaced): the map is then cut to what is backed.
-bool ensure_backed(Publisher& p, size_t want) {
-  if (want <= p.backed) return true;
-  if (p.grow_failed) return false;
-  size_t target = (want + kArenaChunk - 1) / kArenaChunk * kArenaChunk;
-  if (target > stats::kSegmentMaxArenas) target = stats::kSegmentMaxArenas;
-  if (!shm_back(p.path, p.id, stats::segment_bytes_for(target))) {
-    p.grow_failed = true;
-    return false;
-  }
-  p.backed = target;
-  return true;
-}
-
 // Takes the figures and writes them into the segment under the seqlock, then tells readers that
 // the request `req` has been served.
 void publish(Publisher& p, uint32_t req) {
@@ -294,7 +277,10 @@ void publish(Publisher& p, uint32_t req) {
   take_snapshot(&snap);
   size_t total = arena_views(p.views, stats::kSegmentMaxArenas);
   size_t listed = total < stats::kSegmentMaxArenas ? total : stats::kSegmentMaxArenas;
-  if (!ensure_backed(p, listed)) listed = p.backed;
+  if (!shm_ensure_backed(p.path, p.id, &p.growth, listed, kArenaChunk, stats::kSegmentMaxArenas,
+                         stats::segment_bytes_for)) {
+    listed = p.growth.backed;  // the map is cut to what is backed
+  }
   uint64_t rss = process_rss();
   LimitCounters lim;
   limit_counters(&lim);
@@ -353,7 +339,7 @@ void publish(Publisher& p, uint32_t req) {
   }
   s->arenas_total = total;
   s->arenas_listed = listed;
-  s->arenas_backed = p.backed;
+  s->arenas_backed = p.growth.backed;
 
   seq_end(&s->seq, seq + 2);
   // The profile (when the tracker is on) at the same moment, so that a reader whose request is

@@ -125,16 +125,20 @@ std::string segment_path(int pid) {
   return kSegmentPathPrefix + std::to_string(pid);
 }
 
-std::vector<int> segment_pids() {
+std::vector<int> published_pids(const char* suffix) {
   std::vector<int> pids;
   DIR* d = opendir("/dev/shm");
   if (d == nullptr) return pids;
   const std::string prefix = std::string(kSegmentPathPrefix).substr(strlen("/dev/shm/"));
+  const size_t suffix_len = strlen(suffix);
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (name.compare(0, prefix.size(), prefix) != 0) continue;
-    std::string digits = name.substr(prefix.size());
-    if (digits.empty() || digits.size() > 9 ||
+    if (name.size() <= prefix.size() + suffix_len || name.compare(0, prefix.size(), prefix) != 0 ||
+        name.compare(name.size() - suffix_len, suffix_len, suffix) != 0) {
+      continue;
+    }
+    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix_len);
+    if (digits.size() > 9 ||
         !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       continue;
     }
@@ -143,6 +147,10 @@ std::vector<int> segment_pids() {
   closedir(d);
   std::sort(pids.begin(), pids.end());
   return pids;
+}
+
+std::vector<int> segment_pids() {
+  return published_pids("");
 }
 
 bool read_process(int pid, ProcessInfo* out) {

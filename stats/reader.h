@@ -32,7 +32,9 @@ bool process_maps(int pid, dev_t dev, ino_t ino);
 
 // "/dev/shm/poolguard.<pid>"
 std::string segment_path(int pid);
-// Pids of the files named poolguard.<pid> in /dev/shm, in increasing order.
+// Pids of the files named poolguard.<pid><suffix> in /dev/shm, in increasing order.
+std::vector<int> published_pids(const char* suffix);
+// Pids of the files named poolguard.<pid> in /dev/shm (published_pids("")).
 std::vector<int> segment_pids();
 
 enum class OpenStatus {

@@ -45,4 +45,18 @@ bool shm_back(const char* path, const ShmId& id, size_t bytes) {
   return ok;
 }
 
+bool shm_ensure_backed(const char* path, const ShmId& id, ShmGrowth* growth, size_t want,
+                       size_t chunk, size_t max_entries, size_t (*bytes_for)(size_t)) {
+  if (want <= growth->backed) return true;
+  if (growth->failed) return false;
+  size_t target = (want + chunk - 1) / chunk * chunk;
+  if (target > max_entries) target = max_entries;
+  if (!shm_back(path, id, bytes_for(target))) {
+    growth->failed = true;
+    return false;
+  }
+  growth->backed = target;
+  return true;
+}
+
 }  // namespace pg

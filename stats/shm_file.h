@@ -26,4 +26,16 @@ void* shm_create(const char* path, size_t size, size_t backed, ShmId* id);
 // closes every descriptor it did not open would break it).
 bool shm_back(const char* path, const ShmId& id, size_t bytes);
 
+// A file of entries backed in chunks as they are needed: the first `backed` entries have memory;
+// after one refusal (/dev/shm full, or the file was replaced) it stops growing.
+struct ShmGrowth {
+  size_t backed = 0;
+  bool failed = false;
+};
+// Makes sure `want` entries are backed, growing by `chunk` entries up to `max_entries`;
+// bytes_for(n) is the file size that holds n entries. False when it cannot: the caller then
+// publishes only the `backed` entries.
+bool shm_ensure_backed(const char* path, const ShmId& id, ShmGrowth* growth, size_t want,
+                       size_t chunk, size_t max_entries, size_t (*bytes_for)(size_t));
+
 }  // namespace pg

@@ -76,17 +76,11 @@ void copy_cstr(char* dst, size_t cap, const char* src) {
 
 // Writes "0x<hex>" and a NUL at p (at most 19 bytes); returns the byte after the NUL.
 char* format_hex(char* p, uint64_t v) {
-  char tmp[16];
-  int n = 0;
-  do {
-    tmp[n++] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  *p++ = '0';
-  *p++ = 'x';
-  while (n) *p++ = tmp[--n];
-  *p++ = '\0';
-  return p;
+  TextBuffer<18> hex;
+  hex.hex(v);
+  memcpy(p, hex.data(), hex.size());
+  p[hex.size()] = '\0';
+  return p + hex.size() + 1;
 }
 
 // An anonymous mapping that is released when it goes out of scope.
