@@ -214,6 +214,13 @@ void* realloc_impl(void* p, size_t size) {
     free_impl(p);
     return nullptr;
   }
+  // A large block staying large, with nothing but statistics in play: glibc resizes it (the
+  // same conditions as free_outside's plain path, p outside the whole reservation).
+  if (size > kSmallMax &&
+      PG_LIKELY(!in_reservation(p) && !g_have_fallback_arenas.load(std::memory_order_relaxed) &&
+                large_plain())) {
+    if (void* q; large_realloc_plain(p, size, &q)) return q;
+  }
   size_t old_usable;
   if (arena_owns(p)) {
     if (!heap_is_block(p)) {

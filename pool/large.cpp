@@ -344,6 +344,19 @@ void large_free_plain(void* p) {
   __libc_free(p);
 }
 
+bool large_realloc_plain(void* p, size_t size, void** out) {
+  LargeStats& s = t_stats;
+  uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
+  if (PG_UNLIKELY_LARGE(static_cast<int64_t>(size_word) < 0 || s.budget <= 1)) return false;
+  void* q = __libc_realloc(p, size);
+  *out = q;
+  if (PG_UNLIKELY_LARGE(q == nullptr)) return true;  // glibc set errno; p is untouched
+  --s.budget;
+  s.bytes_out.add(chunk_usable_from(size_word));
+  s.bytes_in.add(chunk_usable(q));
+  return true;
+}
+
 void large_free(void* p) {
   size_t usable;
   void* raw = p;
@@ -383,6 +396,12 @@ void* large_realloc(void* p, size_t size) {
   LargeStats& s = stats();
   s.bytes_out.add(old);
   s.bytes_in.add(usable);
+  // Counted against the budget too: a program that only reallocs would otherwise never get its
+  // trim check, nor back onto the plain path.
+  if (--s.budget <= 0) {
+    s.budget = kTrimCheckEvery;
+    trim_check();
+  }
   return q;
 }
 

@@ -47,6 +47,10 @@ size_t foreign_usable_size(const void* p);
 void* large_malloc_plain(size_t size);
 void* large_calloc_plain(size_t size);  // zeroed (glibc's calloc)
 void large_free_plain(void* p);
+// realloc of a large block to a large size: true when it was handled here, with the result in
+// *out (nullptr and ENOMEM when glibc could not resize it; the old block then stays valid); false
+// for an over-aligned block or a periodic trim check, which go to the general path (the caller's).
+bool large_realloc_plain(void* p, size_t size, void** out);
 
 struct LargeCounters {
   unsigned long long allocs, frees, live_bytes;

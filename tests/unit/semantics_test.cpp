@@ -309,10 +309,10 @@ TEST(Semantics, UsableSizeOfLargeBlocksCoversTheRequestAndIsWritable) {
 }
 
 TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
-  // The large path's statistics (counts and live usable bytes) through the plain path (malloc and
-  // calloc), its
-  // general fallbacks every 64 operations (the trim check), over-aligned blocks, mmapped chunks
-  // (glibc's threshold is 128 KiB) and a thread whose first large operation is a free.
+  // The large path's statistics (counts and live usable bytes) through the plain path (malloc,
+  // calloc, realloc), its general fallbacks every 64 operations (the trim check), over-aligned
+  // blocks, mmapped chunks (glibc's threshold is 128 KiB) and a thread whose first large operation
+  // is a free.
   Snapshot before = snap();
   std::vector<void*> blocks;
   uint64_t usable = 0;
@@ -337,6 +337,23 @@ TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
   EXPECT_EQ(mid.large_allocs - before.large_allocs, 300u);
   // Over-aligned blocks count their request, which is also what usable_size says of them.
   EXPECT_EQ(mid.large_live_bytes - before.large_live_bytes, usable);
+  // Every block resized by realloc (the plain path: glibc resizes it in place or moves it; an
+  // over-aligned block moves through the general path), some across glibc's mmap threshold.
+  usable = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    size_t n = i % 11 == 0 ? 150000 + i : 300 + i * 53;
+    const auto mark = static_cast<unsigned char>(i);
+    static_cast<unsigned char*>(blocks[i])[0] = mark;
+    void* q = realloc_impl(blocks[i], n);
+    ASSERT_NE(q, nullptr) << n;
+    EXPECT_EQ(static_cast<unsigned char*>(q)[0], mark) << n;
+    blocks[i] = q;
+    usable += usable_size_impl(q);
+  }
+  Snapshot resized = snap();
+  EXPECT_EQ(resized.large_allocs - resized.large_frees, mid.large_allocs - mid.large_frees);
+  EXPECT_EQ(resized.large_frees - mid.large_frees, (blocks.size() + 6) / 7);  // over-aligned
+  EXPECT_EQ(resized.large_live_bytes - before.large_live_bytes, usable);
   // Half freed by another thread, whose first large operation this is.
   std::thread t([&blocks] {
     for (size_t i = 0; i < blocks.size(); i += 2) free_impl(blocks[i]);
@@ -344,7 +361,9 @@ TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
   t.join();
   for (size_t i = 1; i < blocks.size(); i += 2) free_impl(blocks[i]);
   Snapshot after = snap();
-  EXPECT_EQ(after.large_frees - before.large_frees, 300u);
+  // The over-aligned blocks that realloc moved count one more allocation and free each.
+  EXPECT_EQ(after.large_frees - before.large_frees, 300u + (resized.large_frees - mid.large_frees));
+  EXPECT_EQ(after.large_allocs, resized.large_allocs);
   EXPECT_EQ(after.large_live_bytes, before.large_live_bytes);
 }
 
