@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "guard/guard.h"
 #include "pool/arena.h"
@@ -25,6 +28,28 @@ size_t page() {
 
 bool is_pow2(size_t a) {
   return a != 0 && (a & (a - 1)) == 0;
+}
+
+// Zeroes a small block for calloc: n bytes (a multiple of kAlign, at most kSmallMax) from p
+// (kAlign-aligned), with 16-byte stores. GCC turns memset() of a variable length with known
+// alignment into `rep stosq`, whose start-up cost exceeds the whole job for blocks this small
+// (measured: Calloc/256 17.6 ns, mimalloc 9.4); it would also recognise a plain loop as a
+// memset, which the empty asm (the pointer "changes" each step) prevents.
+inline void zero_small_block(void* p, size_t n) {
+#if defined(__SSE2__)
+  __m128i* v = static_cast<__m128i*>(p);
+  __m128i* const end = v + n / kAlign;
+  const __m128i z = _mm_setzero_si128();
+  if ((n & kAlign) != 0) _mm_store_si128(v++, z);  // an odd number of 16-byte units
+  while (v != end) {
+    _mm_store_si128(v, z);
+    _mm_store_si128(v + 1, z);
+    v += 2;
+    asm("" : "+r"(v));
+  }
+#else
+  memset(p, 0, n);
+#endif
 }
 
 [[gnu::noinline]] void* alloc_large(size_t size, size_t alignment, bool zero) {
@@ -132,7 +157,7 @@ inline bool large_plain() {
   }
   if (total <= kSmallMax) {
     if (void* p = heap_alloc_slow(slot_of(total), total)) {
-      memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
+      zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
   }
@@ -200,7 +225,7 @@ void* calloc_impl(size_t n, size_t size) {
   }
   if (total <= kSmallMax) {
     if (void* p = heap_try_alloc(slot_of(total), total)) {
-      memset(p, 0, total == 0 ? kAlign : class_size(class_of(total)));
+      zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
   }
