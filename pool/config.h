@@ -21,8 +21,8 @@ inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;  // 64: one bit
 inline constexpr size_t kPoolMetaShift = 8;
 inline constexpr size_t kPoolMetaSize = size_t{1} << kPoolMetaShift;  // 256: four cache lines
 inline constexpr size_t kDataPoolsPerArena = kPoolsPerArena - 1;
-// Blocks start this far into a pool: link offset 0 can then mean "end of list" (pool/pool.h), and
-// blocks are aligned as below.
+// Blocks start this far into a pool: a link to the pool's own address can then mean "end of list"
+// (pool/pool.h), and blocks are aligned as below.
 inline constexpr size_t kPoolLead = 128;
 // Largest alignment the pools honour: blocks of a class that is a multiple of A sit at
 // pool + kPoolLead + k * size, all A-aligned while A divides kPoolLead.

@@ -96,7 +96,7 @@ uint64_t next_random(Heap* h) {
   return x;
 }
 
-// Walks a list that starts at `head` (links encoded with the pool's key, ending at offset 0),
+// Walks a list that starts at `head` (links encoded with the pool's key, ending at the pool),
 // counting blocks. Returns false if a link is corrupt; *last gets the last block.
 bool walk_list(Pool* pool, void* head, uint32_t* count, void** last, const void* find = nullptr,
                bool* found = nullptr) {

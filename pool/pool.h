@@ -18,10 +18,13 @@
 //              and frees into it take the global lock until then.
 //
 // Free-list hardening. A free block's first word is the link to the next free block, stored as
-// (offset of the next block inside the pool) XOR Pool::key, where offset 0 means "end" (offset 0 is
-// in the lead, never a block). Decoding checks that the result is an offset inside the pool, so a
-// write into a free block (overflow or use after free) is caught when the link is next used,
-// instead of steering malloc to an address of the attacker's choice (cf. glibc's safe-linking).
+// (address of the next block) XOR Pool::key, where the pool's own address means "end" (it is in
+// the lead, never a block). Decoding checks that the result is a 16-byte aligned address inside
+// the pool, so a write into a free block (overflow or use after free) is caught when the link is
+// next used, instead of steering malloc to an address of the attacker's choice (cf. glibc's
+// safe-linking). A stored link gives away neither the key nor a heap address without the other.
+// (Encoding the offset in the pool instead would cost one more instruction at each end, on the
+// chain of dependent loads a run of mallocs follows: load the head, load its link, decode, store.)
 // The second word of a free block holds Pool::tag; free() finding the tag already there checks the
 // free lists for the block and reports a double free (cf. glibc's tcache key).
 #pragma once
@@ -89,7 +92,7 @@ struct alignas(64) Pool {
   Pool* next;              // owner heap's list for this class (or the abandoned list)
   Pool* prev;
   // ---- cache line 2: written by other threads ----
-  // Remote frees: a stack of blocks (links encoded as above, the last one links to offset 0).
+  // Remote frees: a stack of blocks (links encoded as above, the last one links to the pool).
   // Bit 0 is kNotifyOwner: set by the owner when it files the pool as full; the first remote
   // freer to see it clears it and hands its block to the owner heap's `delayed` stack instead,
   // which tells the owner that the pool has room again.
@@ -102,18 +105,16 @@ struct alignas(64) Pool {
   // The value of `free` (and of a decoded link) that means "no more blocks".
   bool is_end(const void* b) const { return b == data; }
   bool local_empty() const { return is_end(free); }
-  uintptr_t encode(const void* next) const {
-    return static_cast<uintptr_t>(static_cast<const char*>(next) - data) ^ key;
-  }
-  // Decodes a stored link; returns false if it is not a valid offset in this pool.
+  uintptr_t encode(const void* next) const { return reinterpret_cast<uintptr_t>(next) ^ key; }
+  // Decodes a stored link; returns false if it is not a 16-byte aligned address in this pool.
   bool decode(uintptr_t stored, void** next) {
-    uintptr_t off = stored ^ key;
-    // Integer arithmetic: a corrupt offset must not form an out-of-bounds pointer before it is
-    // checked.
-    *next = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(data) + off);
-    // One AND: the offset must be inside the pool and 16-byte aligned. (An offset into the
-    // lead passes this test; it would still be caught as a non-block by free().)
-    return (off & (~(uintptr_t{kPoolSize} - 1) | (kAlign - 1))) == 0;
+    uintptr_t a = stored ^ key;
+    *next = reinterpret_cast<void*>(a);
+    // One AND, off the chain of loads: a and the (kPoolSize-aligned) pool agree above the pool's
+    // size, and a is 16-byte aligned. (An address in the lead passes this test; it would still
+    // be caught as a non-block by free().)
+    return ((a ^ reinterpret_cast<uintptr_t>(data)) &
+            (~(uintptr_t{kPoolSize} - 1) | (kAlign - 1))) == 0;
   }
 };
 inline constexpr uintptr_t kNotifyOwner = 1;
