@@ -148,6 +148,14 @@ inline bool large_plain() {
   return initialised_without_limit() && !guard_enabled() && !tracking();
 }
 
+// A pointer outside the arenas may take the plain large path (free, realloc): it must lie outside
+// the whole reservation (its unused part is inaccessible: the caller has already ruled out the used
+// part) with no fallback arena, and large_plain() must hold.
+inline bool plain_outside(const void* p) {
+  return !in_reservation(p) && !g_have_fallback_arenas.load(std::memory_order_relaxed) &&
+         large_plain();
+}
+
 [[gnu::noinline]] void* calloc_slow(size_t total) {
   if (total > kSmallMax && PG_LIKELY(large_plain())) return large_calloc_plain(total);
   if (unsigned events = sample_events(total <= kSmallMax, total); PG_UNLIKELY(events != 0)) {
@@ -198,14 +206,9 @@ void* malloc_slow(size_t size) {
   return malloc_general(size);
 }
 
-// Frees a pointer that is not in the arenas: one of our large blocks, or glibc's. The plain path
-// needs p outside the whole reservation (its unused part is inaccessible: free_impl has already
-// ruled out the used part) and no fallback arena.
+// Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
 void free_outside(void* p) {
-  if (PG_LIKELY(!in_reservation(p) && !g_have_fallback_arenas.load(std::memory_order_relaxed) &&
-                large_plain())) {
-    return large_free_plain(p);
-  }
+  if (PG_LIKELY(plain_outside(p))) return large_free_plain(p);
   return free_outside_general(p);
 }
 
@@ -239,11 +242,8 @@ void* realloc_impl(void* p, size_t size) {
     free_impl(p);
     return nullptr;
   }
-  // A large block staying large, with nothing but statistics in play: glibc resizes it (the
-  // same conditions as free_outside's plain path, p outside the whole reservation).
-  if (size > kSmallMax &&
-      PG_LIKELY(!in_reservation(p) && !g_have_fallback_arenas.load(std::memory_order_relaxed) &&
-                large_plain())) {
+  // A large block staying large, with nothing but statistics in play: glibc resizes it.
+  if (size > kSmallMax && PG_LIKELY(plain_outside(p))) {
     if (void* q; large_realloc_plain(p, size, &q)) return q;
   }
   size_t old_usable;

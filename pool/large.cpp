@@ -330,14 +330,18 @@ void* large_calloc_plain(size_t size) {
   return plain_alloc<true>(size);
 }
 
+// True when an existing block, whose chunk size word is size_word, takes the plain path now. The
+// sign test is is_aligned_block()'s first step: a plain glibc chunk never has the bit set, so only
+// over-aligned blocks (and forgeries) take the general path and its full check; so does every
+// operation that runs the thread's budget out (the trim check).
+inline bool plain_block(uint64_t size_word, const LargeStats& s) {
+  return PG_LIKELY_LARGE(static_cast<int64_t>(size_word) >= 0 && s.budget > 1);
+}
+
 void large_free_plain(void* p) {
   LargeStats& s = t_stats;
-  // The sign test is is_aligned_block()'s first step: a plain glibc chunk never has the bit set,
-  // so only over-aligned blocks (and forgeries) take the general path and its full check.
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
-  if (PG_UNLIKELY_LARGE(static_cast<int64_t>(size_word) < 0 || s.budget <= 1)) {
-    return large_free(p);
-  }
+  if (!plain_block(size_word, s)) return large_free(p);
   --s.budget;
   s.frees.inc();
   s.bytes_out.add(chunk_usable_from(size_word));
@@ -347,7 +351,7 @@ void large_free_plain(void* p) {
 bool large_realloc_plain(void* p, size_t size, void** out) {
   LargeStats& s = t_stats;
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
-  if (PG_UNLIKELY_LARGE(static_cast<int64_t>(size_word) < 0 || s.budget <= 1)) return false;
+  if (!plain_block(size_word, s)) return false;
   void* q = __libc_realloc(p, size);
   *out = q;
   if (PG_UNLIKELY_LARGE(q == nullptr)) return true;  // glibc set errno; p is untouched
