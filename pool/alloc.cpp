@@ -433,7 +433,7 @@ void fill_view(const Arena* a, void* ctx) {
     Pool* pool = reinterpret_cast<Pool*>(a->base + k * kPoolMetaSize);
     pv.state = PoolState::kInUse;
     pv.cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
-    pv.used = static_cast<uint16_t>(__atomic_load_n(&pool->used, __ATOMIC_RELAXED));
+    pv.used = static_cast<uint16_t>(__atomic_load_n(&pool->used, __ATOMIC_RELAXED) & ~kFullBias);
     pv.capacity = __atomic_load_n(&pool->capacity, __ATOMIC_RELAXED);
     if (pv.used > pv.capacity) pv.used = pv.capacity;  // the current pool's extra count
   }

@@ -230,6 +230,7 @@ void unlink_owned(Heap* h, Pool* pool) {
       break;
     case kListFull:
       queue_remove(h->full[pool->cls], pool);
+      pool->used &= ~kFullBias;
       break;
     default:
       break;
@@ -246,6 +247,7 @@ void make_full(Heap* h, Pool* pool) {
         pool->thread_free.compare_exchange_weak(tf, kNotifyOwner, std::memory_order_acq_rel,
                                                 std::memory_order_relaxed)) {
       pool->list = kListFull;
+      pool->used |= kFullBias;  // the next local free takes the slow path (pool/pool.h)
       queue_push(h->full[pool->cls], pool);
       return;
     }
@@ -256,6 +258,7 @@ void make_full(Heap* h, Pool* pool) {
 
 void move_to_avail(Heap* h, Pool* pool) {
   queue_remove(h->full[pool->cls], pool);
+  pool->used &= ~kFullBias;
   pool->list = kListAvail;
   queue_push(h->avail[pool->cls], pool);
 }
@@ -335,6 +338,7 @@ void heap_abandon(Heap* h) {
     for (PoolQueue* q : lists) {
       while (Pool* p = q->head) {
         queue_remove(*q, p);
+        p->used &= ~kFullBias;
         uint32_t n = collect_remote(p);
         if (n) h->frees[cls].add(n);
         if (p->used == 0) {
@@ -512,13 +516,13 @@ uint64_t heap_random(Heap* h) {
   return next_random(h);
 }
 
-void heap_free_slow(Heap* h, Pool* pool, void* old_free) {
+void heap_free_slow(Heap* h, Pool* pool) {
+  // Filed as full (kFullBias set): the block just freed is room again.
+  if (pool->list == kListFull) move_to_avail(h, pool);
   if (pool->used == 0) {  // never the current pool (see set_current)
     unlink_owned(h, pool);
     pool_release(pool);
-    return;
   }
-  if (pool->is_end(old_free) && pool->list == kListFull) move_to_avail(h, pool);
 }
 
 // A free into an abandoned pool: done under the lock, straight onto its local list.
@@ -613,7 +617,7 @@ void heap_free_tagged(Heap* h, Pool* pool, void* p) {
   fb->tag = pool->tag;
   pool->free = p;
   h->frees[pool->cls].inc();
-  if (--pool->used == 0 || pool->is_end(old)) heap_free_slow(h, pool, old);
+  if (pool_count_free(pool)) heap_free_slow(h, pool);
 }
 
 void heap_free_bad(void* p) {
@@ -675,7 +679,7 @@ void heap_collect_current() {
           Pool* next = p->next;
           uint32_t n = collect_remote(p);
           if (n) h->frees[cls].add(n);
-          if (p->used == 0) {
+          if (pool_live(p) == 0) {
             unlink_owned(h, p);
             pool_release(p);
           } else if (q == &h->full[cls] && !p->local_empty()) {

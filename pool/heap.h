@@ -123,11 +123,11 @@ extern Heap g_dead_heap;
 extern __thread Heap* t_heap __attribute__((tls_model("initial-exec")));
 
 // Slow paths; each is reached by a tail call from the fast paths below.
-void* heap_alloc_slow(size_t slot, size_t size);           // nullptr: the pools cannot serve it now
-void heap_free_slow(Heap* h, Pool* pool, void* old_free);  // pool became empty or was full
-void heap_free_remote(Pool* pool, void* p);                // another thread's pool
-void heap_free_bad(void* p);                               // not a block start: report
-void heap_free_tagged(Heap* h, Pool* pool, void* p);       // tag matched: double free, or not
+void* heap_alloc_slow(size_t slot, size_t size);      // nullptr: the pools cannot serve it now
+void heap_free_slow(Heap* h, Pool* pool);             // pool became empty, or was filed as full
+void heap_free_remote(Pool* pool, void* p);           // another thread's pool
+void heap_free_bad(void* p);                          // not a block start: report
+void heap_free_tagged(Heap* h, Pool* pool, void* p);  // tag matched: double free, or not
 
 // Takes block b, the head of the free list of h's current pool of `slot`; nullptr when its next
 // link does not decode (the slow path reports it).
@@ -154,6 +154,20 @@ expired:
   return true;
 #else
   return --h->sample_left <= 0;
+#endif
+}
+
+// Counts a block back into its pool (--used); true when that needs the slow path: zero, the pool's
+// last block came back, or negative, the pool is filed as full (kFullBias, pool/pool.h). Two
+// instructions on x86-64 (the compiler would load, subtract, store and test).
+inline bool pool_count_free(Pool* pool) {
+#if defined(__x86_64__)
+  asm goto("subl $1, %0\n\tjle %l[slow]" : "+m"(pool->used) : : "cc" : slow);
+  return false;
+slow:
+  return true;
+#else
+  return static_cast<int32_t>(--pool->used) <= 0;
 #endif
 }
 
@@ -194,13 +208,14 @@ PG_ALWAYS_INLINE void heap_free(void* p) {
     return heap_free_remote(pool, p);
   }
   FreeBlock* fb = static_cast<FreeBlock*>(p);
-  if (PG_UNLIKELY(fb->tag == pool->tag)) return heap_free_tagged(h, pool, p);
+  const uintptr_t tag = pool->tag;  // once: the compiler must assume the stores below may alias it
+  if (PG_UNLIKELY(fb->tag == tag)) return heap_free_tagged(h, pool, p);
   void* old = pool->free;
   fb->link = pool->encode(old);
-  fb->tag = pool->tag;
+  fb->tag = tag;
   pool->free = p;
   h->frees[pool->cls].inc();
-  if (PG_UNLIKELY(--pool->used == 0 || pool->is_end(old))) return heap_free_slow(h, pool, old);
+  if (PG_UNLIKELY(pool_count_free(pool))) return heap_free_slow(h, pool);
 }
 
 // True if p is the start of a block of a pool in use (live or free): the checks free() makes.

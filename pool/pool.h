@@ -87,7 +87,8 @@ struct alignas(64) Pool {
   Arena* arena;
   // ---- cache line 1: written by the owner thread ----
   alignas(64) void* free;  // next local free block; == data when the list is empty
-  uint32_t used;           // blocks out of the owner's lists (live or remote-freed uncollected)
+  uint32_t used;           // blocks out of the owner's lists (live or remote-freed uncollected),
+                           // plus kFullBias while the pool is filed as full (see below)
   uint16_t carved;         // blocks linked into the free list so far (carving is lazy)
   Pool* next;              // owner heap's list for this class (or the abandoned list)
   Pool* prev;
@@ -118,6 +119,16 @@ struct alignas(64) Pool {
   }
 };
 inline constexpr uintptr_t kNotifyOwner = 1;
+
+// While a pool is on its owner's `full` list, Pool::used carries kFullBias (its top bit), so that
+// it reads as negative when taken as an int32_t. free() then needs a single test, `--used <= 0`,
+// for both of its reasons to take the slow path: the pool's last block came back (zero), or a
+// block came back to a pool filed as full (negative), which must move to `avail`. Only the owner
+// writes `used`; pool_live() is the count without the bias.
+inline constexpr uint32_t kFullBias = uint32_t{1} << 31;
+inline uint32_t pool_live(const Pool* p) {
+  return p->used & ~kFullBias;
+}
 
 static_assert(sizeof(Pool) == kPoolMetaSize, "headers are packed kPoolMetaSize apart");
 static_assert(offsetof(Pool, free) == 64 && offsetof(Pool, thread_free) == 128,

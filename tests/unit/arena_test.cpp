@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "test_util.h"
@@ -206,6 +207,37 @@ TEST(Arena, PoolsWithLiveBlocksSurviveCollection) {
   Snapshot after = settled_snap();
   expect_class_invariants(after);
   EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses);
+}
+
+// A pool filed as full (its `used` carries kFullBias) goes back on `avail` at the first local free,
+// without a collection in between, and its hole is handed out again before any new pool is
+// carved. A fresh thread, so that its heap holds only the pools this test fills.
+TEST(Arena, AFreeIntoAFullPoolMakesItsHoleAvailable) {
+  std::thread([] {
+    const size_t cls = class_of(64);
+    const size_t cap = pool_capacity(cls);
+    std::vector<void*> blocks{malloc_impl(64)};
+    Pool* a = pool_of(blocks[0]);
+    // A pool is filed as full when it comes up again with no room: allocate until that happens.
+    while (a->list != kListFull && blocks.size() < 64 * cap) blocks.push_back(malloc_impl(64));
+    ASSERT_EQ(a->list, kListFull);
+    EXPECT_LT(static_cast<int32_t>(a->used), 0) << "the full pool's bias";
+    EXPECT_EQ(pool_live(a), cap);
+    void* hole = blocks[0];
+    free_impl(hole);
+    blocks[0] = nullptr;
+    EXPECT_EQ(a->list, kListAvail);
+    EXPECT_EQ(a->used, cap - 1);
+    bool reused = false;
+    for (size_t i = 0; i < 2 * cap && !reused; ++i) {
+      void* p = malloc_impl(64);
+      blocks.push_back(p);
+      reused = p == hole;
+    }
+    EXPECT_TRUE(reused) << "the hole in the full pool was never handed out again";
+    for (void* p : blocks) free_impl(p);
+    thread_collect();
+  }).join();
 }
 
 TEST(Arena, MixedClassesRandomOrderReturnToBaseline) {
