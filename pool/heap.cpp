@@ -14,15 +14,10 @@
 
 namespace pg {
 
-// The sentinel pool: `free` and `data` are equal, which means "empty", and point at a lead whose
-// first word (kLeadLink, the key being 0) does not decode, so heap_alloc() always falls through to
-// the slow path for it. Its magic is 0: it is never a real pool. Both sentinels are
-// constant-initialised: malloc may run before any constructor.
-alignas(kAlign) char g_empty_lead[kAlign] = {static_cast<char>(kLeadLink)};
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // the others are zero, as intended
-constinit Pool g_empty_pool{.data = g_empty_lead, .free = g_empty_lead};
-#pragma GCC diagnostic pop
+// The sentinel pool: `free` and `data` are both null, which means "empty", so heap_alloc() always
+// falls through to the slow path for it. Its magic is 0: it is never a real pool. Both sentinels
+// are constant-initialised: malloc may run before any constructor.
+constinit Pool g_empty_pool{};
 constinit Heap g_empty_heap{&g_empty_pool};
 constinit Heap g_dead_heap{&g_empty_pool};
 __thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
@@ -191,7 +186,6 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->cls = static_cast<uint8_t>(cls);
   pool->list = kListNone;
   pool->free = pool->data;
-  reinterpret_cast<FreeBlock*>(pool->data)->link = pool->encode(reinterpret_cast<void*>(kLeadLink));
   pool->thread_free.store(0, std::memory_order_relaxed);
   pool->next = pool->prev = nullptr;
   // Publish last: a pool is recognised by its magic.

@@ -129,24 +129,18 @@ void heap_free_remote(Pool* pool, void* p);           // another thread's pool
 void heap_free_bad(void* p);                          // not a block start: report
 void heap_free_tagged(Heap* h, Pool* pool, void* p);  // tag matched: double free, or not
 
-// Hands out block b, the head of the free list of h's current pool of `slot`, whose link decoded
-// to `next`.
-PG_ALWAYS_INLINE void* heap_take_decoded(Heap* h, Pool* pool, void* b, void* next, size_t slot,
-                                         size_t size) {
+// Takes block b, the head of the free list of h's current pool of `slot`; nullptr when its next
+// link does not decode (the slow path reports it).
+PG_ALWAYS_INLINE void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size_t size) {
+  FreeBlock* fb = static_cast<FreeBlock*>(b);
+  void* next;
+  if (PG_UNLIKELY(!pool->decode(fb->link, &next))) return nullptr;  // the slow path reports it
   pool->free = next;
-  static_cast<FreeBlock*>(b)->tag = 0;
+  fb->tag = 0;
   ++pool->used;
   h->allocs[slot].inc();
   h->requested[slot].add_fast(size);
   return b;
-}
-
-// Takes block b, the head of the (non-empty) free list of h's current pool of `slot`; nullptr when
-// its next link does not decode (the slow path reports it).
-PG_ALWAYS_INLINE void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size_t size) {
-  void* next;
-  if (PG_UNLIKELY(!pool->decode(static_cast<FreeBlock*>(b)->link, &next))) return nullptr;
-  return heap_take_decoded(h, pool, b, next, slot, size);
 }
 
 // Counts one allocation against h's sampling countdown: true when it has run out. Two
@@ -185,13 +179,9 @@ PG_ALWAYS_INLINE void* heap_try_alloc(size_t slot, size_t size) {
   Heap* h = t_heap;
   Pool* pool = h->cur[slot];
   void* b = pool->free;
-  // No test for the end of the list: there b is the pool's lead, whose first word never decodes
-  // (kLeadLink, pool/pool.h), so the link check below covers both. It comes before the sampling
-  // countdown, which the slow path then counts (sample_events).
-  void* next;
-  if (PG_UNLIKELY(!pool->decode(static_cast<FreeBlock*>(b)->link, &next))) return nullptr;
+  if (PG_UNLIKELY(pool->is_end(b))) return nullptr;
   if (PG_UNLIKELY(heap_sample_expired(h))) return nullptr;
-  return heap_take_decoded(h, pool, b, next, slot, size);
+  return heap_take(h, pool, b, slot, size);
 }
 
 // Allocates a block of slot `slot`, or nullptr (the caller then uses the large path).

@@ -25,9 +25,6 @@
 // safe-linking). A stored link gives away neither the key nor a heap address without the other.
 // (Encoding the offset in the pool instead would cost one more instruction at each end, on the
 // chain of dependent loads a run of mallocs follows: load the head, load its link, decode, store.)
-// The end of the list is the pool's address, the start of its lead: the lead's first word holds
-// kLeadLink XOR key (written by pool_init), which decodes to an address outside every pool, so
-// malloc's one check of the next link also stops it at the end of the list (no separate test).
 // The second word of a free block holds Pool::tag; free() finding the tag already there checks the
 // free lists for the block and reports a double free (cf. glibc's tcache key).
 #pragma once
@@ -77,7 +74,7 @@ struct alignas(64) Pool {
   uintptr_t key;               // link encoding key (random per pool)
   uintptr_t tag;               // free-block marker (random per pool)
   std::atomic<Heap*> owner;    // owning heap; nullptr while abandoned
-  char* data;                  // the pool itself (kPoolSize-aligned); g_empty_pool: a lead
+  char* data;                  // the pool itself (kPoolSize-aligned); nullptr in g_empty_pool
   uint32_t block_size;         // class size in bytes
   uint32_t recip;              // ceil(2^32 / block_size): offset -> block index without a divide
   std::atomic<uint32_t> span;  // carved * block_size: offsets at or past this were never handed out
@@ -122,10 +119,6 @@ struct alignas(64) Pool {
   }
 };
 inline constexpr uintptr_t kNotifyOwner = 1;
-
-// What the first word of a pool's lead decodes to (see "Free-list hardening"): not 16-byte
-// aligned, and below any pool, so Pool::decode always rejects it.
-inline constexpr uintptr_t kLeadLink = 1;
 
 // While a pool is on its owner's `full` list, Pool::used carries kFullBias (its top bit), so that
 // it reads as negative when taken as an int32_t. free() then needs a single test, `--used <= 0`,
