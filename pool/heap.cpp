@@ -76,6 +76,34 @@ void queue_remove(PoolQueue& q, Pool* p) {
   --q.count;
 }
 
+// Adds p to the ring as the last pool to come up: just before the head.
+void ring_insert(PoolRing& r, Pool* p) {
+  if (r.head == nullptr) {
+    p->next = p->prev = p;
+    r.head = p;
+  } else {
+    Pool* first = r.head;
+    Pool* last = first->prev;
+    p->next = first;
+    p->prev = last;
+    last->next = p;
+    first->prev = p;
+  }
+  ++r.count;
+}
+
+void ring_remove(PoolRing& r, Pool* p) {
+  if (p->next == p) {
+    r.head = nullptr;
+  } else {
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    if (r.head == p) r.head = p->next;
+  }
+  p->next = p->prev = nullptr;
+  --r.count;
+}
+
 // The abandoned lists, under g_abandon_lock, with their counts mirrored for lock-free peeks.
 void abandoned_push(size_t cls, Pool* p) {
   queue_push(g_abandoned[cls], p);
@@ -202,19 +230,21 @@ void pool_release(Pool* pool) {
   limit_release_pool();
 }
 
-// Makes `pool` the current pool of its class. The current pool holds one extra count in `used`,
-// so that freeing its last live block does not take the slow path on every malloc/free pair.
+// Makes `pool`, a member of h's ring of its class, the current pool of its class and the ring's
+// head. The current pool holds one extra count in `used`, so that freeing its last live block does
+// not take the slow path on every malloc/free pair.
 void set_current(Heap* h, Pool* pool) {
   pool->list = kListCurrent;
   ++pool->used;
   h->cur[pool->cls + 1] = pool;
   if (pool->cls == 0) h->cur[0] = pool;
+  h->avail[pool->cls].head = pool;
 }
 
-// Stops `pool` being current (drops the extra count); the caller files it somewhere.
+// Stops `pool` being current (drops the extra count); it stays in the ring, as kListAvail.
 void unset_current(Heap* h, Pool* pool) {
   --pool->used;
-  pool->list = kListNone;
+  pool->list = kListAvail;
   h->cur[pool->cls + 1] = &g_empty_pool;
   if (pool->cls == 0) h->cur[0] = &g_empty_pool;
 }
@@ -224,9 +254,10 @@ void unlink_owned(Heap* h, Pool* pool) {
   switch (pool->list) {
     case kListCurrent:
       unset_current(h, pool);
+      ring_remove(h->avail[pool->cls], pool);
       break;
     case kListAvail:
-      queue_remove(h->avail[pool->cls], pool);
+      ring_remove(h->avail[pool->cls], pool);
       break;
     case kListFull:
       queue_remove(h->full[pool->cls], pool);
@@ -253,14 +284,14 @@ void make_full(Heap* h, Pool* pool) {
     }
   }
   pool->list = kListAvail;
-  queue_push(h->avail[pool->cls], pool);
+  ring_insert(h->avail[pool->cls], pool);
 }
 
 void move_to_avail(Heap* h, Pool* pool) {
   queue_remove(h->full[pool->cls], pool);
   pool->used &= ~kFullBias;
   pool->list = kListAvail;
-  queue_push(h->avail[pool->cls], pool);
+  ring_insert(h->avail[pool->cls], pool);
 }
 
 // Frees the blocks other threads handed to this heap's delayed stack. A block whose pool we own is
@@ -328,29 +359,29 @@ void sweep_abandoned(size_t budget) {
 void heap_abandon(Heap* h) {
   process_delayed(h);
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
-    PoolQueue* lists[2] = {&h->avail[cls], &h->full[cls]};
     Pool* cur = h->cur[cls + 1];
-    if (cur != &g_empty_pool) {
-      unset_current(h, cur);
-      cur->list = kListAvail;
-      queue_push(h->avail[cls], cur);
-    }
-    for (PoolQueue* q : lists) {
-      while (Pool* p = q->head) {
-        queue_remove(*q, p);
+    if (cur != &g_empty_pool) unset_current(h, cur);  // it stays in the ring
+    for (;;) {
+      Pool* p = h->avail[cls].head;
+      if (p != nullptr) {
+        ring_remove(h->avail[cls], p);
+      } else if ((p = h->full[cls].head) != nullptr) {
+        queue_remove(h->full[cls], p);
         p->used &= ~kFullBias;
-        uint32_t n = collect_remote(p);
-        if (n) h->frees[cls].add(n);
-        if (p->used == 0) {
-          p->list = kListNone;
-          pool_release(p);
-          continue;
-        }
-        LockGuard guard(g_abandon_lock);
-        p->owner.store(nullptr, std::memory_order_release);
-        p->list = kListAbandoned;
-        abandoned_push(cls, p);
+      } else {
+        break;
       }
+      uint32_t n = collect_remote(p);
+      if (n) h->frees[cls].add(n);
+      if (p->used == 0) {
+        p->list = kListNone;
+        pool_release(p);
+        continue;
+      }
+      LockGuard guard(g_abandon_lock);
+      p->owner.store(nullptr, std::memory_order_release);
+      p->list = kListAbandoned;
+      abandoned_push(cls, p);
     }
   }
   // Blocks handed over meanwhile belong to pools we no longer own: they are freed as remote frees.
@@ -439,31 +470,41 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool->free = pool->data;
     pool->carved = pool->capacity;
   }
+  Pool* exhausted = nullptr;
   if (pool != &g_empty_pool && !refill(h, pool)) {
-    // Exhausted: to the back of `avail`, not yet filed as full. A program that frees at random
-    // (an object churn) scatters its frees over all its pools, so by the time this pool comes up
-    // again it usually has local frees; it is filed as full (an atomic flag for remote freers, and
-    // list moves on the free side) only if it is still exhausted then.
+    // Exhausted: it stays in the ring, not yet filed as full, and the ring turns. A program that
+    // frees at random (an object churn) scatters its frees over all its pools, so by the time this
+    // pool comes up again it usually has local frees; it is filed as full (an atomic flag for
+    // remote freers, and list moves on the free side) only if it is still exhausted then.
     unset_current(h, pool);
-    pool->list = kListAvail;
-    queue_push(h->avail[cls], pool);
+    exhausted = pool;
     pool = &g_empty_pool;
   }
   if (pool == &g_empty_pool) {
     process_delayed(h);
-    while (Pool* p = h->avail[cls].head) {
-      queue_remove(h->avail[cls], p);
+    // Each pool of the ring once, from the head, or from the one after it when the head is the
+    // pool just exhausted (which then comes last). Pools with no room leave the ring as full.
+    PoolRing& ring = h->avail[cls];
+    Pool* p = ring.head;
+    if (p != nullptr && p == exhausted) p = p->next;
+    for (uint32_t n = ring.count; n > 0; --n) {
+      Pool* next = p->next;
       if (refill(h, p)) {
         pool = p;
         break;
       }
-      make_full(h, p);
+      ring_remove(ring, p);
+      make_full(h, p);  // back in the ring, as the last, if remote frees came meanwhile
+      if (ring.head == nullptr) break;
+      p = next == p ? ring.head : next;
     }
   }
   while (pool == &g_empty_pool) {
     Pool* p = adopt(h, cls);
     if (p == nullptr) break;
     if (refill(h, p)) {
+      p->list = kListAvail;
+      ring_insert(h->avail[cls], p);
       pool = p;
     } else {
       make_full(h, p);
@@ -473,6 +514,8 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool = fresh_pool(h, cls, size);
     if (pool == nullptr) return nullptr;
     carve(pool);
+    pool->list = kListAvail;
+    ring_insert(h->avail[cls], pool);
   }
   if (h->cur[slot] != pool) set_current(h, pool);
   // Not heap_try_alloc: this one is not counted against the sampling countdown.
@@ -673,27 +716,38 @@ void heap_collect_current() {
   if (h != &g_empty_heap && h != &g_dead_heap) {
     process_delayed(h);
     for (size_t cls = 0; cls < kNumClasses; ++cls) {
-      PoolQueue* lists[2] = {&h->avail[cls], &h->full[cls]};
-      for (PoolQueue* q : lists) {
-        for (Pool* p = q->head; p != nullptr;) {
-          Pool* next = p->next;
+      Pool* cur = h->cur[cls + 1];
+      PoolRing& ring = h->avail[cls];
+      Pool* p = ring.head;
+      for (uint32_t k = ring.count; k > 0; --k) {
+        Pool* next = p->next;
+        if (p != cur) {
           uint32_t n = collect_remote(p);
           if (n) h->frees[cls].add(n);
-          if (pool_live(p) == 0) {
+          if (p->used == 0) {
             unlink_owned(h, p);
             pool_release(p);
-          } else if (q == &h->full[cls] && !p->local_empty()) {
-            move_to_avail(h, p);
           }
-          p = next;
         }
+        p = next;
       }
-      Pool* cur = h->cur[cls + 1];
+      for (p = h->full[cls].head; p != nullptr;) {
+        Pool* next = p->next;
+        uint32_t n = collect_remote(p);
+        if (n) h->frees[cls].add(n);
+        if (pool_live(p) == 0) {
+          unlink_owned(h, p);
+          pool_release(p);
+        } else if (!p->local_empty()) {
+          move_to_avail(h, p);
+        }
+        p = next;
+      }
       if (cur != &g_empty_pool) {
         uint32_t n = collect_remote(cur);
         if (n) h->frees[cls].add(n);
         if (cur->used == 1) {  // only the current-pool count: nothing live
-          unset_current(h, cur);
+          unlink_owned(h, cur);
           pool_release(cur);
         }
       }

@@ -42,6 +42,16 @@ struct PoolQueue {
   uint32_t count = 0;
 };
 
+// A circular doubly linked list of pools through Pool::next / Pool::prev: a heap's pools of one
+// class that may have room. `head` is where allocation goes on: the current pool while there is
+// one (which stays in the ring), and the ring turns by moving `head` alone, so that switching from
+// an exhausted pool to the next touches no other pool's header. New members go just before
+// `head`: they come up last.
+struct PoolRing {
+  Pool* head = nullptr;
+  uint32_t count = 0;
+};
+
 // Size-class slot of a request of n <= kSmallMax bytes: (n + 15) / 16, so that the fast path needs
 // no special case for malloc(0). Slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes).
 constexpr size_t slot_of(size_t n) {
@@ -101,8 +111,8 @@ struct alignas(64) Heap {
   Counter allocs[kNumSlots];     // blocks handed out by this heap, by slot (kept across recycling)
   Counter requested[kNumSlots];  // bytes asked for by those allocations (internal fragmentation)
   Counter frees[kNumClasses];    // blocks returned to this heap's pools, by class
-  PoolQueue avail[kNumClasses];
-  PoolQueue full[kNumClasses];
+  PoolRing avail[kNumClasses];   // pools that may have room, the current one included
+  PoolQueue full[kNumClasses];   // pools that had none when last looked at (kFullBias set)
   // Blocks other threads freed into pools this heap had filed as full (a stack linked through
   // FreeBlock::link, plain pointers). The owner frees them locally, which refiles their pools.
   std::atomic<FreeBlock*> delayed{nullptr};

@@ -240,6 +240,72 @@ TEST(Arena, AFreeIntoAFullPoolMakesItsHoleAvailable) {
   }).join();
 }
 
+// The calling thread's pool lists, checked link by link: per class, the ring of pools with room
+// is circular both ways with `count` members, holds the current pool as its head (when there is
+// one), and every member is marked as on it; the full list holds pools marked full whose `used`
+// carries kFullBias.
+void expect_heap_lists_consistent() {
+  const Heap* h = t_heap;
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    const PoolRing& ring = h->avail[cls];
+    const Pool* cur = h->cur[cls + 1];
+    if (cur != &g_empty_pool) {
+      EXPECT_EQ(ring.head, cur) << "class " << cls;
+      EXPECT_EQ(cur->list, kListCurrent);
+    }
+    if (ring.head == nullptr) {
+      EXPECT_EQ(ring.count, 0u);
+    } else {
+      const Pool* p = ring.head;
+      for (uint32_t k = 0; k < ring.count; ++k) {
+        ASSERT_EQ(p->next->prev, p) << "class " << cls;
+        EXPECT_EQ(p->cls, cls);
+        EXPECT_EQ(p->list, p == cur ? kListCurrent : kListAvail) << "class " << cls;
+        EXPECT_GE(static_cast<int32_t>(p->used), 0);
+        p = p->next;
+      }
+      EXPECT_EQ(p, ring.head) << "class " << cls << ": the ring is not `count` long";
+    }
+    uint32_t full = 0;
+    for (const Pool* p = h->full[cls].head; p != nullptr; p = p->next, ++full) {
+      EXPECT_EQ(p->list, kListFull);
+      EXPECT_LT(static_cast<int32_t>(p->used), 0) << "a full pool without its bias";
+    }
+    EXPECT_EQ(full, h->full[cls].count);
+  }
+}
+
+// Random mallocs and frees of every class in a fresh thread (pools are exhausted, filed as full,
+// refiled, released), with the lists checked as they go and the contents at the end.
+TEST(Arena, HeapListsStayConsistentUnderRandomUse) {
+  std::thread([] {
+    std::mt19937_64 rng(11);
+    std::vector<std::pair<void*, size_t>> live;
+    for (int op = 0; op < 300000; ++op) {
+      // Grow to 30000 blocks, then shrink to none, twice: pools fill up, then empty out.
+      const bool grow = (op / 75000) % 2 == 0;
+      if (!live.empty() && (rng() % 4 == 0 || !grow)) {
+        size_t i = rng() % live.size();
+        ASSERT_EQ(first_mismatch(live[i].first, live[i].second, live[i].second), live[i].second);
+        free_impl(live[i].first);
+        live[i] = live.back();
+        live.pop_back();
+      } else if (grow && live.size() < 30000) {
+        size_t n = rng() % (kSmallMax + 1);
+        void* p = malloc_impl(n);
+        ASSERT_NE(p, nullptr);
+        fill(p, n, n);
+        live.emplace_back(p, n);
+      }
+      if (op % 10000 == 0) expect_heap_lists_consistent();
+    }
+    expect_heap_lists_consistent();
+    for (auto& [p, n] : live) free_impl(p);
+    thread_collect();
+    expect_heap_lists_consistent();
+  }).join();
+}
+
 TEST(Arena, MixedClassesRandomOrderReturnToBaseline) {
   Snapshot before = settled_snap();
   std::mt19937_64 rng(7);
