@@ -6,6 +6,7 @@
 
 #include "guard/depot.h"
 #include "guard/internal.h"
+#include "pool/init.h"
 #include "pool/os.h"
 #include "pool/report.h"
 
@@ -184,6 +185,7 @@ void guard_init(const GuardConfig& config) {
     flags = 1;
   }
   guard_detail::g_flags.store(flags, std::memory_order_release);
+  set_large_detour(kDetourGuard, flags != 0);
 }
 
 int64_t guard_sample_interval(uint64_t random) {

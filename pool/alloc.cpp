@@ -141,19 +141,11 @@ void* alloc_aligned(size_t alignment, size_t size) {
   return alloc_large(size, alignment, false);
 }
 
-// The large path without limit, guard or tracker (pool/large.h's plain path): initialised with
-// no limit (fixed at initialisation), and the guard's and the tracker's flags clear (read each
-// time: unit tests switch them on after initialisation).
-inline bool large_plain() {
-  return initialised_without_limit() && !guard_enabled() && !tracking();
-}
-
 // A pointer outside the arenas may take the plain large path (free, realloc): it must lie outside
 // the whole reservation (its unused part is inaccessible: the caller has already ruled out the used
-// part) with no fallback arena, and large_plain() must hold.
+// part), and large_plain() (pool/init.h) must hold, which also rules out fallback arenas.
 inline bool plain_outside(const void* p) {
-  return !in_reservation(p) && !g_have_fallback_arenas.load(std::memory_order_relaxed) &&
-         large_plain();
+  return !in_reservation(p) && large_plain();
 }
 
 [[gnu::noinline]] void* calloc_slow(size_t total) {

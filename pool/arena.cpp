@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "pool/init.h"
 #include "pool/lock.h"
 #include "pool/meta.h"
 #include "pool/os.h"
@@ -125,6 +126,7 @@ Arena* arena_new() {
     a->fallback = true;
     ++g_count.fallback;
     g_have_fallback_arenas.store(true, std::memory_order_release);
+    set_large_detour(kDetourFallback, true);
   }
   if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused
   a->base = base;

@@ -19,7 +19,7 @@
 namespace pg {
 
 std::atomic<pthread_t> g_fork_owner{0};
-bool g_initialised_without_limit = false;
+std::atomic<uint32_t> g_large_detours{kDetourNotReady};
 
 namespace {
 
@@ -118,7 +118,7 @@ bool ensure_init() {
     init_tracker();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     g_init_state.store(2, std::memory_order_release);
-    __atomic_store_n(&g_initialised_without_limit, !limit_enabled(), __ATOMIC_RELEASE);
+    if (!limit_enabled()) set_large_detour(kDetourNotReady, false);
     return true;
   }
   // Re-entered from inside initialisation on the initialising thread: let glibc serve it.

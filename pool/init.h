@@ -2,17 +2,36 @@
 // at the first allocation (which may come before any constructor runs).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 namespace pg {
 
 // Returns true once the core is initialised. False only when called re-entrantly from inside
 // initialisation on the same thread (the caller then serves the request from glibc).
 bool ensure_init();
 
-// True once initialisation has completed with no heap limit set (POOLGUARD_LIMIT is read once,
-// at initialisation): the large path may then skip the limit. One load.
-extern bool g_initialised_without_limit __attribute__((visibility("hidden")));
-inline bool initialised_without_limit() {
-  return __atomic_load_n(&g_initialised_without_limit, __ATOMIC_ACQUIRE);
+// Why the large path may not take its plain variant (pool/large.h), one bit per reason, so that a
+// large malloc or free tests them all with one load. Each bit is kept by the module it names.
+enum LargeDetour : uint32_t {
+  kDetourNotReady =
+      1,  // not initialised yet, or a heap limit is set (read once, at initialisation)
+  kDetourFallback = 2,  // arenas outside the reservation exist (pool/arena.cpp)
+  kDetourGuard = 4,     // the guard takes some allocations (guard/guard.cpp)
+  kDetourTrack = 8,     // the tracker takes some allocations (track/tracker.cpp)
+};
+extern std::atomic<uint32_t> g_large_detours __attribute__((visibility("hidden")));
+inline void set_large_detour(uint32_t bit, bool on) {
+  if (on) {
+    g_large_detours.fetch_or(bit, std::memory_order_acq_rel);
+  } else {
+    g_large_detours.fetch_and(~bit, std::memory_order_acq_rel);
+  }
+}
+// True when nothing stands between a large request and glibc but the statistics: initialised,
+// no limit, no fallback arenas, no guard, no tracker.
+inline bool large_plain() {
+  return g_large_detours.load(std::memory_order_acquire) == 0;
 }
 
 // Random secret for encodings that are not per pool (large-block headers).

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "guard/depot.h"
+#include "pool/init.h"
 #include "pool/large.h"
 #include "pool/lock.h"
 #include "pool/os.h"
@@ -164,6 +165,7 @@ void tracker_init(const TrackConfig& config) {
   }
   g_period = g_bytes >= kSmallMax ? g_bytes / kSmallMax : 1;
   g_flags.store(flags, std::memory_order_release);
+  set_large_detour(kDetourTrack, flags != 0);
 }
 
 uint64_t track_sample_bytes() {
