@@ -10,7 +10,6 @@
 namespace pg {
 
 AddressSpace g_space;
-std::atomic<bool> g_have_fallback_arenas{false};
 
 namespace {
 
@@ -125,7 +124,6 @@ Arena* arena_new() {
     }
     a->fallback = true;
     ++g_count.fallback;
-    g_have_fallback_arenas.store(true, std::memory_order_release);
     set_large_detour(kDetourFallback, true);
   }
   if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused

@@ -104,6 +104,18 @@ void ring_remove(PoolRing& r, Pool* p) {
   --r.count;
 }
 
+// Files pool in h's ring of its class (kListAvail), as the last to come up.
+void file_avail(Heap* h, Pool* pool) {
+  pool->list = kListAvail;
+  ring_insert(h->avail[pool->cls], pool);
+}
+
+// Takes pool off h's full list, and its kFullBias off `used`; the caller files it elsewhere.
+void unfile_full(Heap* h, Pool* pool) {
+  queue_remove(h->full[pool->cls], pool);
+  pool->used &= ~kFullBias;
+}
+
 // The abandoned lists, under g_abandon_lock, with their counts mirrored for lock-free peeks.
 void abandoned_push(size_t cls, Pool* p) {
   queue_push(g_abandoned[cls], p);
@@ -260,8 +272,7 @@ void unlink_owned(Heap* h, Pool* pool) {
       ring_remove(h->avail[pool->cls], pool);
       break;
     case kListFull:
-      queue_remove(h->full[pool->cls], pool);
-      pool->used &= ~kFullBias;
+      unfile_full(h, pool);
       break;
     default:
       break;
@@ -283,15 +294,12 @@ void make_full(Heap* h, Pool* pool) {
       return;
     }
   }
-  pool->list = kListAvail;
-  ring_insert(h->avail[pool->cls], pool);
+  file_avail(h, pool);
 }
 
 void move_to_avail(Heap* h, Pool* pool) {
-  queue_remove(h->full[pool->cls], pool);
-  pool->used &= ~kFullBias;
-  pool->list = kListAvail;
-  ring_insert(h->avail[pool->cls], pool);
+  unfile_full(h, pool);
+  file_avail(h, pool);
 }
 
 // Frees the blocks other threads handed to this heap's delayed stack. A block whose pool we own is
@@ -366,8 +374,7 @@ void heap_abandon(Heap* h) {
       if (p != nullptr) {
         ring_remove(h->avail[cls], p);
       } else if ((p = h->full[cls].head) != nullptr) {
-        queue_remove(h->full[cls], p);
-        p->used &= ~kFullBias;
+        unfile_full(h, p);
       } else {
         break;
       }
@@ -503,8 +510,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     Pool* p = adopt(h, cls);
     if (p == nullptr) break;
     if (refill(h, p)) {
-      p->list = kListAvail;
-      ring_insert(h->avail[cls], p);
+      file_avail(h, p);
       pool = p;
     } else {
       make_full(h, p);
@@ -514,8 +520,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool = fresh_pool(h, cls, size);
     if (pool == nullptr) return nullptr;
     carve(pool);
-    pool->list = kListAvail;
-    ring_insert(h->avail[cls], pool);
+    file_avail(h, pool);
   }
   if (h->cur[slot] != pool) set_current(h, pool);
   // Not heap_try_alloc: this one is not counted against the sampling countdown.

@@ -14,9 +14,9 @@ bool ensure_init();
 // Why the large path may not take its plain variant (pool/large.h), one bit per reason, so that a
 // large malloc or free tests them all with one load. Each bit is kept by the module it names.
 enum LargeDetour : uint32_t {
-  kDetourNotReady =
-      1,  // not initialised yet, or a heap limit is set (read once, at initialisation)
-  kDetourFallback = 2,  // arenas outside the reservation exist (pool/arena.cpp)
+  // Not initialised yet, or a heap limit is set (read once, at initialisation).
+  kDetourNotReady = 1,
+  kDetourFallback = 2,  // arenas outside the reservation exist (pool/arena.cpp, arena.h)
   kDetourGuard = 4,     // the guard takes some allocations (guard/guard.cpp)
   kDetourTrack = 8,     // the tracker takes some allocations (track/tracker.cpp)
 };
