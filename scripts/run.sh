@@ -34,8 +34,9 @@ if [[ $# -gt 0 ]]; then
 fi
 
 "$root/scripts/deps.sh"
-# pg_demo is defined with the tests: make sure they are configured, but build only these two.
-build_dir="$(POOLGUARD_BUILD_TARGETS="poolguard pg_demo" "$root/scripts/build.sh" -DPOOLGUARD_TESTS=ON)"
+# pg_demo is defined with the tests: make sure they are configured, but build only the library
+# (poolguard), the tool (poolguard_tool, the README's second step) and the demo.
+build_dir="$(POOLGUARD_BUILD_TARGETS="poolguard poolguard_tool pg_demo" "$root/scripts/build.sh" -DPOOLGUARD_TESTS=ON)"
 lib="$build_dir/preload/libpoolguard.so"
 [[ -f "$lib" ]] || { echo "run.sh: build did not produce $lib" >&2; exit 1; }
 
