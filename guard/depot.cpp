@@ -210,11 +210,11 @@ void depot_range(uintptr_t* lo, uintptr_t* hi) {
 }
 
 void depot_lock_for_fork() {
-  g_depot_lock.force_lock();
+  g_depot_lock.lock_for_fork();
 }
 
 void depot_unlock_after_fork() {
-  g_depot_lock.force_unlock();
+  g_depot_lock.unlock_after_fork();
 }
 
 }  // namespace pg

@@ -220,7 +220,8 @@ void report_finding(const Finding& f, bool fatal) {
   }
   bool ends = fatal || error_mode() == ErrorMode::kAbort;
   ReportLock lock;
-  int fd = log_output_fd();
+  LogOutput out;
+  int fd = out.fd();
   {
     Line o;
     o.str("poolguard: ERROR: ").str(error_kind_name(f.kind));

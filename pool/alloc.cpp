@@ -1,6 +1,8 @@
 #include "pool/alloc.h"
 
 #include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -15,6 +17,7 @@
 #include "pool/introspect.h"
 #include "pool/large.h"
 #include "pool/limit.h"
+#include "pool/os.h"
 #include "pool/report.h"
 #include "track/tracker.h"
 
@@ -179,6 +182,7 @@ inline bool plain_outside(const void* p) {
 }
 
 [[gnu::noinline]] void free_outside_general(void* p) {
+  os::SavedErrno keep;  // the guard's mprotect and mmap, reports, trims
   if (arena_owns_outside_reservation(p)) return heap_free(p);  // a fallback arena
   if (in_reservation_unused(p)) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
@@ -202,6 +206,14 @@ void* malloc_slow(size_t size) {
 void free_outside(void* p) {
   if (PG_LIKELY(plain_outside(p))) return large_free_plain(p);
   return free_outside_general(p);
+}
+
+int prlimit_impl(int pid, int resource, const void* new_limit, void* old_limit) {
+  if (resource == RLIMIT_AS && new_limit != nullptr && (pid == 0 || pid == getpid())) {
+    const struct rlimit64* n = static_cast<const struct rlimit64*>(new_limit);
+    if (n->rlim_cur != RLIM64_INFINITY) arena_fit_reservation(static_cast<size_t>(n->rlim_cur));
+  }
+  return static_cast<int>(syscall(SYS_prlimit64, pid, resource, new_limit, old_limit));
 }
 
 bool is_pool_pointer(const void* p) {

@@ -56,6 +56,12 @@ void* pvalloc_impl(size_t size);
 // pools that is not a block; for a pointer glibc allocated without poolguard, glibc's own figure.
 size_t usable_size_impl(const void* p);
 
+// prlimit64(2) for setrlimit, prlimit and their 64-bit names, with glibc's return convention. A
+// finite RLIMIT_AS set on this process first gives back what of the arena reservation the new
+// limit cannot afford (pool/arena.h), so that the reservation never makes the program fail.
+// new_limit and old_limit are struct rlimit64 (the same layout as struct rlimit on 64-bit).
+int prlimit_impl(int pid, int resource, const void* new_limit, void* old_limit);
+
 // True when p points into poolguard's pool address space (O(1), no lock).
 bool is_pool_pointer(const void* p);
 

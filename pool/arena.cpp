@@ -91,6 +91,21 @@ bool radix_set(uintptr_t addr) {
   return true;
 }
 
+// See arena_fit_reservation(). Under the arena lock.
+size_t fit_reservation_locked(size_t limit) {
+  uintptr_t base = g_space.base.load(std::memory_order_relaxed);
+  uintptr_t reserved = g_space.reserved.load(std::memory_order_relaxed);
+  uintptr_t used = g_space.used.load(std::memory_order_relaxed);
+  if (base == 0 || reserved <= used) return 0;
+  uintptr_t keep = (limit / 4) & ~(uintptr_t{kArenaSize} - 1);
+  if (keep < used) keep = used;
+  if (keep >= reserved) return 0;
+  g_space.reserved.store(keep, std::memory_order_release);
+  os::unmap(reinterpret_cast<char*>(base + keep), reserved - keep);
+  g_count.reserved = keep;
+  return reserved - keep;
+}
+
 // Brings a new arena into use: a released one, the next slot of the reservation, or a fallback.
 Arena* arena_new() {
   if (Arena* a = g_released) {
@@ -109,7 +124,7 @@ Arena* arena_new() {
   char* base = nullptr;
   uintptr_t rbase = g_space.base.load(std::memory_order_relaxed);
   uintptr_t used = g_space.used.load(std::memory_order_relaxed);
-  if (rbase != 0 && used + kArenaSize <= g_space.reserved) {
+  if (rbase != 0 && used + kArenaSize <= g_space.reserved.load(std::memory_order_relaxed)) {
     base = reinterpret_cast<char*>(rbase + used);
     if (!os::commit(base, kArenaSize)) base = nullptr;
     // Publish only after the pages are accessible: `used` bounds what free() may read.
@@ -117,6 +132,10 @@ Arena* arena_new() {
   }
   if (base == nullptr) {
     base = static_cast<char*>(os::map_aligned(kArenaSize, kArenaSize));
+    if (base == nullptr && os::address_space_limit() != SIZE_MAX &&
+        fit_reservation_locked(0) != 0) {
+      base = static_cast<char*>(os::map_aligned(kArenaSize, kArenaSize));
+    }
     if (base == nullptr) return nullptr;
     if (!radix_set(reinterpret_cast<uintptr_t>(base))) {
       os::unmap(base, kArenaSize);
@@ -180,7 +199,7 @@ void arenas_init(size_t reserve) {
   while (reserve >= kMinReserve) {
     void* p = os::reserve_aligned(reserve, kArenaSize);
     if (p != nullptr) {
-      g_space.reserved = reserve;
+      g_space.reserved.store(reserve, std::memory_order_relaxed);
       g_space.used.store(0, std::memory_order_relaxed);
       g_space.base.store(reinterpret_cast<uintptr_t>(p), std::memory_order_release);
       g_count.reserved = reserve;
@@ -193,6 +212,16 @@ void arenas_init(size_t reserve) {
 
 void arena_set_purge_threshold(size_t bytes) {
   g_purge_threshold_pools = bytes / kPoolSize;
+}
+
+size_t arena_fit_reservation(size_t limit) {
+  LockGuard guard(g_arena_lock);
+  return fit_reservation_locked(limit);
+}
+
+bool arena_reclaim_address_space() {
+  if (os::address_space_limit() == SIZE_MAX) return false;
+  return arena_fit_reservation(0) != 0;
 }
 
 bool arena_owns(const void* p) {
@@ -271,10 +300,10 @@ void arena_counters(ArenaCounters* out) {
 }
 
 void arenas_lock_for_fork() {
-  g_arena_lock.force_lock();
+  g_arena_lock.lock_for_fork();
 }
 void arenas_unlock_after_fork() {
-  g_arena_lock.force_unlock();
+  g_arena_lock.unlock_after_fork();
 }
 
 }  // namespace pg

@@ -46,11 +46,14 @@ struct Arena {
   Arena* prev;
 };
 
-// The reservation, readable without a lock. `used` is the high-water mark of arenas carved in it.
+// The reservation, readable without a lock. `used` is the high-water mark of arenas carved in it
+// and only grows; `reserved` (>= used) only shrinks, when the unused tail is given back
+// (arena_fit_reservation): it is lowered before the tail is unmapped, so that no reader takes an
+// address the kernel has handed to someone else for part of the reservation.
 struct AddressSpace {
   std::atomic<uintptr_t> base{0};
   std::atomic<uintptr_t> used{0};
-  uintptr_t reserved = 0;
+  std::atomic<uintptr_t> reserved{0};
 };
 // Hidden: the fast path then reads it RIP-relative instead of through the GOT.
 extern AddressSpace g_space __attribute__((visibility("hidden")));
@@ -92,16 +95,26 @@ outside:
 // True if p lies anywhere in the reserved range, carved or not.
 inline bool in_reservation(const void* p) {
   return reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed) <
-         g_space.reserved;
+         g_space.reserved.load(std::memory_order_acquire);
 }
 
 // True if p lies in the reserved range but past the arenas carved so far: never a valid block,
 // and its pages are inaccessible, so nothing may read around it.
 inline bool in_reservation_unused(const void* p) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_space.base.load(std::memory_order_relaxed);
-  return g_space.base.load(std::memory_order_relaxed) != 0 && off < g_space.reserved &&
+  return g_space.base.load(std::memory_order_relaxed) != 0 &&
+         off < g_space.reserved.load(std::memory_order_acquire) &&
          off >= g_space.used.load(std::memory_order_relaxed);
 }
+
+// The address space limit (RLIMIT_AS) counts the reservation whole, used or not, so a reservation
+// must never be what makes a program fail. Gives back the unused tail of the reservation beyond
+// what a quarter of `limit` allows (all of it when limit is 0), keeping the arenas carved so far;
+// new arenas are then mapped one at a time. Returns the bytes given back.
+size_t arena_fit_reservation(size_t limit);
+// Called when memory was refused: if an address space limit is in force and the reservation has
+// an unused tail, gives all of it back and returns true (the caller tries again).
+bool arena_reclaim_address_space();
 
 // Takes a free pool from the fullest arena (mapping a new arena if needed) and returns its
 // address, with pages zeroed if never used. nullptr when the OS refuses memory.

@@ -565,6 +565,7 @@ uint64_t heap_random(Heap* h) {
 }
 
 void heap_free_slow(Heap* h, Pool* pool) {
+  os::SavedErrno keep;  // releasing a pool may madvise
   // Filed as full (kFullBias set): the block just freed is room again.
   if (pool->list == kListFull) move_to_avail(h, pool);
   if (pool->used == 0) {  // never the current pool (see set_current)
@@ -612,7 +613,10 @@ static void free_abandoned(Pool* pool, void* p) {
 
 void heap_free_remote(Pool* pool, void* p) {
   Heap* owner = pool->owner.load(std::memory_order_acquire);
-  if (owner == nullptr) return free_abandoned(pool, p);
+  if (owner == nullptr) {
+    os::SavedErrno keep;  // releasing the pool may madvise
+    return free_abandoned(pool, p);
+  }
   FreeBlock* fb = static_cast<FreeBlock*>(p);
   if (PG_UNLIKELY(fb->tag == pool->tag)) {
     // The owner's lists cannot be walked from here; a 64-bit random tag is proof enough.
@@ -772,18 +776,18 @@ void heap_detach_current() {
 }
 
 void heaps_lock_for_fork() {
-  g_heap_lock.force_lock();
-  g_abandon_lock.force_lock();
+  g_heap_lock.lock_for_fork();
+  g_abandon_lock.lock_for_fork();
 }
 
 void heaps_unlock_after_fork_parent() {
-  g_abandon_lock.force_unlock();
-  g_heap_lock.force_unlock();
+  g_abandon_lock.unlock_after_fork();
+  g_heap_lock.unlock_after_fork();
 }
 
 void heaps_after_fork_child() {
-  g_abandon_lock.force_unlock();
-  g_heap_lock.force_unlock();
+  g_abandon_lock.unlock_after_fork();
+  g_heap_lock.unlock_after_fork();
   // Only the forking thread exists in the child: the other heaps' threads are gone, so abandon
   // their pools now; this thread and its heap go on as before.
   pthread_t self = pthread_self();

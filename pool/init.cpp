@@ -10,6 +10,7 @@
 #include "pool/large.h"
 #include "pool/limit.h"
 #include "pool/lock.h"
+#include "pool/log.h"
 #include "pool/meta.h"
 #include "pool/options.h"
 #include "pool/os.h"
@@ -18,7 +19,6 @@
 
 namespace pg {
 
-std::atomic<pthread_t> g_fork_owner{0};
 std::atomic<uint32_t> g_large_detours{kDetourNotReady};
 
 namespace {
@@ -29,36 +29,77 @@ std::atomic<pthread_t> g_init_thread{0};
 std::atomic<uint64_t> g_secret{0};
 
 // fork(): hold every lock across the fork, so that the child never inherits one held by a thread
-// that does not exist there. Lock order: guard (registry, stack depot), heap registry, abandoned
-// pools, arenas, metadata.
+// that does not exist there (pool/lock.h has the cases of a fork from a signal handler).
+//
+// glibc's fork() runs the atfork prepare handlers first, then takes its stdio list lock, then its
+// own malloc's locks, which it takes last because stdio calls malloc with the list lock or a
+// FILE's lock held (getdelim, fflush's buffers). Our handler runs in the first step, so taking our
+// locks there would invert that order: a thread in fflush(NULL) holds the list lock and waits
+// for a FILE that a thread in getline holds, which waits in malloc for one of our locks, which
+// the forking thread holds while it waits for the list lock. So the handler takes the stdio list
+// lock itself first (it is recursive: glibc's own acquisition then just counts), exactly when
+// glibc will (more than one thread), and lets go of it after our locks in the parent; in the
+// child glibc resets it, and so do we, in case glibc judged the process single-threaded.
+//
+// Lock order: stdio list, tracker shards, guard (registry, stack depot), heap registry, abandoned
+// pools, arenas, metadata, large-block statistics, log.
+extern "C" {
+extern char __libc_single_threaded;
+void _IO_list_lock();
+void _IO_list_unlock();
+void _IO_list_resetlock();
+}
+
+// Per fork depth (pool/lock.h): whether that level's prepare handler took the stdio list lock.
+constexpr int kMaxForkDepth = 8;
+__thread bool t_fork_took_io[kMaxForkDepth + 1] __attribute__((tls_model("initial-exec")));
+
 void before_fork() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  int depth = ++t_fork_depth;
+  bool io = __libc_single_threaded == 0 && depth <= kMaxForkDepth;
+  if (depth <= kMaxForkDepth) t_fork_took_io[depth] = io;
+  if (io) _IO_list_lock();
   tracker_lock_for_fork();
   guard_lock_for_fork();
   heaps_lock_for_fork();
   arenas_lock_for_fork();
   meta_lock_for_fork();
+  large_lock_for_fork();
+  log_lock_for_fork();
   g_fork_owner.store(pthread_self(), std::memory_order_relaxed);
+}
+
+// After the fork, in the parent and in the child: the handler's depth done, and whether it took
+// the stdio list lock.
+bool end_fork_depth() {
+  int depth = t_fork_depth--;
+  if (depth == 1) g_fork_owner.store(0, std::memory_order_relaxed);
+  return depth <= kMaxForkDepth && t_fork_took_io[depth];
 }
 
 void after_fork_parent() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  g_fork_owner.store(0, std::memory_order_relaxed);
+  log_unlock_after_fork();
+  large_unlock_after_fork_parent();
   meta_unlock_after_fork();
   arenas_unlock_after_fork();
   heaps_unlock_after_fork_parent();
   guard_unlock_after_fork(false);
   tracker_unlock_after_fork();
+  if (end_fork_depth()) _IO_list_unlock();
 }
 
 void after_fork_child() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
-  g_fork_owner.store(0, std::memory_order_relaxed);
+  log_unlock_after_fork();
+  large_after_fork_child();
   meta_unlock_after_fork();
   arenas_unlock_after_fork();
   heaps_after_fork_child();
   guard_unlock_after_fork(true);
   tracker_unlock_after_fork();
+  if (end_fork_depth()) _IO_list_resetlock();
 }
 
 // POOLGUARD_GUARD, _GUARD_SAMPLE, _QUARANTINE, _GUARD_FILL. In redzone and page modes no thread
@@ -113,7 +154,6 @@ bool ensure_init() {
     limit_init();
     arenas_init(options().RESERVE);
     heaps_init();
-    large_init();
     init_guard();
     init_tracker();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);

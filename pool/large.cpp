@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "pool/arena.h"
 #include "pool/init.h"
 #include "pool/limit.h"
 #include "pool/lock.h"
@@ -27,7 +28,8 @@ constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
 //
 // The large path must cost about what glibc costs, so it updates no shared counter: each thread
 // counts in its own LargeStats (single writer, read by others with relaxed loads), registered in
-// a list on the thread's first large block and folded into `g_gone` when the thread exits.
+// a list on the thread's first large block and folded into `g_gone` when the thread exits (see
+// ThreadState for what happens after that).
 
 // Single writer: one plain add on x86 (no lock prefix), read by others with a relaxed load.
 struct Counter {
@@ -55,13 +57,21 @@ struct Counter {
 // operations of a thread, not on each.
 constexpr int32_t kTrimCheckEvery = 64;
 
+// A thread's statistics go through three states. kNew: nothing counted yet (the plain path sends
+// the first block to the general one, which registers). kRegistered: in g_threads. kExited: the
+// thread's exit hook folded them into g_gone; the thread may still allocate and free afterwards
+// (later pthread key destructors, and glibc itself, which frees the thread's second-level key
+// arrays after every destructor has run), and those operations count straight into g_gone: such a
+// thread must never register again, since its TLS, where LargeStats lives, goes away with it.
+enum class ThreadState : uint8_t { kNew, kRegistered, kExited };
+
 struct LargeStats {
   Counter allocs, frees;
   Counter bytes_in, bytes_out;  // usable bytes of the blocks this thread allocated / freed
-  // Large operations left before the next trim check (trim_check below); 0 while the thread is
-  // not registered, so that the plain path hands its first block to the general one.
+  // Large operations left before the next trim check (trim_check below); 0 unless registered, so
+  // that the plain path hands every block of an unregistered thread to the general one.
   int32_t budget = 0;
-  bool registered = false;
+  ThreadState state = ThreadState::kNew;
   LargeStats* next = nullptr;
   LargeStats* prev = nullptr;
 };
@@ -69,16 +79,27 @@ struct LargeStats {
 __thread LargeStats t_stats __attribute__((tls_model("initial-exec")));
 
 SpinLock g_stats_lock;
-LargeStats* g_threads = nullptr;    // registered threads' stats
-uint64_t g_gone[4] = {0, 0, 0, 0};  // allocs, frees, bytes_in, bytes_out of exited threads
+LargeStats* g_threads = nullptr;  // registered threads' stats, under g_stats_lock
+// allocs, frees, bytes_in, bytes_out of exited threads (and of threads past their exit hook).
+// Atomic: a thread past its exit hook adds to them without the lock.
+std::atomic<uint64_t> g_gone[4];
 pthread_key_t g_key;
 bool g_key_made = false;
 
-void unregister_locked(LargeStats* s) {
-  g_gone[0] += s->allocs.get();
-  g_gone[1] += s->frees.get();
-  g_gone[2] += s->bytes_in.get();
-  g_gone[3] += s->bytes_out.get();
+void add_gone(int i, uint64_t n) {
+  if (n != 0) g_gone[i].fetch_add(n, std::memory_order_relaxed);
+}
+
+uint64_t gone(int i) {
+  return g_gone[i].load(std::memory_order_relaxed);
+}
+
+// Takes s out of g_threads, its counts into g_gone. Under g_stats_lock.
+void unregister_locked(LargeStats* s, ThreadState next_state) {
+  add_gone(0, s->allocs.get());
+  add_gone(1, s->frees.get());
+  add_gone(2, s->bytes_in.get());
+  add_gone(3, s->bytes_out.get());
   if (s->prev) {
     s->prev->next = s->next;
   } else {
@@ -86,7 +107,7 @@ void unregister_locked(LargeStats* s) {
   }
   if (s->next) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
-  s->registered = false;
+  s->state = next_state;
   s->budget = 0;
   s->allocs.v = s->frees.v = s->bytes_in.v = s->bytes_out.v = 0;
 }
@@ -94,30 +115,34 @@ void unregister_locked(LargeStats* s) {
 void on_thread_exit(void* arg) {
   LockGuard guard(g_stats_lock);
   LargeStats* s = static_cast<LargeStats*>(arg);
-  if (s->registered) unregister_locked(s);
+  if (s->state == ThreadState::kRegistered) unregister_locked(s, ThreadState::kExited);
 }
 
+}  // namespace
+
+void large_lock_for_fork() {
+  g_stats_lock.lock_for_fork();
+}
+void large_unlock_after_fork_parent() {
+  g_stats_lock.unlock_after_fork();
+}
 // In a forked child only the forking thread exists: fold the others away before their TLS
 // memory is reused by new threads.
-void after_fork_child() {
-  g_stats_lock.force_unlock();
+void large_after_fork_child() {
+  g_stats_lock.unlock_after_fork();
   LockGuard guard(g_stats_lock);
   for (LargeStats* s = g_threads; s != nullptr;) {
     LargeStats* next = s->next;
-    if (s != &t_stats) unregister_locked(s);
+    if (s != &t_stats) unregister_locked(s, ThreadState::kNew);
     s = next;
   }
 }
-void before_fork() {
-  g_stats_lock.force_lock();
-}
-void after_fork_parent() {
-  g_stats_lock.force_unlock();
-}
 
-[[gnu::noinline]] LargeStats& register_thread() {
+namespace {
+
+[[gnu::noinline]] void register_thread() {
   LargeStats* s = &t_stats;
-  s->registered = true;  // first: the calls below may allocate and come back here
+  s->state = ThreadState::kRegistered;  // first: the calls below may allocate and come back here
   s->budget = kTrimCheckEvery;
   bool make_key;
   {
@@ -131,24 +156,28 @@ void after_fork_parent() {
   }
   if (make_key) pthread_key_create(&g_key, on_thread_exit);
   pthread_setspecific(g_key, s);
-  return *s;
 }
 
-inline LargeStats& stats() {
-  LargeStats& s = t_stats;
-  return PG_LIKELY_LARGE(s.registered) ? s : register_thread();
+// The calling thread's statistics, registering them first if need be; nullptr for a thread past
+// its exit hook, whose operations count into g_gone.
+inline LargeStats* stats() {
+  LargeStats* s = &t_stats;
+  if (PG_LIKELY_LARGE(s->state == ThreadState::kRegistered)) return s;
+  if (s->state == ThreadState::kExited) return nullptr;
+  register_thread();
+  return s;
 }
 
 // Sum of live large bytes, or false when the lock is busy (a fork in progress, or a reader):
 // the trim check is then simply skipped.
 bool live_bytes_now(uint64_t* live) {
   if (!g_stats_lock.try_lock()) return false;
-  uint64_t in = g_gone[2], out = g_gone[3];
+  uint64_t in = gone(2), out = gone(3);
   for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
     in += s->bytes_in.get();
     out += s->bytes_out.get();
   }
-  g_stats_lock.force_unlock();  // taken with try_lock, not lock(): release it as such
+  g_stats_lock.unlock_raw();
   *live = in >= out ? in - out : 0;
   return true;
 }
@@ -179,11 +208,16 @@ std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or 
 // Counts one block in (alloc) or out (free) on the calling thread, and every kTrimCheckEvery
 // operations looks whether glibc should give memory back.
 inline void count(bool alloc, size_t usable) {
-  LargeStats& s = stats();
-  (alloc ? s.allocs : s.frees).add(1);
-  (alloc ? s.bytes_in : s.bytes_out).add(usable);
-  if (--s.budget <= 0) {
-    s.budget = kTrimCheckEvery;
+  LargeStats* s = stats();
+  if (s == nullptr) {
+    add_gone(alloc ? 0 : 1, 1);
+    add_gone(alloc ? 2 : 3, usable);
+    return;
+  }
+  (alloc ? s->allocs : s->frees).add(1);
+  (alloc ? s->bytes_in : s->bytes_out).add(usable);
+  if (--s->budget <= 0) {
+    s->budget = kTrimCheckEvery;
     trim_check();
   }
 }
@@ -234,6 +268,22 @@ char* aligned_raw(const void* p) {
          reinterpret_cast<const uint64_t*>(header_of(p))[-1];
 }
 
+// ---- When glibc refuses -------------------------------------------------------------------------
+//
+// Under an address space limit (RLIMIT_AS), the unused part of the arena reservation may be what
+// stands between glibc and the memory it needs: give it back and ask once more.
+void* libc_alloc(size_t size, bool zero) {
+  void* p = zero ? __libc_calloc(1, size) : __libc_malloc(size);
+  if (PG_LIKELY_LARGE(p != nullptr) || !arena_reclaim_address_space()) return p;
+  return zero ? __libc_calloc(1, size) : __libc_malloc(size);
+}
+
+void* libc_realloc(void* p, size_t size) {
+  void* q = __libc_realloc(p, size);
+  if (PG_LIKELY_LARGE(q != nullptr) || !arena_reclaim_address_space()) return q;
+  return __libc_realloc(p, size);
+}
+
 // Aligned by hand inside a larger __libc_malloc block rather than with __libc_memalign, which the
 // sanitizers intercept (their memalign and glibc's free do not mix).
 void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
@@ -241,7 +291,7 @@ void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
   size_t front = alignment + 2 * kHeader;  // header, offset word, alignment slack
   size_t total = size + front;
   if (total < size) return nullptr;
-  char* raw = static_cast<char*>(zero ? __libc_calloc(1, total) : __libc_malloc(total));
+  char* raw = static_cast<char*>(libc_alloc(total, zero));
   if (raw == nullptr) return nullptr;
   uintptr_t a = reinterpret_cast<uintptr_t>(raw) + 2 * kHeader;
   char* p = reinterpret_cast<char*>((a + alignment - 1) & ~(uintptr_t{alignment} - 1));
@@ -254,19 +304,12 @@ void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
 
 }  // namespace
 
-void large_init() {
-  // Registered at initialisation, before anything else poolguard starts (the stats publisher's
-  // own fork handler creates a thread, which may allocate a large block): the child handler that
-  // releases the stats lock must run first.
-  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-}
-
 // Plain large blocks are glibc's own chunks, untouched: glibc's speed, glibc's usable size.
 void* large_alloc(size_t size, size_t alignment, bool zero) {
   void* p;
   size_t usable;
   if (alignment <= kHeader) {
-    p = zero ? __libc_calloc(1, size) : __libc_malloc(size);
+    p = libc_alloc(size, zero);
     if (p == nullptr) return nullptr;
     usable = foreign_usable_size(p);
   } else {
@@ -312,10 +355,7 @@ inline void* plain_alloc(size_t size) {
   LargeStats& s = t_stats;
   if (PG_UNLIKELY_LARGE(s.budget <= 1)) return large_alloc_general(size, kZero);
   void* p = kZero ? __libc_calloc(1, size) : __libc_malloc(size);
-  if (PG_UNLIKELY_LARGE(p == nullptr)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+  if (PG_UNLIKELY_LARGE(p == nullptr)) return large_alloc_general(size, kZero);  // may retry
   --s.budget;
   s.allocs.inc();
   s.bytes_in.add(chunk_usable(p));
@@ -353,6 +393,9 @@ bool large_realloc_plain(void* p, size_t size, void** out) {
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
   if (!plain_block(size_word, s)) return false;
   void* q = __libc_realloc(p, size);
+  if (PG_UNLIKELY_LARGE(q == nullptr) && arena_reclaim_address_space()) {
+    q = __libc_realloc(p, size);
+  }
   *out = q;
   if (PG_UNLIKELY_LARGE(q == nullptr)) return true;  // glibc set errno; p is untouched
   --s.budget;
@@ -386,7 +429,7 @@ void* large_realloc(void* p, size_t size) {
     charged = size - old + 4096;
     if (!limit_charge(charged, size)) return nullptr;
   }
-  void* q = __libc_realloc(p, size);
+  void* q = libc_realloc(p, size);
   if (q == nullptr) {
     limit_release(charged);
     return nullptr;
@@ -397,13 +440,18 @@ void* large_realloc(void* p, size_t size) {
     if (charged > growth) limit_release(charged - growth);
     if (usable < old) limit_release(old - usable);
   }
-  LargeStats& s = stats();
-  s.bytes_out.add(old);
-  s.bytes_in.add(usable);
+  LargeStats* s = stats();
+  if (s == nullptr) {
+    add_gone(3, old);
+    add_gone(2, usable);
+    return q;
+  }
+  s->bytes_out.add(old);
+  s->bytes_in.add(usable);
   // Counted against the budget too: a program that only reallocs would otherwise never get its
   // trim check, nor back onto the plain path.
-  if (--s.budget <= 0) {
-    s.budget = kTrimCheckEvery;
+  if (--s->budget <= 0) {
+    s->budget = kTrimCheckEvery;
     trim_check();
   }
   return q;
@@ -417,7 +465,7 @@ size_t foreign_usable_size(const void* p) {
 
 void large_counters(LargeCounters* out) {
   LockGuard guard(g_stats_lock);
-  uint64_t v[4] = {g_gone[0], g_gone[1], g_gone[2], g_gone[3]};
+  uint64_t v[4] = {gone(0), gone(1), gone(2), gone(3)};
   for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
     v[0] += s->allocs.get();
     v[1] += s->frees.get();

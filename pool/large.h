@@ -19,8 +19,10 @@
 
 namespace pg {
 
-// Registers the fork handlers of the large-block statistics. Called once from initialisation.
-void large_init();
+// fork support (pool/init.cpp calls these in its fixed lock order).
+void large_lock_for_fork();
+void large_unlock_after_fork_parent();
+void large_after_fork_child();  // also folds away the statistics of threads not in the child
 
 // Allocates size bytes aligned to `alignment` (a power of two >= 16). nullptr when glibc fails.
 void* large_alloc(size_t size, size_t alignment, bool zero);

@@ -1,6 +1,8 @@
 #include "pool/log.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,9 +27,7 @@ struct RateState {
 };
 RateState g_rate[static_cast<int>(LogEvent::kCount)];
 
-SpinLock g_log_lock;  // serialises opening the file and writing lines
-int g_log_fd = -1;
-int g_log_pid = 0;
+SpinLock g_log_lock;  // serialises writing records, so that their lines never interleave
 
 int64_t now_ns(clockid_t clock) {
   struct timespec ts;
@@ -77,35 +77,178 @@ void append_time(TextBuffer<4096>& b) {
   b.chr(static_cast<char>('0' + ms % 10)).str("Z\"");
 }
 
-// The destination: fd 2, or the log file (opened on first use, again after a fork).
-int log_fd() {
-  const char* path = option_string(options().LOG);
-  if (path == nullptr || strcmp(path, "stderr") == 0) return STDERR_FILENO;
-  int pid = os::process_id();
-  if (g_log_fd >= 0 && g_log_pid == pid) return g_log_fd;
-  char name[512];
+// ---- Where output goes ----------------------------------------------------------------------
+//
+// poolguard writes only to descriptors it has checked at the moment it writes, since a program
+// may close any descriptor and open its own file under the same number (closefrom(3) and a data
+// file, seen in the field):
+//  - POOLGUARD_LOG=PATH is opened for each record or report and closed after it, never cached,
+//    with O_NOFOLLOW; a regular file must belong to the effective user and have a single link,
+//    anything else (a device, a FIFO) must belong to that user or to root, and a symbolic link is
+//    followed only when it belongs to one of them (an attacker's link in /tmp is not). A path
+//    that cannot be used sends the output to stderr, and says so once.
+//  - stderr is fd 2 while it is open for writing: whatever the program has made its stderr, as
+//    for any library's diagnostics (a program that redirects fd 2 with dup2 gets them there). When
+//    fd 2 is closed, output goes to the duplicate of the start-up stderr that log_prepare() may
+//    have made, if it still refers to that file (same device and inode), else nowhere. Output at
+//    exit (the summary, the leak report) prefers that duplicate: programs close or redirect stderr
+//    in their own exit handlers, and the user who started the program is watching the original.
+
+struct StderrId {
+  bool known = false;
+  uint64_t dev = 0, ino = 0;
+  int dup_fd = -1;  // a close-on-exec duplicate, or -1
+};
+StderrId g_stderr;
+std::atomic<bool> g_log_fallback_said{false};
+
+bool same_file(int fd, uint64_t dev, uint64_t ino) {
+  uint64_t d, i;
+  return os::file_id(fd, &d, &i) && d == dev && i == ino;
+}
+
+bool writable(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  return flags >= 0 && (flags & O_ACCMODE) != O_RDONLY;
+}
+
+// The start-up stderr's duplicate, while it still refers to that file; else -1.
+int stderr_duplicate() {
+  if (!g_stderr.known || g_stderr.dup_fd < 0) return -1;
+  return same_file(g_stderr.dup_fd, g_stderr.dev, g_stderr.ino) ? g_stderr.dup_fd : -1;
+}
+
+// The log path with %p replaced by the pid, in name[size]. False when it does not fit.
+bool expand_log_path(const char* path, char* name, size_t size) {
   size_t n = 0;
-  for (const char* p = path; *p && n + 24 < sizeof name; ++p) {
+  for (const char* p = path; *p; ++p) {
     if (p[0] == '%' && p[1] == 'p') {
       TextBuffer<24> num;
-      num.u64(static_cast<uint64_t>(pid));
+      num.u64(static_cast<uint64_t>(os::process_id()));
+      if (n + num.size() >= size) return false;
       for (size_t i = 0; i < num.size(); ++i) name[n++] = num.data()[i];
       ++p;
     } else {
+      if (n + 1 >= size) return false;
       name[n++] = *p;
     }
   }
   name[n] = '\0';
-  if (g_log_fd >= 0) close(g_log_fd);  // the parent's file, inherited across fork
-  g_log_fd = open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  g_log_pid = pid;
-  return g_log_fd >= 0 ? g_log_fd : STDERR_FILENO;
+  return true;
+}
+
+// Says once, on stderr, that POOLGUARD_LOG cannot be used.
+void say_log_fallback(const char* path, const char* why) {
+  if (g_log_fallback_said.exchange(true, std::memory_order_relaxed)) return;
+  int fd = log_stderr_fd();
+  if (fd < 0) return;
+  TextBuffer<768> line;
+  line.str("poolguard: POOLGUARD_LOG=").json_str(path).str(" cannot be used (").str(why);
+  line.str("); writing to stderr instead\n");
+  line.flush(fd);
 }
 
 }  // namespace
 
-int log_output_fd() {
-  return log_fd();
+void log_prepare(bool keep_duplicate) {
+  if (!keep_duplicate || g_stderr.known) return;
+  uint64_t dev, ino;
+  if (!writable(STDERR_FILENO) || !os::file_id(STDERR_FILENO, &dev, &ino)) return;
+  g_stderr.dup_fd = os::dup_cloexec(STDERR_FILENO, 100);
+  g_stderr.dev = dev;
+  g_stderr.ino = ino;
+  g_stderr.known = g_stderr.dup_fd >= 0;
+}
+
+int log_stderr_fd() {
+  int saved = errno;
+  int fd = writable(STDERR_FILENO) ? STDERR_FILENO : stderr_duplicate();
+  errno = saved;
+  return fd;
+}
+
+int log_exit_fd() {
+  int saved = errno;
+  int fd = stderr_duplicate();
+  errno = saved;
+  return fd >= 0 ? fd : log_stderr_fd();
+}
+
+int log_open_file(const char* path, const char** why) {
+  char name[512];
+  if (!expand_log_path(path, name, sizeof name)) {
+    *why = "path too long";
+    return -1;
+  }
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
+  uid_t me = geteuid();
+  int fd = open(name, kFlags, 0600);
+  if (fd < 0 && errno == ELOOP) {
+    // A symbolic link: followed only when it is ours or root's (such as /dev/stderr).
+    struct stat ls;
+    if (lstat(name, &ls) == 0 && S_ISLNK(ls.st_mode) && (ls.st_uid == me || ls.st_uid == 0)) {
+      fd = open(name, kFlags & ~(O_NOFOLLOW | O_CREAT));
+    } else {
+      *why = "a symbolic link that belongs to another user";
+      return -1;
+    }
+  }
+  if (fd < 0) {
+    *why = errno == EACCES || errno == EPERM || errno == EROFS ? "permission denied"
+           : errno == ENOENT || errno == ENOTDIR               ? "no such directory"
+                                                               : "cannot open it";
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    *why = "cannot stat it";
+    return -1;
+  }
+  if (S_ISREG(st.st_mode) ? st.st_uid != me : st.st_uid != me && st.st_uid != 0) {
+    close(fd);
+    *why = "it belongs to another user";
+    return -1;
+  }
+  if (S_ISREG(st.st_mode) && st.st_nlink != 1) {
+    close(fd);
+    *why = "a file with more than one link";
+    return -1;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    *why = "a directory";
+    return -1;
+  }
+  return fd;
+}
+
+LogOutput::LogOutput(bool at_exit) {
+  const char* path = option_string(options().LOG);
+  if (path != nullptr && strcmp(path, "stderr") != 0) {
+    const char* why = nullptr;
+    int saved = errno;
+    fd_ = log_open_file(path, &why);
+    errno = saved;
+    if (fd_ >= 0) {
+      owned_ = true;
+      return;
+    }
+    say_log_fallback(path, why);
+  }
+  fd_ = at_exit ? log_exit_fd() : log_stderr_fd();
+}
+
+LogOutput::~LogOutput() {
+  if (owned_) close(fd_);
+}
+
+void log_lock_for_fork() {
+  g_log_lock.lock_for_fork();
+}
+
+void log_unlock_after_fork() {
+  g_log_lock.unlock_after_fork();
 }
 
 const char* log_event_name(LogEvent event) {
@@ -156,7 +299,12 @@ void log_flush_suppressed() {
 void log_end(TextBuffer<4096>& line) {
   line.str("}\n");
   LockGuard guard(g_log_lock);
-  line.flush(log_fd());
+  LogOutput out;
+  if (out.fd() >= 0) {
+    line.flush(out.fd());
+  } else {
+    line.clear();
+  }
 }
 
 }  // namespace pg

@@ -20,9 +20,37 @@ void log_end(TextBuffer<4096>& line);
 
 const char* log_event_name(LogEvent event);
 
-// Where records and guard reports go: fd 2, or the POOLGUARD_LOG file (opened on first use, and
-// again in a forked child). Async-signal-safe: at most an open(2).
-int log_output_fd();
+// Where records and reports go, verified when taken (log.cpp has the rules): the POOLGUARD_LOG
+// file, opened now and closed when this goes out of scope, or stderr as it was at start-up. fd()
+// is -1 when there is nowhere safe to write: the output is then dropped. Async-signal-safe.
+class LogOutput {
+ public:
+  // at_exit: output at exit, whose stderr is log_exit_fd().
+  explicit LogOutput(bool at_exit = false);
+  ~LogOutput();
+  LogOutput(const LogOutput&) = delete;
+  LogOutput& operator=(const LogOutput&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  bool owned_ = false;
+};
+
+// With keep_duplicate, keeps a close-on-exec duplicate of stderr as it is now (numbered 100 or
+// above), so that output reaches it after the program closes fd 2. Called at start-up when there
+// will be output at exit; idempotent.
+void log_prepare(bool keep_duplicate);
+// fd 2 while it is open for writing, else the start-up stderr's duplicate while it still refers
+// to that file, else -1 (log.cpp has the reasons).
+int log_stderr_fd();
+// For output at exit: the duplicate first, then as log_stderr_fd().
+int log_exit_fd();
+// Opens POOLGUARD_LOG's PATH (%p: the pid) for appending, safely (log.cpp); -1 with *why set.
+int log_open_file(const char* path, const char** why);
+
+void log_lock_for_fork();
+void log_unlock_after_fork();
 
 // At exit: for each kind with records suppressed since its last one, writes
 // `poolguard: log-suppressed {"event":"...","count":N}` so that no count is lost.

@@ -42,10 +42,10 @@ size_t meta_mapped() {
 }
 
 void meta_lock_for_fork() {
-  g_meta_lock.force_lock();
+  g_meta_lock.lock_for_fork();
 }
 void meta_unlock_after_fork() {
-  g_meta_lock.force_unlock();
+  g_meta_lock.unlock_after_fork();
 }
 
 }  // namespace pg

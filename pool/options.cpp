@@ -194,7 +194,7 @@ void options_load() {
           .str("); using the default ")
           .str(s.def)
           .chr('\n');
-      line.flush(STDERR_FILENO);
+      line.flush(STDERR_FILENO);  // at start-up, before anything else: fd 2 is still stderr
     }
   }
 }

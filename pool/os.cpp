@@ -151,6 +151,11 @@ uint64_t random64() {
   return v ? v : 0x5DEECE66Dull;
 }
 
+SavedErrno::SavedErrno() : saved_(errno) {}
+SavedErrno::~SavedErrno() {
+  errno = saved_;
+}
+
 int thread_id() {
   return static_cast<int>(syscall(SYS_gettid));
 }

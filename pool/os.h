@@ -50,6 +50,19 @@ bool secure_mode();
 // 64 random bits from the kernel (getrandom, or AT_RANDOM if that fails). Never zero.
 uint64_t random64();
 
+// Keeps errno across its scope: free() must not change it (POSIX 2024, glibc >= 2.33), yet its
+// slow paths make system calls (madvise, mprotect, mmap, write) that may fail.
+class SavedErrno {
+ public:
+  SavedErrno();
+  ~SavedErrno();
+  SavedErrno(const SavedErrno&) = delete;
+  SavedErrno& operator=(const SavedErrno&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Kernel thread id of the caller.
 int thread_id();
 int process_id();

@@ -5,6 +5,7 @@
 
 #include "pool/format.h"
 #include "pool/init.h"
+#include "pool/log.h"
 #include "pool/os.h"
 
 namespace pg {
@@ -23,10 +24,14 @@ ErrorMode error_mode() {
 namespace {
 
 [[gnu::noinline]] void finish(TextBuffer<512>& line) {
+  os::SavedErrno keep;  // reported from free(), which leaves errno alone
   bool fatal = error_mode() == ErrorMode::kAbort;
   line.str(fatal ? " (aborting; POOLGUARD_ON_ERROR=report to continue)\n"
                  : " (block left alone)\n");
-  line.flush(STDERR_FILENO);
+  {
+    LogOutput out;
+    if (out.fd() >= 0) line.flush(out.fd());
+  }
   if (fatal) abort();
 }
 
@@ -87,7 +92,8 @@ void report_corruption(const void* where, size_t block_size, const char* what) {
 void report_warning(const char* msg) {
   TextBuffer<512> line;
   line.str("poolguard: ").str(msg).chr('\n');
-  line.flush(STDERR_FILENO);
+  int fd = log_stderr_fd();
+  if (fd >= 0) line.flush(fd);
 }
 
 }  // namespace pg

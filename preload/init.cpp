@@ -11,13 +11,14 @@
 #include "stats/publish.h"
 #include "stats/summary.h"
 #include "track/leak_report.h"
+#include "track/tracker.h"
 
 namespace {
 
 __attribute__((constructor(101))) void poolguard_start() {
   pg::ensure_init();
-  if (pg::options().STATS == pg::kStatsExit) pg::summary_prepare();
-  pg::leak_report_prepare();
+  // Output at exit (the summary, the leak report) must still reach stderr if the program closes it.
+  pg::log_prepare(pg::options().STATS == pg::kStatsExit || pg::tracking_all());
   pg::publish_start();
 }
 

@@ -2,6 +2,7 @@
 // holds all the semantics. The C++ operators differ only in how they fail.
 #include <errno.h>
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <cstddef>
 #include <new>
@@ -10,6 +11,24 @@
 
 #define PG_EXPORT extern "C" __attribute__((visibility("default")))
 #define PG_EXPORT_CXX __attribute__((visibility("default")))
+
+// The resource limits: a program that lowers RLIMIT_AS must not find the arena reservation in
+// its way (pool/alloc.h). All four names are
+// needed to see every call (glibc's setrlimit reaches its own prlimit64 without the PLT).
+PG_EXPORT int setrlimit(__rlimit_resource_t resource, const struct rlimit* limit) noexcept {
+  return pg::prlimit_impl(0, resource, limit, nullptr);
+}
+PG_EXPORT int setrlimit64(__rlimit_resource_t resource, const struct rlimit64* limit) noexcept {
+  return pg::prlimit_impl(0, resource, limit, nullptr);
+}
+PG_EXPORT int prlimit(__pid_t pid, enum __rlimit_resource resource, const struct rlimit* limit,
+                      struct rlimit* old) noexcept {
+  return pg::prlimit_impl(pid, resource, limit, old);
+}
+PG_EXPORT int prlimit64(__pid_t pid, enum __rlimit_resource resource, const struct rlimit64* limit,
+                        struct rlimit64* old) noexcept {
+  return pg::prlimit_impl(pid, resource, limit, old);
+}
 
 PG_EXPORT void* malloc(size_t size) {
   return pg::malloc_impl(size);

@@ -6,6 +6,7 @@
 #include "pool/format.h"
 #include "pool/introspect.h"
 #include "pool/limit.h"
+#include "pool/log.h"
 #include "pool/os.h"
 
 namespace pg {
@@ -19,25 +20,9 @@ void key(TextBuffer<N>& b, const char* name, uint64_t v) {
 
 }  // namespace
 
-namespace {
-int g_summary_fd = -1;
-uint64_t g_summary_dev = 0, g_summary_ino = 0;
-}  // namespace
-
-void summary_prepare() {
-  if (g_summary_fd >= 0) return;
-  if (!os::file_id(STDERR_FILENO, &g_summary_dev, &g_summary_ino)) return;
-  g_summary_fd = os::dup_cloexec(STDERR_FILENO, 100);
-}
-
 void write_exit_summary() {
-  uint64_t dev, ino;
-  int fd = STDERR_FILENO;
-  if (g_summary_fd >= 0 && os::file_id(g_summary_fd, &dev, &ino) && dev == g_summary_dev &&
-      ino == g_summary_ino) {
-    fd = g_summary_fd;
-  }
-  write_summary(fd);
+  int fd = log_exit_fd();
+  if (fd >= 0) write_summary(fd);
 }
 
 void write_summary(int fd) {

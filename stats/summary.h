@@ -7,9 +7,8 @@ namespace pg {
 void write_summary(int fd);
 
 // Programs may close stderr before poolguard's exit hook runs (coreutils do, in an atexit
-// handler). summary_prepare() keeps a close-on-exec duplicate of stderr as it is at start-up;
-// write_exit_summary() writes there if it still refers to the same file, else to fd 2.
-void summary_prepare();
+// handler), and may have opened a file of their own as fd 2 since. write_exit_summary() writes to
+// the start-up stderr only, through log_stderr_fd() (pool/log.h), or not at all.
 void write_exit_summary();
 
 }  // namespace pg

@@ -178,28 +178,13 @@ void write_totals(TextBuffer<1024>& out, const char* name, const Totals& t) {
   out.str(",\"stacks\":").u64(t.stacks).chr('}');
 }
 
-int g_saved_stderr = -1;  // leak_report_prepare()
-
-// Where the report goes: the log, or, when that is stderr and the program has closed fd 2 by now,
-// the duplicate taken at start-up.
-int report_fd() {
-  int fd = log_output_fd();
-  if (fd == STDERR_FILENO && g_saved_stderr >= 0 && fcntl(STDERR_FILENO, F_GETFD) < 0) {
-    return g_saved_stderr;
-  }
-  return fd;
-}
-
 }  // namespace
-
-void leak_report_prepare() {
-  if (tracking_all() && g_saved_stderr < 0) g_saved_stderr = os::dup_cloexec(STDERR_FILENO, 100);
-}
 
 int leak_check_at_exit() {
   if (!tracking_all()) return 0;
   uint64_t t0 = monotonic_ms();
-  int fd = report_fd();
+  LogOutput out(true);
+  int fd = out.fd();
 
   // --- Collect and scan, with the tracker locked. ---
   if (!tracker_lock_all()) {

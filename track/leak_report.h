@@ -22,7 +22,6 @@ inline constexpr int kLeakGroupsShown = 30;
 // Keeps a duplicate of stderr for the report when POOLGUARD_LEAKS is on: programs such as
 // coreutils close fd 2 in an atexit handler, before the report is written. From the preload
 // constructor.
-void leak_report_prepare();
 
 // Runs the check when POOLGUARD_LEAKS is on. Returns the exit status the process must end with
 // (POOLGUARD_LEAKS_EXIT_CODE when something leaked), or 0 to keep its own.

@@ -334,7 +334,7 @@ bool tracker_lock_all() {
       int64_t waited_ns =
           (now.tv_sec - start.tv_sec) * 1000000000ll + (now.tv_nsec - start.tv_nsec);
       if (waited_ns > 1000000000ll) {
-        while (i-- > 0) g_shards[i].lock.unlock();
+        while (i-- > 0) g_shards[i].lock.unlock_raw();
         return false;
       }
       sched_yield();
@@ -344,7 +344,7 @@ bool tracker_lock_all() {
 }
 
 void tracker_unlock_all() {
-  for (Shard& sh : g_shards) sh.lock.unlock();
+  for (Shard& sh : g_shards) sh.lock.unlock_raw();
 }
 
 void tracker_for_each_locked(void (*fn)(void* ctx, uintptr_t p, uint64_t size, uint32_t stack),
@@ -369,11 +369,11 @@ size_t tracker_own_ranges(uintptr_t (*out)[2], size_t max) {
 }
 
 void tracker_lock_for_fork() {
-  for (Shard& sh : g_shards) sh.lock.force_lock();
+  for (Shard& sh : g_shards) sh.lock.lock_for_fork();
 }
 
 void tracker_unlock_after_fork() {
-  for (Shard& sh : g_shards) sh.lock.force_unlock();
+  for (Shard& sh : g_shards) sh.lock.unlock_after_fork();
 }
 
 }  // namespace pg
