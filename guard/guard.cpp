@@ -9,12 +9,11 @@
 #include "pool/init.h"
 #include "pool/os.h"
 #include "pool/report.h"
+#include "pool/shared.h"
 
 namespace pg {
 
 namespace guard {
-
-Counters g_counters;
 
 namespace {
 __thread int t_tid __attribute__((tls_model("initial-exec"))) = 0;
@@ -210,20 +209,20 @@ void* guard_alloc(size_t size, size_t alignment, bool zero) {
   if (g_config.mode != GuardMode::kRedzone && g_page_ok) {
     p = page_alloc(size, alignment, zero, stack, tid, &index);
     if (p != nullptr) {
-      g_counters.page_blocks.fetch_add(1, std::memory_order_relaxed);
+      shared_add(shared_globals().guard_page_blocks, 1);
     } else if (g_config.mode == GuardMode::kOff) {
       return nullptr;  // sampling: the pools serve this one
     }
   }
   if (p == nullptr) {
     if (g_config.mode == GuardMode::kPage) {
-      g_counters.page_fallbacks.fetch_add(1, std::memory_order_relaxed);
+      shared_add(shared_globals().guard_page_fallbacks, 1);
     }
     p = redzone_alloc(size, alignment, zero, stack, tid, &index);
     if (p == nullptr) return nullptr;
-    g_counters.redzone_blocks.fetch_add(1, std::memory_order_relaxed);
+    shared_add(shared_globals().guard_redzone_blocks, 1);
   }
-  g_counters.live.fetch_add(1, std::memory_order_relaxed);
+  shared_add(shared_globals().guard_live_blocks, 1);
   if (g_config.fill && !zero) memset(p, kFreshByte, size);
   return p;
 }
@@ -317,7 +316,7 @@ bool guard_free(void* p) {
     report_bad_free(ErrorKind::kDoubleFree, a, &copy, "free() of a block that is already free");
     return true;
   }
-  g_counters.live.fetch_sub(1, std::memory_order_relaxed);
+  shared_sub(shared_globals().guard_live_blocks, 1);
   copy.free_stack = capture_here();
   copy.free_tid = current_tid();
   if (check_redzones(copy, "found by free()", copy.free_stack)) {
@@ -421,10 +420,11 @@ void guard_unlock_after_fork(bool child) {
 }
 
 void guard_counters(GuardCounters* out) {
-  out->redzone_blocks = g_counters.redzone_blocks.load(std::memory_order_relaxed);
-  out->page_blocks = g_counters.page_blocks.load(std::memory_order_relaxed);
-  out->page_fallbacks = g_counters.page_fallbacks.load(std::memory_order_relaxed);
-  out->live_blocks = g_counters.live.load(std::memory_order_relaxed);
+  const stats::SegmentGlobals& g = shared_globals();
+  out->redzone_blocks = __atomic_load_n(&g.guard_redzone_blocks, __ATOMIC_RELAXED);
+  out->page_blocks = __atomic_load_n(&g.guard_page_blocks, __ATOMIC_RELAXED);
+  out->page_fallbacks = __atomic_load_n(&g.guard_page_fallbacks, __ATOMIC_RELAXED);
+  out->live_blocks = __atomic_load_n(&g.guard_live_blocks, __ATOMIC_RELAXED);
   {
     LockGuard guard(guard_lock());
     out->quarantined_bytes = quarantine_bytes();

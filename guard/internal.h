@@ -191,13 +191,8 @@ int64_t sample_interval(uint64_t n, uint64_t random);
 
 // ---- counters (guard/guard.cpp) ----
 
-struct Counters {
-  std::atomic<uint64_t> redzone_blocks{0};
-  std::atomic<uint64_t> page_blocks{0};
-  std::atomic<uint64_t> page_fallbacks{0};
-  std::atomic<uint64_t> live{0};
-};
-extern Counters g_counters;
+// The guard's figures live in the stats segment (pool/shared.h): guard_redzone_blocks,
+// guard_page_blocks, guard_page_fallbacks, guard_live_blocks and guard_errors of SegmentGlobals.
 
 inline uintptr_t align_up(uintptr_t v, uintptr_t a) {
   return (v + a - 1) & ~(a - 1);

@@ -26,6 +26,7 @@
 #include "pool/log.h"
 #include "pool/os.h"
 #include "pool/report.h"
+#include "pool/shared.h"
 
 namespace pg::guard {
 
@@ -34,7 +35,6 @@ namespace {
 using Line = TextBuffer<1024>;
 
 std::atomic<int> g_report_owner{0};
-std::atomic<uint64_t> g_reported{0};
 
 // One report at a time, so that two threads' reports do not interleave. Re-entrant for the
 // thread holding it (a fault while reporting).
@@ -210,13 +210,13 @@ const char* error_kind_name(ErrorKind k) {
 }
 
 void report_finding(const Finding& f, bool fatal) {
-  g_reported.fetch_add(1, std::memory_order_relaxed);
+  shared_add(shared_globals().guard_errors, 1);
   if (f.kind == ErrorKind::kDoubleFree) {
-    g_errors.double_frees.fetch_add(1, std::memory_order_relaxed);
+    count_double_free();
   } else if (f.kind == ErrorKind::kInvalidFree) {
-    g_errors.invalid_frees.fetch_add(1, std::memory_order_relaxed);
+    count_invalid_free();
   } else {
-    g_errors.corruptions.fetch_add(1, std::memory_order_relaxed);
+    count_corruption();
   }
   bool ends = fatal || error_mode() == ErrorMode::kAbort;
   ReportLock lock;
@@ -258,7 +258,7 @@ void report_finding(const Finding& f, bool fatal) {
 }
 
 uint64_t errors_reported() {
-  return g_reported.load(std::memory_order_relaxed);
+  return __atomic_load_n(&shared_globals().guard_errors, __ATOMIC_RELAXED);
 }
 
 }  // namespace pg::guard

@@ -19,6 +19,7 @@
 #include "pool/limit.h"
 #include "pool/os.h"
 #include "pool/report.h"
+#include "pool/shared.h"
 #include "track/tracker.h"
 
 namespace pg {
@@ -403,9 +404,10 @@ void take_snapshot(Snapshot* out) {
   out->reserved_bytes = ac.reserved;
   out->fallback_arenas = ac.fallback;
   heap_registry_counters(&out->heaps_created, &out->heaps_abandoned);
-  out->double_frees = g_errors.double_frees.load(std::memory_order_relaxed);
-  out->invalid_frees = g_errors.invalid_frees.load(std::memory_order_relaxed);
-  out->corruptions = g_errors.corruptions.load(std::memory_order_relaxed);
+  const stats::SegmentGlobals& g = shared_globals();
+  out->double_frees = __atomic_load_n(&g.double_frees, __ATOMIC_RELAXED);
+  out->invalid_frees = __atomic_load_n(&g.invalid_frees, __ATOMIC_RELAXED);
+  out->corruptions = __atomic_load_n(&g.corruptions, __ATOMIC_RELAXED);
 }
 
 namespace {

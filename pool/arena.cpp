@@ -6,6 +6,8 @@
 #include "pool/lock.h"
 #include "pool/meta.h"
 #include "pool/os.h"
+#include "pool/seqlock.h"
+#include "pool/shared.h"
 
 namespace pg {
 
@@ -35,7 +37,48 @@ uint64_t g_dirty_pools = 0;   // free pools with possibly resident pages, in are
 Arena** g_all = nullptr;
 size_t g_all_count = 0, g_all_cap = 0;
 
-ArenaCounters g_count;
+// The arena figures live in the stats segment (pool/shared.h), written under the arena lock.
+stats::SegmentGlobals& figures() {
+  return shared_globals();
+}
+void bump(uint64_t& field, int64_t by) {
+  shared_set(field, field + static_cast<uint64_t>(by));
+}
+
+// The arena map of the stats segment: entry a->map_index describes arena a (when it is below the
+// map's size). Each entry is rewritten under its seqlock, by the arena lock's holder.
+stats::SegmentArena* map_entry(const Arena* a) {
+  stats::SegmentArena* map = shared_arena_map();
+  return map != nullptr && a->map_index < shared_max_arenas() ? &map[a->map_index] : nullptr;
+}
+void map_begin(stats::SegmentArena* e) {
+  seq_begin(&e->seq, e->seq + 1);
+}
+void map_end(stats::SegmentArena* e) {
+  seq_end(&e->seq, e->seq + 1);
+}
+// Sets the state (and class) of pool i of arena a in the map.
+void map_pool(const Arena* a, unsigned i, uint8_t state, uint8_t cls) {
+  stats::SegmentArena* e = map_entry(a);
+  if (e == nullptr) return;
+  map_begin(e);
+  e->pools[i].state = state;
+  e->pools[i].cls = cls;
+  map_end(e);
+}
+// (Re)describes arena a in the map: in use at `base` (0: not in use), every pool free.
+void map_arena(const Arena* a, uint64_t base) {
+  stats::SegmentArena* e = map_entry(a);
+  if (e == nullptr) return;
+  map_begin(e);
+  e->base = base;
+  e->pools[0].state = stats::kSegPoolHeaders;
+  for (unsigned i = 1; i < kPoolsPerArena; ++i) {
+    e->pools[i].state = stats::kSegPoolFreeClean;
+    e->pools[i].cls = 0;
+  }
+  map_end(e);
+}
 
 // Fallback arenas: address >> kArenaShift (27 bits on 47-bit user space) split 13 + 14.
 constexpr size_t kRadixLeafBits = 14;
@@ -73,7 +116,11 @@ bool remember(Arena* a) {
     g_all = grown;  // the old array is metadata: abandoned, never freed (rare, small)
     g_all_cap = cap;
   }
+  a->map_index = static_cast<uint32_t>(g_all_count);
   g_all[g_all_count++] = a;
+  shared_set(figures().arenas_total, g_all_count);
+  size_t listed = g_all_count < shared_max_arenas() ? g_all_count : shared_max_arenas();
+  shared_set(figures().arenas_listed, listed);
   return true;
 }
 
@@ -102,7 +149,7 @@ size_t fit_reservation_locked(size_t limit) {
   if (keep >= reserved) return 0;
   g_space.reserved.store(keep, std::memory_order_release);
   os::unmap(reinterpret_cast<char*>(base + keep), reserved - keep);
-  g_count.reserved = keep;
+  shared_set(figures().reserved_bytes, keep);
   return reserved - keep;
 }
 
@@ -115,8 +162,9 @@ Arena* arena_new() {
     a->dirty_mask = 0;  // decommitted: pages read as zero and cost nothing until touched
     a->nfree = kDataPoolsPerArena;
     a->live = true;
-    ++g_count.mapped;
-    ++g_count.live;
+    bump(figures().arenas_mapped, 1);
+    bump(figures().arenas_in_use, 1);
+    map_arena(a, reinterpret_cast<uintptr_t>(a->base));
     return a;
   }
   Arena* a = static_cast<Arena*>(meta_alloc(sizeof(Arena), 64));
@@ -142,7 +190,7 @@ Arena* arena_new() {
       return nullptr;
     }
     a->fallback = true;
-    ++g_count.fallback;
+    bump(figures().fallback_arenas, 1);
     set_large_detour(kDetourFallback, true);
   }
   if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused
@@ -151,8 +199,9 @@ Arena* arena_new() {
   a->dirty_mask = 0;
   a->nfree = kDataPoolsPerArena;
   a->live = true;
-  ++g_count.mapped;
-  ++g_count.live;
+  bump(figures().arenas_mapped, 1);
+  bump(figures().arenas_in_use, 1);
+  map_arena(a, reinterpret_cast<uintptr_t>(base));
   return a;
 }
 
@@ -164,8 +213,9 @@ void arena_release(Arena* a) {
   a->live = false;
   a->next = g_released;
   g_released = a;
-  ++g_count.released;
-  --g_count.live;
+  bump(figures().arenas_released, 1);
+  bump(figures().arenas_in_use, -1);
+  map_arena(a, 0);
 }
 
 void purge_locked() {
@@ -179,7 +229,8 @@ void purge_locked() {
       unsigned end = start;
       while (end < kPoolsPerArena && (m >> end) & 1) ++end;
       os::decommit(a->base + start * kPoolSize, (end - start) * kPoolSize);
-      g_count.pools_purged += end - start;
+      bump(figures().pools_purged, end - start);
+      for (unsigned k = start; k < end; ++k) map_pool(a, k, stats::kSegPoolFreeClean, 0);
       m &= end >= 64 ? 0 : ~((uint64_t{1} << end) - 1);
     }
     g_dirty_pools -= static_cast<uint64_t>(__builtin_popcountll(a->dirty_mask));
@@ -202,7 +253,7 @@ void arenas_init(size_t reserve) {
       g_space.reserved.store(reserve, std::memory_order_relaxed);
       g_space.used.store(0, std::memory_order_relaxed);
       g_space.base.store(reinterpret_cast<uintptr_t>(p), std::memory_order_release);
-      g_count.reserved = reserve;
+      shared_set(figures().reserved_bytes, reserve);
       return;
     }
     reserve /= 2;
@@ -233,7 +284,7 @@ bool arena_owns(const void* p) {
   return leaf != nullptr && leaf[idx & ((size_t{1} << kRadixLeafBits) - 1)] != 0;
 }
 
-Pool* arena_take_pool() {
+Pool* arena_take_pool(size_t cls) {
   LockGuard guard(g_arena_lock);
   Arena* a;
   if (g_bucket_mask != 0) {
@@ -253,7 +304,10 @@ Pool* arena_take_pool() {
   a->dirty_mask &= ~bit;
   --a->nfree;
   bucket_insert(a);
-  if (++g_count.pools_in_use > g_count.peak_pools) g_count.peak_pools = g_count.pools_in_use;
+  stats::SegmentGlobals& f = figures();
+  bump(f.pools_in_use, 1);
+  if (f.pools_in_use > f.peak_pools) shared_set(f.peak_pools, f.pools_in_use);
+  map_pool(a, i, stats::kSegPoolInUse, static_cast<uint8_t>(cls));
   Pool* pool = reinterpret_cast<Pool*>(a->base + i * kPoolMetaSize);
   pool->data = a->base + i * kPoolSize;
   pool->arena = a;
@@ -270,7 +324,8 @@ void arena_give_pool(Pool* pool) {
   a->dirty_mask |= bit;
   ++a->nfree;
   ++g_dirty_pools;
-  --g_count.pools_in_use;
+  bump(figures().pools_in_use, -1);
+  map_pool(a, pool->index, stats::kSegPoolFreeDirty, 0);
   if (a->nfree == kDataPoolsPerArena) {
     if (g_empty_arenas >= 1) {
       arena_release(a);  // a second empty arena: give it back, keep the spare
@@ -296,7 +351,15 @@ void arena_for_each(void (*fn)(const Arena*, void*), void* ctx) {
 
 void arena_counters(ArenaCounters* out) {
   LockGuard guard(g_arena_lock);
-  *out = g_count;
+  const stats::SegmentGlobals& f = figures();
+  out->mapped = f.arenas_mapped;
+  out->released = f.arenas_released;
+  out->live = f.arenas_in_use;
+  out->pools_in_use = f.pools_in_use;
+  out->peak_pools = f.peak_pools;
+  out->pools_purged = f.pools_purged;
+  out->fallback = f.fallback_arenas;
+  out->reserved = f.reserved_bytes;
 }
 
 void arenas_lock_for_fork() {

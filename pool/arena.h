@@ -42,6 +42,7 @@ struct Arena {
   uint32_t nfree;       // popcount(free_mask)
   bool live;            // committed and counted as mapped
   bool fallback;        // mapped outside the reservation
+  uint32_t map_index;   // its entry in the stats segment's arena map (pool/shared.h)
   Arena* next;          // bucket list (by nfree), or the free-slot list when not live
   Arena* prev;
 };
@@ -116,9 +117,9 @@ size_t arena_fit_reservation(size_t limit);
 // an unused tail, gives all of it back and returns true (the caller tries again).
 bool arena_reclaim_address_space();
 
-// Takes a free pool from the fullest arena (mapping a new arena if needed) and returns its
-// address, with pages zeroed if never used. nullptr when the OS refuses memory.
-Pool* arena_take_pool();
+// Takes a free pool from the fullest arena (mapping a new arena if needed) for size class `cls`
+// and returns its address, with pages zeroed if never used. nullptr when the OS refuses memory.
+Pool* arena_take_pool(size_t cls);
 // Gives a pool back to its arena (header must already be cleared by the caller).
 void arena_give_pool(Pool* pool);
 // Free pools may hold this many dirty bytes before a bulk purge (POOLGUARD_PURGE).

@@ -28,6 +28,14 @@ inline constexpr size_t kPoolLead = 128;
 // pool + kPoolLead + k * size, all A-aligned while A divides kPoolLead.
 inline constexpr size_t kMaxPoolAlign = kPoolLead;
 
+// Thread heaps live in one table of kMaxHeaps slots kHeapStride bytes apart (pool/heap.h), and
+// the counters the fast paths keep for each heap sit kHeapCountersOffset bytes after its slot, in
+// the memory shared with statistics readers (pool/shared.h): one constant displacement, so that
+// counting costs the fast path no more than a field of the heap would.
+inline constexpr size_t kMaxHeaps = 16384;
+inline constexpr size_t kHeapStride = 1024;
+inline constexpr size_t kHeapCountersOffset = kMaxHeaps * kHeapStride;
+
 static_assert(kSmallMax % kAlign == 0 && kSmallMax <= 1024, "classes are 16 bytes apart");
 static_assert(kPoolsPerArena == 64, "arena pool masks are one uint64_t");
 static_assert(kPoolLead % kAlign == 0 && kPoolLead > 0);

@@ -11,6 +11,7 @@
 #include "pool/meta.h"
 #include "pool/os.h"
 #include "pool/report.h"
+#include "pool/shared.h"
 
 namespace pg {
 
@@ -28,21 +29,18 @@ namespace {
 // functions) goes to glibc instead of recursing.
 __thread bool t_in_setup __attribute__((tls_model("initial-exec"))) = false;
 
-SpinLock g_heap_lock;  // registry and recycled heaps
-Heap* g_heaps_all = nullptr;
+// The heap table (pool/shared.h): slots [0, g_heap_slots) have been used, in order; recycled heaps
+// wait on g_heaps_free. Under g_heap_lock, as are the registry counts in the shared globals.
+SpinLock g_heap_lock;
+size_t g_heap_slots = 0;
 Heap* g_heaps_free = nullptr;
-uint64_t g_heaps_created = 0, g_heaps_abandoned = 0;
 pthread_key_t g_key;
 
 // Abandoned pools, per class, and the frees done into them. Guarded by g_abandon_lock.
 SpinLock g_abandon_lock;
 PoolQueue g_abandoned[kNumClasses];
 std::atomic<uint32_t> g_abandoned_count[kNumClasses];  // mirrors g_abandoned[c].count
-uint64_t g_abandoned_frees[kNumClasses];
 size_t g_sweep_cursor = 0;
-
-// Pools per class carved from arenas now (any owner).
-std::atomic<uint64_t> g_class_pools[kNumClasses];
 
 // heaps_configure(): whether threads get heaps at all, and the samplers' interval sources.
 bool g_attach = true;
@@ -207,7 +205,7 @@ bool carve(Pool* pool) {
 bool refill(Heap* h, Pool* pool) {
   if (!pool->local_empty()) return true;
   uint32_t n = collect_remote(pool);
-  if (n) h->frees[pool->cls].add(n);
+  if (n) heap_counters(h)->frees[pool->cls].add(n);
   if (!pool->local_empty()) return true;
   return carve(pool);
 }
@@ -230,11 +228,11 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->next = pool->prev = nullptr;
   // Publish last: a pool is recognised by its magic.
   __atomic_store_n(&pool->magic, kPoolMagic, __ATOMIC_RELEASE);
-  g_class_pools[cls].fetch_add(1, std::memory_order_relaxed);
+  shared_add(shared_globals().class_pools[cls], 1);
 }
 
 void pool_release(Pool* pool) {
-  g_class_pools[pool->cls].fetch_sub(1, std::memory_order_relaxed);
+  shared_sub(shared_globals().class_pools[pool->cls], 1);
   pool->span.store(0, std::memory_order_relaxed);  // free() into it now fails its bounds check
   __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
   pool->owner.store(nullptr, std::memory_order_relaxed);
@@ -333,7 +331,7 @@ Pool* adopt(Heap* h, size_t cls) {
 
 Pool* fresh_pool(Heap* h, size_t cls, size_t request) {
   if (!limit_charge_pool(request)) return nullptr;  // the large path decides about the limit
-  Pool* pool = arena_take_pool();
+  Pool* pool = arena_take_pool(cls);
   if (pool == nullptr) {
     limit_release_pool();
     return nullptr;
@@ -352,7 +350,7 @@ void sweep_abandoned(size_t budget) {
     while (p != nullptr && budget) {
       --budget;
       Pool* next = p->next;
-      g_abandoned_frees[cls] += collect_remote(p);
+      shared_add(shared_globals().abandoned_frees[cls], collect_remote(p));
       if (p->used == 0) {
         abandoned_remove(cls, p);
         pool_release(p);
@@ -379,7 +377,7 @@ void heap_abandon(Heap* h) {
         break;
       }
       uint32_t n = collect_remote(p);
-      if (n) h->frees[cls].add(n);
+      if (n) heap_counters(h)->frees[cls].add(n);
       if (p->used == 0) {
         p->list = kListNone;
         pool_release(p);
@@ -402,7 +400,7 @@ void recycle(Heap* h) {
   h->thread = 0;
   h->next_free = g_heaps_free;
   g_heaps_free = h;
-  ++g_heaps_abandoned;
+  shared_add(shared_globals().heaps_abandoned, 1);
 }
 
 void thread_exit_hook(void* arg) {
@@ -424,17 +422,19 @@ Heap* attach_heap() {
     }
   }
   if (h == nullptr) {
-    h = static_cast<Heap*>(meta_alloc(sizeof(Heap), alignof(Heap)));
-    if (h == nullptr) return nullptr;
+    char* table = shared_heap_table();
+    if (table == nullptr) return nullptr;
+    {
+      LockGuard guard(g_heap_lock);
+      if (g_heap_slots == kMaxHeaps) return nullptr;  // this thread's small requests go to glibc
+      h = reinterpret_cast<Heap*>(table + g_heap_slots * kHeapStride);
+      ++g_heap_slots;
+      shared_set(shared_globals().heap_slots, g_heap_slots);
+    }
     new (h) Heap();
-    LockGuard guard(g_heap_lock);
-    h->next_all = g_heaps_all;
-    g_heaps_all = h;
   }
-  {
-    LockGuard guard(g_heap_lock);
-    ++g_heaps_created;  // every attach: created - abandoned == threads with a heap now
-  }
+  // Every attach: created - abandoned == threads with a heap now.
+  shared_add(shared_globals().heaps_created, 1);
   for (Pool*& c : h->cur) c = &g_empty_pool;
   h->rng = os::random64() ^ reinterpret_cast<uintptr_t>(h);
   h->guard_left = g_guard_interval != nullptr ? g_guard_interval(next_random(h)) : INT64_MAX;
@@ -604,7 +604,7 @@ static void free_abandoned(Pool* pool, void* p) {
   fb->tag = pool->tag;
   pool->free = p;
   --pool->used;
-  g_abandoned_frees[cls] += 1 + collect_remote(pool);
+  shared_add(shared_globals().abandoned_frees[cls], 1 + collect_remote(pool));
   if (pool->used == 0) {
     abandoned_remove(cls, pool);
     pool_release(pool);
@@ -668,7 +668,7 @@ void heap_free_tagged(Heap* h, Pool* pool, void* p) {
   fb->link = pool->encode(old);
   fb->tag = pool->tag;
   pool->free = p;
-  h->frees[pool->cls].inc();
+  heap_counters(h)->frees[pool->cls].inc();
   if (pool_count_free(pool)) heap_free_slow(h, pool);
 }
 
@@ -690,30 +690,29 @@ void heap_free_bad(void* p) {
 }
 
 void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested) {
+  const stats::SegmentGlobals& g = shared_globals();
   for (size_t c = 0; c < kNumClasses; ++c) {
     allocs[c] = 0;
     requested[c] = 0;
-    frees[c] = 0;
-    pools[c] = g_class_pools[c].load(std::memory_order_relaxed);
+    frees[c] = __atomic_load_n(&g.abandoned_frees[c], __ATOMIC_RELAXED);
+    pools[c] = __atomic_load_n(&g.class_pools[c], __ATOMIC_RELAXED);
   }
-  {
-    LockGuard guard(g_heap_lock);
-    for (Heap* h = g_heaps_all; h != nullptr; h = h->next_all) {
-      for (size_t s = 0; s < kNumSlots; ++s) {
-        allocs[slot_class(s)] += h->allocs[s].get();
-        requested[slot_class(s)] += h->requested[s].get();
-      }
-      for (size_t c = 0; c < kNumClasses; ++c) frees[c] += h->frees[c].get();
+  char* table = shared_heap_table();
+  size_t slots = __atomic_load_n(&g.heap_slots, __ATOMIC_ACQUIRE);
+  for (size_t i = 0; i < slots; ++i) {
+    HeapCounters* hc = heap_counters(reinterpret_cast<Heap*>(table + i * kHeapStride));
+    for (size_t s = 0; s < kNumSlots; ++s) {
+      allocs[slot_class(s)] += hc->allocs[s].get();
+      requested[slot_class(s)] += hc->requested[s].get();
     }
+    for (size_t c = 0; c < kNumClasses; ++c) frees[c] += hc->frees[c].get();
   }
-  LockGuard guard(g_abandon_lock);
-  for (size_t c = 0; c < kNumClasses; ++c) frees[c] += g_abandoned_frees[c];
 }
 
 void heap_registry_counters(uint64_t* created, uint64_t* abandoned) {
-  LockGuard guard(g_heap_lock);
-  *created = g_heaps_created;
-  *abandoned = g_heaps_abandoned;
+  const stats::SegmentGlobals& g = shared_globals();
+  *created = __atomic_load_n(&g.heaps_created, __ATOMIC_RELAXED);
+  *abandoned = __atomic_load_n(&g.heaps_abandoned, __ATOMIC_RELAXED);
 }
 
 void heaps_init() {
@@ -732,7 +731,7 @@ void heap_collect_current() {
         Pool* next = p->next;
         if (p != cur) {
           uint32_t n = collect_remote(p);
-          if (n) h->frees[cls].add(n);
+          if (n) heap_counters(h)->frees[cls].add(n);
           if (p->used == 0) {
             unlink_owned(h, p);
             pool_release(p);
@@ -743,7 +742,7 @@ void heap_collect_current() {
       for (p = h->full[cls].head; p != nullptr;) {
         Pool* next = p->next;
         uint32_t n = collect_remote(p);
-        if (n) h->frees[cls].add(n);
+        if (n) heap_counters(h)->frees[cls].add(n);
         if (pool_live(p) == 0) {
           unlink_owned(h, p);
           pool_release(p);
@@ -754,7 +753,7 @@ void heap_collect_current() {
       }
       if (cur != &g_empty_pool) {
         uint32_t n = collect_remote(cur);
-        if (n) h->frees[cls].add(n);
+        if (n) heap_counters(h)->frees[cls].add(n);
         if (cur->used == 1) {  // only the current-pool count: nothing live
           unlink_owned(h, cur);
           pool_release(cur);
@@ -796,7 +795,9 @@ void heaps_after_fork_child() {
     size_t n = 0;
     {
       LockGuard guard(g_heap_lock);
-      for (Heap* h = g_heaps_all; h != nullptr && n < 64; h = h->next_all) {
+      char* table = shared_heap_table();
+      for (size_t i = 0; i < g_heap_slots && n < 64; ++i) {
+        Heap* h = reinterpret_cast<Heap*>(table + i * kHeapStride);
         if (h->active && h->thread != self) others[n++] = h;
       }
     }

@@ -108,20 +108,32 @@ struct alignas(64) Heap {
   // Pool to allocate from, by slot (cur[0] == cur[1]); &g_empty_pool when there is none. The
   // current pool carries one extra count in Pool::used, so a free never sees it drop to zero.
   Pool* cur[kNumSlots] = {};
-  Counter allocs[kNumSlots];     // blocks handed out by this heap, by slot (kept across recycling)
-  Counter requested[kNumSlots];  // bytes asked for by those allocations (internal fragmentation)
-  Counter frees[kNumClasses];    // blocks returned to this heap's pools, by class
-  PoolRing avail[kNumClasses];   // pools that may have room, the current one included
-  PoolQueue full[kNumClasses];   // pools that had none when last looked at (kFullBias set)
+  PoolRing avail[kNumClasses];  // pools that may have room, the current one included
+  PoolQueue full[kNumClasses];  // pools that had none when last looked at (kFullBias set)
   // Blocks other threads freed into pools this heap had filed as full (a stack linked through
   // FreeBlock::link, plain pointers). The owner frees them locally, which refiles their pools.
   std::atomic<FreeBlock*> delayed{nullptr};
   uint64_t rng = 0;      // xorshift state for pool keys
   pthread_t thread = 0;  // owning thread while active
   bool active = false;
-  Heap* next_all = nullptr;   // registry of every heap ever made
   Heap* next_free = nullptr;  // recycled heaps
 };
+
+// The statistics a heap's fast paths keep, kHeapCountersOffset bytes after the heap, in the memory
+// shared with readers (pool/shared.h; stats/segment.h has the layout readers see: u64 allocs,
+// requested, frees, in this order). Only the heap's owner thread writes them; they are kept when
+// the heap is recycled for another thread, so that summed over every heap slot they are totals.
+// The sentinel heaps below have none: the fast paths never count on them.
+struct HeapCounters {
+  Counter allocs[kNumSlots];     // blocks handed out by this heap, by slot
+  Counter requested[kNumSlots];  // bytes asked for by those allocations (internal fragmentation)
+  Counter frees[kNumClasses];    // blocks returned to this heap's pools, by class
+};
+static_assert(sizeof(Heap) <= kHeapStride && sizeof(HeapCounters) <= kHeapStride,
+              "a heap and its counters fit their slots of the heap table");
+inline HeapCounters* heap_counters(Heap* h) {
+  return reinterpret_cast<HeapCounters*>(reinterpret_cast<uintptr_t>(h) + kHeapCountersOffset);
+}
 
 // The empty pool: its free list is always empty, so the fast path falls to the slow path.
 extern Pool g_empty_pool;
@@ -139,6 +151,28 @@ void heap_free_remote(Pool* pool, void* p);           // another thread's pool
 void heap_free_bad(void* p);                          // not a block start: report
 void heap_free_tagged(Heap* h, Pool* pool, void* p);  // tag matched: double free, or not
 
+// Counts an allocation of `size` bytes of slot `slot` in h's counters (HeapCounters): two adds
+// on x86-64, addressed from h and slot directly. Written out because the compiler, given the two
+// counters as memory operands, first computes their common address into registers (two more
+// instructions on the fast path). The memory clobber stands for the two counters, which only
+// their owner writes and others read with relaxed loads.
+PG_ALWAYS_INLINE void heap_count_alloc(Heap* h, size_t slot, size_t size) {
+#if defined(__x86_64__)
+  asm volatile(
+      "addq $1, %c[allocs](%[h],%[slot],8)\n\t"
+      "addq %[size], %c[requested](%[h],%[slot],8)"
+      :
+      : [h] "r"(h), [slot] "r"(slot), [size] "r"(size),
+        [allocs] "i"(kHeapCountersOffset + offsetof(HeapCounters, allocs)),
+        [requested] "i"(kHeapCountersOffset + offsetof(HeapCounters, requested))
+      : "memory");
+#else
+  HeapCounters* c = heap_counters(h);
+  c->allocs[slot].inc();
+  c->requested[slot].add_fast(size);
+#endif
+}
+
 // Takes block b, the head of the free list of h's current pool of `slot`; nullptr when its next
 // link does not decode (the slow path reports it).
 PG_ALWAYS_INLINE void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size_t size) {
@@ -148,8 +182,7 @@ PG_ALWAYS_INLINE void* heap_take(Heap* h, Pool* pool, void* b, size_t slot, size
   pool->free = next;
   fb->tag = 0;
   ++pool->used;
-  h->allocs[slot].inc();
-  h->requested[slot].add_fast(size);
+  heap_count_alloc(h, slot, size);
   return b;
 }
 
@@ -224,7 +257,7 @@ PG_ALWAYS_INLINE void heap_free(void* p) {
   fb->link = pool->encode(old);
   fb->tag = tag;
   pool->free = p;
-  h->frees[pool->cls].inc();
+  heap_counters(h)->frees[pool->cls].inc();
   if (PG_UNLIKELY(pool_count_free(pool))) return heap_free_slow(h, pool);
 }
 

@@ -15,6 +15,8 @@
 #include "pool/options.h"
 #include "pool/os.h"
 #include "pool/report.h"
+#include "pool/shared.h"
+#include "track/profile_table.h"
 #include "track/tracker.h"
 
 namespace pg {
@@ -41,8 +43,8 @@ std::atomic<uint64_t> g_secret{0};
 // glibc will (more than one thread), and lets go of it after our locks in the parent; in the
 // child glibc resets it, and so do we, in case glibc judged the process single-threaded.
 //
-// Lock order: stdio list, tracker shards, guard (registry, stack depot), heap registry, abandoned
-// pools, arenas, metadata, large-block statistics, log.
+// Lock order: stdio list, tracker shards, profile table, guard (registry, stack depot), heap
+// registry, abandoned pools, arenas, metadata, large-block statistics, log.
 extern "C" {
 extern char __libc_single_threaded;
 void _IO_list_lock();
@@ -61,6 +63,7 @@ void before_fork() {
   if (depth <= kMaxForkDepth) t_fork_took_io[depth] = io;
   if (io) _IO_list_lock();
   tracker_lock_for_fork();
+  profile_table_lock_for_fork();
   guard_lock_for_fork();
   heaps_lock_for_fork();
   arenas_lock_for_fork();
@@ -86,20 +89,31 @@ void after_fork_parent() {
   arenas_unlock_after_fork();
   heaps_unlock_after_fork_parent();
   guard_unlock_after_fork(false);
+  profile_table_unlock_after_fork();
   tracker_unlock_after_fork();
   if (end_fork_depth()) _IO_list_unlock();
 }
 
 void after_fork_child() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  os::SavedErrno keep;
+  // First: the child must stop counting into its parent's segment and profile.
+  shared_after_fork_child();
+  profile_table_after_fork_child();
   log_unlock_after_fork();
   large_after_fork_child();
   meta_unlock_after_fork();
   arenas_unlock_after_fork();
   heaps_after_fork_child();
   guard_unlock_after_fork(true);
+  profile_table_unlock_after_fork();
   tracker_unlock_after_fork();
   if (end_fork_depth()) _IO_list_resetlock();
+}
+
+// Whether this process shares its figures with readers (POOLGUARD_SEGMENT; never when setuid).
+bool publishing() {
+  return options().SEGMENT == kSegmentOn && !os::secure_mode();
 }
 
 // POOLGUARD_GUARD, _GUARD_SAMPLE, _QUARANTINE, _GUARD_FILL. In redzone and page modes no thread
@@ -121,6 +135,7 @@ void init_tracker() {
   TrackConfig config;
   config.profile_bytes = options().PROFILE;
   config.leaks = options().LEAKS == kLeaksOn;
+  config.publish = publishing();
   if (guard_all() && (config.leaks || config.profile_bytes != 0)) {
     report_warning(config.leaks ? "POOLGUARD_LEAKS is off: POOLGUARD_GUARD guards every block"
                                 : "POOLGUARD_PROFILE is off: POOLGUARD_GUARD guards every block");
@@ -150,6 +165,8 @@ bool ensure_init() {
     global_secret();
     options_load();
     set_error_mode(options().ON_ERROR == kOnErrorReport ? ErrorMode::kReport : ErrorMode::kAbort);
+    // First: every module below keeps its figures in the segment.
+    shared_init(publishing());
     arena_set_purge_threshold(options().PURGE);
     limit_init();
     arenas_init(options().RESERVE);

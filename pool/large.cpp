@@ -12,6 +12,7 @@
 #include "pool/init.h"
 #include "pool/limit.h"
 #include "pool/lock.h"
+#include "pool/shared.h"
 
 #define PG_LIKELY_LARGE(x) __builtin_expect(!!(x), 1)
 #define PG_UNLIKELY_LARGE(x) __builtin_expect(!!(x), 0)
@@ -26,96 +27,82 @@ constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
 
 // ---- Statistics, per thread -------------------------------------------------------------------
 //
-// The large path must cost about what glibc costs, so it updates no shared counter: each thread
-// counts in its own LargeStats (single writer, read by others with relaxed loads), registered in
-// a list on the thread's first large block and folded into `g_gone` when the thread exits (see
-// ThreadState for what happens after that).
+// The large path must cost about what glibc costs, so it updates no counter another thread
+// writes: each thread counts in its own slot of the stats segment (pool/shared.h; single writer,
+// read by others and by readers in other processes), claimed on the thread's first large block
+// and given back when the thread exits, its counts kept: summed over every slot ever used, the
+// slots are totals since the start.
 
-// Single writer: one plain add on x86 (no lock prefix), read by others with a relaxed load.
-struct Counter {
-  uint64_t v = 0;
-  void add(uint64_t n) {
+// Single-writer add: one plain add on x86 (no lock prefix); readers load the u64 as is.
+inline void count_add(uint64_t& v, uint64_t n) {
 #if defined(__x86_64__)
-    asm volatile("addq %1, %0" : "+m"(v) : "r"(n));
+  asm volatile("addq %1, %0" : "+m"(v) : "r"(n));
 #else
-    __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+  __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 #endif
-  }
-  void inc() {
+}
+inline void count_inc(uint64_t& v) {
 #if defined(__x86_64__)
-    asm volatile("addq $1, %0" : "+m"(v));
+  asm volatile("addq $1, %0" : "+m"(v));
 #else
-    add(1);
+  count_add(v, 1);
 #endif
-  }
-  uint64_t get() const {
-    return __atomic_load_n(&v, __ATOMIC_RELAXED);
-  }
-};
+}
+inline uint64_t count_get(const uint64_t& v) {
+  return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
 
 // Live large bytes are summed (for the trim decision below) every kTrimCheckEvery large
 // operations of a thread, not on each.
 constexpr int32_t kTrimCheckEvery = 64;
 
 // A thread's statistics go through three states. kNew: nothing counted yet (the plain path sends
-// the first block to the general one, which registers). kRegistered: in g_threads. kExited: the
-// thread's exit hook folded them into g_gone; the thread may still allocate and free afterwards
-// (later pthread key destructors, and glibc itself, which frees the thread's second-level key
-// arrays after every destructor has run), and those operations count straight into g_gone: such a
-// thread must never register again, since its TLS, where LargeStats lives, goes away with it.
-enum class ThreadState : uint8_t { kNew, kRegistered, kExited };
+// the first block to the general one, which registers). kRegistered: counting in its slot.
+// kShared: counting into the shared totals of SegmentGlobals (large_gone_*) with atomic adds,
+// because the thread is past its exit hook or found no free slot. A thread past its exit hook may
+// still allocate and free (later pthread key destructors, and glibc itself, which frees the
+// thread's second-level key arrays after every destructor has run): it must never register again,
+// since its TLS, where LargeStats lives, goes away with it and its slot may already be another's.
+enum class ThreadState : uint8_t { kNew, kRegistered, kShared };
 
 struct LargeStats {
-  Counter allocs, frees;
-  Counter bytes_in, bytes_out;  // usable bytes of the blocks this thread allocated / freed
+  stats::SegmentLargeSlot* slot = nullptr;  // while kRegistered
   // Large operations left before the next trim check (trim_check below); 0 unless registered, so
   // that the plain path hands every block of an unregistered thread to the general one.
   int32_t budget = 0;
   ThreadState state = ThreadState::kNew;
-  LargeStats* next = nullptr;
-  LargeStats* prev = nullptr;
 };
 
 __thread LargeStats t_stats __attribute__((tls_model("initial-exec")));
 
+// Slots: [0, used) have been claimed at some time; the free ones are stacked in g_free. The owner
+// of each claimed slot, for the fork child (whose other threads are gone). Under g_stats_lock.
 SpinLock g_stats_lock;
-LargeStats* g_threads = nullptr;  // registered threads' stats, under g_stats_lock
-// allocs, frees, bytes_in, bytes_out of exited threads (and of threads past their exit hook).
-// Atomic: a thread past its exit hook adds to them without the lock.
-std::atomic<uint64_t> g_gone[4];
+size_t g_slots_used = 0;
+uint32_t g_free[kMaxHeaps];
+size_t g_free_count = 0;
+pthread_t g_slot_owner[kMaxHeaps];
 pthread_key_t g_key;
 bool g_key_made = false;
 
-void add_gone(int i, uint64_t n) {
-  if (n != 0) g_gone[i].fetch_add(n, std::memory_order_relaxed);
+size_t slot_index(const stats::SegmentLargeSlot* slot) {
+  return static_cast<size_t>(slot - shared_large_slots());
 }
 
-uint64_t gone(int i) {
-  return g_gone[i].load(std::memory_order_relaxed);
-}
-
-// Takes s out of g_threads, its counts into g_gone. Under g_stats_lock.
-void unregister_locked(LargeStats* s, ThreadState next_state) {
-  add_gone(0, s->allocs.get());
-  add_gone(1, s->frees.get());
-  add_gone(2, s->bytes_in.get());
-  add_gone(3, s->bytes_out.get());
-  if (s->prev) {
-    s->prev->next = s->next;
-  } else {
-    g_threads = s->next;
-  }
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = nullptr;
+// Gives s's slot back (its counts stay in it). Under g_stats_lock.
+void release_slot_locked(LargeStats* s, ThreadState next_state) {
+  size_t i = slot_index(s->slot);
+  g_slot_owner[i] = 0;
+  g_free[g_free_count++] = static_cast<uint32_t>(i);
+  s->slot = nullptr;
   s->state = next_state;
   s->budget = 0;
-  s->allocs.v = s->frees.v = s->bytes_in.v = s->bytes_out.v = 0;
 }
 
 void on_thread_exit(void* arg) {
   LockGuard guard(g_stats_lock);
   LargeStats* s = static_cast<LargeStats*>(arg);
-  if (s->state == ThreadState::kRegistered) unregister_locked(s, ThreadState::kExited);
+  if (s->state == ThreadState::kRegistered) release_slot_locked(s, ThreadState::kShared);
 }
 
 }  // namespace
@@ -126,15 +113,20 @@ void large_lock_for_fork() {
 void large_unlock_after_fork_parent() {
   g_stats_lock.unlock_after_fork();
 }
-// In a forked child only the forking thread exists: fold the others away before their TLS
-// memory is reused by new threads.
+// In a forked child only the forking thread exists: the slots of the others are free again.
 void large_after_fork_child() {
   g_stats_lock.unlock_after_fork();
   LockGuard guard(g_stats_lock);
-  for (LargeStats* s = g_threads; s != nullptr;) {
-    LargeStats* next = s->next;
-    if (s != &t_stats) unregister_locked(s, ThreadState::kNew);
-    s = next;
+  pthread_t self = pthread_self();
+  bool mine = t_stats.state == ThreadState::kRegistered;
+  g_free_count = 0;
+  for (size_t i = g_slots_used; i-- > 0;) {
+    if (mine && i == slot_index(t_stats.slot)) {
+      g_slot_owner[i] = self;
+    } else {
+      g_slot_owner[i] = 0;
+      g_free[g_free_count++] = static_cast<uint32_t>(i);
+    }
   }
 }
 
@@ -142,15 +134,24 @@ namespace {
 
 [[gnu::noinline]] void register_thread() {
   LargeStats* s = &t_stats;
-  s->state = ThreadState::kRegistered;  // first: the calls below may allocate and come back here
-  s->budget = kTrimCheckEvery;
+  s->state = ThreadState::kShared;  // first: the calls below may allocate and come back here
+  stats::SegmentLargeSlot* slots = shared_large_slots();
   bool make_key;
   {
     LockGuard guard(g_stats_lock);
-    s->next = g_threads;
-    s->prev = nullptr;
-    if (g_threads) g_threads->prev = s;
-    g_threads = s;
+    size_t i;
+    if (g_free_count > 0) {
+      i = g_free[--g_free_count];
+    } else if (slots != nullptr && g_slots_used < shared_large_capacity()) {
+      i = g_slots_used++;
+      shared_set(shared_globals().large_slots, g_slots_used);
+    } else {
+      return;  // no slot: this thread counts into the shared totals
+    }
+    g_slot_owner[i] = pthread_self();
+    s->slot = &slots[i];
+    s->state = ThreadState::kRegistered;
+    s->budget = kTrimCheckEvery;
     make_key = !g_key_made;
     g_key_made = true;
   }
@@ -158,27 +159,36 @@ namespace {
   pthread_setspecific(g_key, s);
 }
 
-// The calling thread's statistics, registering them first if need be; nullptr for a thread past
-// its exit hook, whose operations count into g_gone.
-inline LargeStats* stats() {
+// The calling thread's slot, registering it first if need be; nullptr for a thread that counts
+// into the shared totals.
+inline stats::SegmentLargeSlot* stats_slot() {
   LargeStats* s = &t_stats;
-  if (PG_LIKELY_LARGE(s->state == ThreadState::kRegistered)) return s;
-  if (s->state == ThreadState::kExited) return nullptr;
-  register_thread();
-  return s;
+  if (PG_UNLIKELY_LARGE(s->state == ThreadState::kNew)) register_thread();
+  return s->state == ThreadState::kRegistered ? s->slot : nullptr;
 }
 
-// Sum of live large bytes, or false when the lock is busy (a fork in progress, or a reader):
-// the trim check is then simply skipped.
-bool live_bytes_now(uint64_t* live) {
-  if (!g_stats_lock.try_lock()) return false;
-  uint64_t in = gone(2), out = gone(3);
-  for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
-    in += s->bytes_in.get();
-    out += s->bytes_out.get();
+// Sums of every slot and the shared totals: allocs, frees, bytes_in, bytes_out.
+void large_totals(uint64_t v[4]) {
+  const stats::SegmentGlobals& g = shared_globals();
+  v[0] = count_get(g.large_gone_allocs);
+  v[1] = count_get(g.large_gone_frees);
+  v[2] = count_get(g.large_gone_bytes_in);
+  v[3] = count_get(g.large_gone_bytes_out);
+  const stats::SegmentLargeSlot* slots = shared_large_slots();
+  size_t used = __atomic_load_n(&g.large_slots, __ATOMIC_ACQUIRE);
+  for (size_t i = 0; i < used; ++i) {
+    v[0] += count_get(slots[i].allocs);
+    v[1] += count_get(slots[i].frees);
+    v[2] += count_get(slots[i].bytes_in);
+    v[3] += count_get(slots[i].bytes_out);
   }
-  g_stats_lock.unlock_raw();
-  *live = in >= out ? in - out : 0;
+}
+
+// Sum of live large bytes.
+bool live_bytes_now(uint64_t* live) {
+  uint64_t v[4];
+  large_totals(v);
+  *live = v[2] >= v[3] ? v[2] - v[3] : 0;
   return true;
 }
 
@@ -208,16 +218,18 @@ std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or 
 // Counts one block in (alloc) or out (free) on the calling thread, and every kTrimCheckEvery
 // operations looks whether glibc should give memory back.
 inline void count(bool alloc, size_t usable) {
-  LargeStats* s = stats();
-  if (s == nullptr) {
-    add_gone(alloc ? 0 : 1, 1);
-    add_gone(alloc ? 2 : 3, usable);
+  stats::SegmentLargeSlot* slot = stats_slot();
+  if (slot == nullptr) {
+    stats::SegmentGlobals& g = shared_globals();
+    shared_add(alloc ? g.large_gone_allocs : g.large_gone_frees, 1);
+    shared_add(alloc ? g.large_gone_bytes_in : g.large_gone_bytes_out, usable);
     return;
   }
-  (alloc ? s->allocs : s->frees).add(1);
-  (alloc ? s->bytes_in : s->bytes_out).add(usable);
-  if (--s->budget <= 0) {
-    s->budget = kTrimCheckEvery;
+  count_inc(alloc ? slot->allocs : slot->frees);
+  count_add(alloc ? slot->bytes_in : slot->bytes_out, usable);
+  LargeStats& s = t_stats;
+  if (--s.budget <= 0) {
+    s.budget = kTrimCheckEvery;
     trim_check();
   }
 }
@@ -357,8 +369,8 @@ inline void* plain_alloc(size_t size) {
   void* p = kZero ? __libc_calloc(1, size) : __libc_malloc(size);
   if (PG_UNLIKELY_LARGE(p == nullptr)) return large_alloc_general(size, kZero);  // may retry
   --s.budget;
-  s.allocs.inc();
-  s.bytes_in.add(chunk_usable(p));
+  count_inc(s.slot->allocs);
+  count_add(s.slot->bytes_in, chunk_usable(p));
   return p;
 }
 
@@ -383,8 +395,8 @@ void large_free_plain(void* p) {
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
   if (!plain_block(size_word, s)) return large_free(p);
   --s.budget;
-  s.frees.inc();
-  s.bytes_out.add(chunk_usable_from(size_word));
+  count_inc(s.slot->frees);
+  count_add(s.slot->bytes_out, chunk_usable_from(size_word));
   __libc_free(p);
 }
 
@@ -399,8 +411,8 @@ bool large_realloc_plain(void* p, size_t size, void** out) {
   *out = q;
   if (PG_UNLIKELY_LARGE(q == nullptr)) return true;  // glibc set errno; p is untouched
   --s.budget;
-  s.bytes_out.add(chunk_usable_from(size_word));
-  s.bytes_in.add(chunk_usable(q));
+  count_add(s.slot->bytes_out, chunk_usable_from(size_word));
+  count_add(s.slot->bytes_in, chunk_usable(q));
   return true;
 }
 
@@ -440,18 +452,19 @@ void* large_realloc(void* p, size_t size) {
     if (charged > growth) limit_release(charged - growth);
     if (usable < old) limit_release(old - usable);
   }
-  LargeStats* s = stats();
-  if (s == nullptr) {
-    add_gone(3, old);
-    add_gone(2, usable);
+  stats::SegmentLargeSlot* slot = stats_slot();
+  if (slot == nullptr) {
+    shared_add(shared_globals().large_gone_bytes_out, old);
+    shared_add(shared_globals().large_gone_bytes_in, usable);
     return q;
   }
-  s->bytes_out.add(old);
-  s->bytes_in.add(usable);
+  count_add(slot->bytes_out, old);
+  count_add(slot->bytes_in, usable);
   // Counted against the budget too: a program that only reallocs would otherwise never get its
   // trim check, nor back onto the plain path.
-  if (--s->budget <= 0) {
-    s->budget = kTrimCheckEvery;
+  LargeStats& s = t_stats;
+  if (--s.budget <= 0) {
+    s.budget = kTrimCheckEvery;
     trim_check();
   }
   return q;
@@ -464,14 +477,8 @@ size_t foreign_usable_size(const void* p) {
 }
 
 void large_counters(LargeCounters* out) {
-  LockGuard guard(g_stats_lock);
-  uint64_t v[4] = {gone(0), gone(1), gone(2), gone(3)};
-  for (LargeStats* s = g_threads; s != nullptr; s = s->next) {
-    v[0] += s->allocs.get();
-    v[1] += s->frees.get();
-    v[2] += s->bytes_in.get();
-    v[3] += s->bytes_out.get();
-  }
+  uint64_t v[4];
+  large_totals(v);
   out->allocs = v[0];
   out->frees = v[1];
   out->live_bytes = v[2] >= v[3] ? v[2] - v[3] : 0;

@@ -8,6 +8,7 @@
 #include "pool/config.h"
 #include "pool/log.h"
 #include "pool/options.h"
+#include "pool/shared.h"
 #include "pool/stack.h"
 
 namespace pg {
@@ -19,16 +20,28 @@ namespace {
 uint64_t& g_limit = g_limit_bytes;
 uint64_t g_action = kOnLimitNull;
 uint64_t g_warn_percents = 0;
-std::atomic<uint64_t> g_in_use{0};
-std::atomic<uint64_t> g_peak{0};
-std::atomic<uint64_t> g_refused{0};
-std::atomic<uint64_t> g_warnings{0};
+// The figures live in the stats segment (pool/shared.h), updated atomically in place.
+std::atomic_ref<uint64_t> figure(uint64_t& field) {
+  return std::atomic_ref<uint64_t>(field);
+}
+std::atomic_ref<uint64_t> in_use() {
+  return figure(shared_globals().limit_in_use);
+}
+std::atomic_ref<uint64_t> peak() {
+  return figure(shared_globals().limit_peak);
+}
+std::atomic_ref<uint64_t> refused() {
+  return figure(shared_globals().limit_refused);
+}
+std::atomic_ref<uint64_t> warnings() {
+  return figure(shared_globals().limit_warnings);
+}
 // Bit i set: threshold i has fired and is disarmed until use falls back below it.
 std::atomic<uint32_t> g_warn_fired{0};
 
 void note_peak(uint64_t now) {
-  uint64_t peak = g_peak.load(std::memory_order_relaxed);
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  uint64_t high = peak().load(std::memory_order_relaxed);
+  while (now > high && !peak().compare_exchange_weak(high, now, std::memory_order_relaxed)) {
   }
 }
 
@@ -36,7 +49,7 @@ void common_fields(TextBuffer<4096>& line, size_t request, uint64_t in_use) {
   line.str(",\"requested\":").u64(request);
   line.str(",\"in_use\":").u64(in_use);
   line.str(",\"limit\":").u64(g_limit);
-  line.str(",\"peak\":").u64(g_peak.load(std::memory_order_relaxed));
+  line.str(",\"peak\":").u64(peak().load(std::memory_order_relaxed));
 }
 
 void log_exceeded(size_t request, uint64_t in_use) {
@@ -63,7 +76,7 @@ void check_thresholds(uint64_t before, uint64_t after, size_t request) {
     uint32_t bit = 1u << i;
     if (before < mark && after >= mark) {
       if (g_warn_fired.fetch_or(bit, std::memory_order_relaxed) & bit) continue;
-      g_warnings.fetch_add(1, std::memory_order_relaxed);
+      warnings().fetch_add(1, std::memory_order_relaxed);
       TextBuffer<4096> line;
       if (!log_begin(LogEvent::kLimitWarning, line)) continue;
       line.str(",\"percent\":").u64(static_cast<uint64_t>(pct));
@@ -80,20 +93,20 @@ void check_thresholds(uint64_t before, uint64_t after, size_t request) {
 }
 
 bool charge(uint64_t bytes, size_t request, bool silent) {
-  uint64_t before = g_in_use.load(std::memory_order_relaxed);
+  uint64_t before = in_use().load(std::memory_order_relaxed);
   for (;;) {
     uint64_t after = before + bytes;
     if (after > g_limit) {
       if (silent) return false;
-      g_refused.fetch_add(1, std::memory_order_relaxed);
+      refused().fetch_add(1, std::memory_order_relaxed);
       log_exceeded(request, before);
       if (g_action == kOnLimitAbort) abort();
       if (g_action != kOnLimitWarn) return false;
-      after = g_in_use.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+      after = in_use().fetch_add(bytes, std::memory_order_relaxed) + bytes;
       note_peak(after);
       return true;
     }
-    if (g_in_use.compare_exchange_weak(before, after, std::memory_order_relaxed)) {
+    if (in_use().compare_exchange_weak(before, after, std::memory_order_relaxed)) {
       note_peak(after);
       if (g_warn_percents) check_thresholds(before, after, request);
       return true;
@@ -104,11 +117,11 @@ bool charge(uint64_t bytes, size_t request, bool silent) {
 // Saturates at zero: a block glibc made before poolguard was initialised (never charged) may be
 // freed under the limit.
 void release(uint64_t bytes) {
-  uint64_t before = g_in_use.load(std::memory_order_relaxed);
+  uint64_t before = in_use().load(std::memory_order_relaxed);
   uint64_t after;
   do {
     after = before > bytes ? before - bytes : 0;
-  } while (!g_in_use.compare_exchange_weak(before, after, std::memory_order_relaxed));
+  } while (!in_use().compare_exchange_weak(before, after, std::memory_order_relaxed));
   if (g_warn_percents) check_thresholds(before, after, 0);
 }
 
@@ -116,6 +129,7 @@ void release(uint64_t bytes) {
 
 void limit_init() {
   g_limit = options().LIMIT;
+  shared_set(shared_globals().limit_bytes, g_limit);
   g_action = options().ON_LIMIT;
   g_warn_percents = options().LIMIT_WARN;
 }
@@ -142,10 +156,10 @@ void limit_release(size_t bytes) {
 
 void limit_counters(LimitCounters* out) {
   out->limit = g_limit;
-  out->in_use = g_in_use.load(std::memory_order_relaxed);
-  out->peak = g_peak.load(std::memory_order_relaxed);
-  out->refused = g_refused.load(std::memory_order_relaxed);
-  out->warnings = g_warnings.load(std::memory_order_relaxed);
+  out->in_use = in_use().load(std::memory_order_relaxed);
+  out->peak = peak().load(std::memory_order_relaxed);
+  out->refused = refused().load(std::memory_order_relaxed);
+  out->warnings = warnings().load(std::memory_order_relaxed);
 }
 
 }  // namespace pg

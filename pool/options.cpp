@@ -30,11 +30,47 @@ constexpr OptionSpec kSpecs[] = {
 #undef POOLGUARD_OPTION
 };
 
-// Index of `text` among the '|'-separated `values`; false if absent. An off|on option also takes
-// 0 and 1 (POOLGUARD_LEAKS=1).
+// Names that are not options (options.inc): no warning about them.
+constexpr const char* kNotOptions[] = {
+#define POOLGUARD_NOT_OPTION(name) #name,
+#include "pool/options.inc"
+#undef POOLGUARD_NOT_OPTION
+};
+
+// ASCII lower case, for comparisons that ignore case.
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+bool equal_nocase(const char* a, const char* b) {
+  for (; *a && *b; ++a, ++b) {
+    if (lower(*a) != lower(*b)) return false;
+  }
+  return *a == *b;
+}
+
+// One boolean syntax for every on/off option: on, 1, yes, true / off, 0, no, false, in any case.
+// *on gets the value; false when `text` is none of them.
+bool parse_boolean(const char* text, bool* on) {
+  for (const char* t : {"on", "1", "yes", "true"}) {
+    if (equal_nocase(text, t)) return *on = true;
+  }
+  for (const char* f : {"off", "0", "no", "false"}) {
+    if (equal_nocase(text, f)) {
+      *on = false;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Index of `text` among the '|'-separated `values`; false if absent. An on/off option (values
+// "on|off" or "off|on") takes every boolean spelling (parse_boolean).
 bool parse_enum(const char* values, const char* text, uint64_t* out) {
-  if (strcmp(values, "off|on") == 0 && (strcmp(text, "0") == 0 || strcmp(text, "1") == 0)) {
-    *out = text[0] == '1' ? 1 : 0;
+  bool on_first = strcmp(values, "on|off") == 0;
+  if (on_first || strcmp(values, "off|on") == 0) {
+    bool on;
+    if (!parse_boolean(text, &on)) return false;
+    *out = on == on_first ? 0 : 1;
     return true;
   }
   size_t len = strlen(text);
@@ -170,8 +206,73 @@ bool option_parse(const char* name, const char* text, uint64_t* out) {
   return false;
 }
 
+namespace {
+
+// Edit distance between a and b (insertions, deletions, substitutions and transpositions of
+// adjacent characters, ignoring case), for names of up to 63 characters; larger means unrelated.
+size_t distance(const char* a, const char* b) {
+  size_t n = strlen(a), m = strlen(b);
+  if (n > 63 || m > 63) return SIZE_MAX;
+  size_t d[64][64];
+  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      size_t best = d[i - 1][j - 1] + cost;
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+          lower(a[i - 2]) == lower(b[j - 1]) && d[i - 2][j - 2] + 1 < best) {
+        best = d[i - 2][j - 2] + 1;
+      }
+      d[i][j] = best;
+    }
+  }
+  return d[n][m];
+}
+
+// Every POOLGUARD_* variable of the environment that is not an option gets one line naming the
+// nearest option, if one is close: a misspelling would otherwise be ignored without a word.
+void warn_unknown_names() {
+  constexpr char kPrefix[] = "POOLGUARD_";
+  constexpr size_t kPrefixLen = sizeof kPrefix - 1;
+  for (char** e = os::environment(); e != nullptr && *e != nullptr; ++e) {
+    if (strncmp(*e, kPrefix, kPrefixLen) != 0) continue;
+    const char* name = *e + kPrefixLen;
+    const char* eq = strchr(name, '=');
+    if (eq == nullptr) continue;
+    char given[64];
+    size_t len = static_cast<size_t>(eq - name);
+    if (len >= sizeof given) len = sizeof given - 1;
+    memcpy(given, name, len);
+    given[len] = '\0';
+    bool known = false;
+    for (const OptionSpec& s : kSpecs) known = known || strcmp(s.name, given) == 0;
+    for (const char* n : kNotOptions) known = known || strcmp(n, given) == 0;
+    if (known) continue;
+    const char* nearest = nullptr;
+    size_t best = SIZE_MAX;
+    for (const OptionSpec& s : kSpecs) {
+      size_t d = distance(given, s.name);
+      if (d < best) best = d, nearest = s.name;
+    }
+    TextBuffer<512> line;
+    line.str("poolguard: POOLGUARD_").str(given).str(" is not an option");
+    // Close: a few edits, and fewer than a third of the name's length.
+    if (nearest != nullptr && best <= 3 && best * 3 <= strlen(nearest)) {
+      line.str(" (did you mean POOLGUARD_").str(nearest).str("?)");
+    }
+    line.str("; ignored (docs/OPTIONS.md lists the options)\n");
+    line.flush(STDERR_FILENO);
+  }
+}
+
+}  // namespace
+
 void options_load() {
   g_options = make_defaults();
+  warn_unknown_names();
   for (const OptionSpec& s : kSpecs) {
     char var[64];
     TextBuffer<64> nb;

@@ -18,6 +18,7 @@ enum OnLimitMode : uint64_t { kOnLimitNull = 0, kOnLimitAbort = 1, kOnLimitWarn 
 enum GuardOption : uint64_t { kGuardOff = 0, kGuardRedzone = 1, kGuardPage = 2 };  // = GuardMode
 enum GuardFillMode : uint64_t { kGuardFillOff = 0, kGuardFillOn = 1 };
 enum LeaksMode : uint64_t { kLeaksOff = 0, kLeaksOn = 1 };
+enum SegmentMode : uint64_t { kSegmentOn = 0, kSegmentOff = 1 };
 
 // Kinds of values (see options.inc): Enum and Size are stored as numbers; Percents packs up to 8
 // values of 1..100 one per byte, lowest byte first, 0 ending the list; Path holds a pointer to

@@ -125,6 +125,10 @@ bool secure_mode() {
   return getauxval(AT_SECURE) != 0;
 }
 
+char** environment() {
+  return secure_mode() ? nullptr : environ;
+}
+
 const char* env(const char* name) {
   if (secure_mode() || environ == nullptr) return nullptr;
   size_t n = strlen(name);

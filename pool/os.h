@@ -45,6 +45,8 @@ bool file_id(int fd, uint64_t* dev, uint64_t* ino);
 // Looks `name` up by walking environ (no allocation). nullptr if unset, if environ is not set up
 // yet, or if the process is AT_SECURE (setuid/setgid): such processes ignore the environment.
 const char* env(const char* name);
+// The environment (environ), or nullptr in AT_SECURE processes and before it is set up.
+char** environment();
 bool secure_mode();
 
 // 64 random bits from the kernel (getrandom, or AT_RANDOM if that fails). Never zero.

@@ -7,10 +7,19 @@
 #include "pool/init.h"
 #include "pool/log.h"
 #include "pool/os.h"
+#include "pool/shared.h"
 
 namespace pg {
 
-ErrorCounters g_errors;
+void count_double_free() {
+  shared_add(shared_globals().double_frees, 1);
+}
+void count_invalid_free() {
+  shared_add(shared_globals().invalid_frees, 1);
+}
+void count_corruption() {
+  shared_add(shared_globals().corruptions, 1);
+}
 static std::atomic<int> g_error_mode{static_cast<int>(ErrorMode::kAbort)};
 
 void set_error_mode(ErrorMode mode) {
@@ -47,7 +56,7 @@ void head(TextBuffer<512>& line, const char* kind) {
 }  // namespace
 
 void report_double_free(const void* p, size_t block_size) {
-  g_errors.double_frees.fetch_add(1, std::memory_order_relaxed);
+  count_double_free();
   TextBuffer<512> line;
   head(line, "double-free");
   line.str(": free(")
@@ -59,7 +68,7 @@ void report_double_free(const void* p, size_t block_size) {
 }
 
 void report_invalid_free(const void* p, const void* block, size_t block_size, const char* why) {
-  g_errors.invalid_frees.fetch_add(1, std::memory_order_relaxed);
+  count_invalid_free();
   TextBuffer<512> line;
   head(line, "invalid-free");
   line.str(": free(").ptr(p).str("): ").str(why);
@@ -76,7 +85,7 @@ void report_invalid_free(const void* p, const void* block, size_t block_size, co
 }
 
 void report_corruption(const void* where, size_t block_size, const char* what) {
-  g_errors.corruptions.fetch_add(1, std::memory_order_relaxed);
+  count_corruption();
   TextBuffer<512> line;
   head(line, "free-list-corruption");
   line.str(": ")

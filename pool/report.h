@@ -12,12 +12,10 @@
 
 namespace pg {
 
-struct ErrorCounters {
-  std::atomic<uint64_t> double_frees{0};
-  std::atomic<uint64_t> invalid_frees{0};
-  std::atomic<uint64_t> corruptions{0};
-};
-extern ErrorCounters g_errors;
+// Counts one error of each kind in the stats segment's figures (pool/shared.h).
+void count_double_free();
+void count_invalid_free();
+void count_corruption();
 
 // free() of a block that is already free. `block_size` is the size class or large size.
 void report_double_free(const void* p, size_t block_size);

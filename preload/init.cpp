@@ -1,6 +1,6 @@
 // Start-up and exit of the preloaded library: initialise early (the core also initialises lazily
-// on the first allocation, which may come first), publish live statistics (stats/publish.h), and
-// print the exit summary if asked.
+// on the first allocation, which may come first; the statistics segment is set up there,
+// pool/shared.h), and at exit check the guard zones, report leaks and print the summary if asked.
 #include <stdio.h>
 #include <unistd.h>
 
@@ -8,7 +8,6 @@
 #include "pool/init.h"
 #include "pool/log.h"
 #include "pool/options.h"
-#include "stats/publish.h"
 #include "stats/summary.h"
 #include "track/leak_report.h"
 #include "track/tracker.h"
@@ -19,12 +18,10 @@ __attribute__((constructor(101))) void poolguard_start() {
   pg::ensure_init();
   // Output at exit (the summary, the leak report) must still reach stderr if the program closes it.
   pg::log_prepare(pg::options().STATS == pg::kStatsExit || pg::tracking_all());
-  pg::publish_start();
 }
 
 // Runs from _dl_fini, after the program's atexit handlers and static destructors.
 __attribute__((destructor(101))) void poolguard_stop() {
-  pg::publish_stop();
   pg::guard_check_all();  // guard modes: every live and quarantined block's redzones and fill
   int status = pg::leak_check_at_exit();  // POOLGUARD_LEAKS
   pg::log_flush_suppressed();

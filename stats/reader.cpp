@@ -3,13 +3,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <pwd.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,120 +34,69 @@ std::string user_name(uint32_t uid) {
   return pw ? std::string(pw->pw_name) : std::to_string(uid);
 }
 
+uint64_t load(const uint64_t& v) {
+  return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
+
+// Whether /proc/PID/maps names a mapping whose path contains `needle`.
+bool maps_contain(int pid, const char* needle) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The value of `name` in the process's environment as it was at exec (/proc/PID/environ), or
+// "" when unset or unreadable.
+std::string environ_value(int pid, const std::string& name) {
+  bool ok;
+  std::string env = read_file("/proc/" + std::to_string(pid) + "/environ", &ok);
+  std::string key = name + "=";
+  for (size_t at = 0; ok && at < env.size();) {
+    size_t end = env.find('\0', at);
+    if (end == std::string::npos) end = env.size();
+    if (env.compare(at, key.size(), key) == 0)
+      return env.substr(at + key.size(), end - at - key.size());
+    at = end + 1;
+  }
+  return "";
+}
+
+// Why process `proc` publishes no memfd named `link_name`, as far as /proc tells.
+std::string why_missing(const ProcessInfo& proc, const char* link_name, const char* what) {
+  std::string who = describe_process(proc);
+  if (maps_contain(proc.pid, link_name)) {
+    return who + " maps its " + what + " but has closed the descriptor readers open it by (a " +
+           "program that closes every descriptor it did not open); they cannot be read";
+  }
+  if (!maps_contain(proc.pid, "libpoolguard")) {
+    return who + " does not run under poolguard (libpoolguard.so is not loaded)";
+  }
+  std::string segment = environ_value(proc.pid, "POOLGUARD_SEGMENT");
+  if (segment == "off" || segment == "0" || segment == "no" || segment == "false") {
+    return who + " runs under poolguard with POOLGUARD_SEGMENT=" + segment + ": it publishes no " +
+           what;
+  }
+  if (strcmp(link_name, kSegmentLinkName) != 0) {
+    return who + " runs under poolguard without a heap profile (POOLGUARD_PROFILE or " +
+           "POOLGUARD_LEAKS not set)";
+  }
+  return who + " runs under poolguard but publishes no " + what + " (a set-user-ID program, " +
+         "or the kernel refused its memfd)";
+}
+
 }  // namespace
 
 std::string describe_process(const ProcessInfo& p) {
   return "process " + std::to_string(p.pid) + " (" + p.comm + ")";
 }
 
-OpenStatus check_published_header(uint64_t magic, uint64_t want_magic, uint32_t version,
-                                  uint32_t want_version, const char* kind, const std::string& path,
-                                  const ProcessInfo& proc, std::string* why) {
-  if (magic == 0) {
-    *why = describe_process(proc) + " is creating its " + kind + "; try again";
-    return OpenStatus::kNotReady;
-  }
-  if (magic != want_magic) {
-    *why = path + " is not a poolguard " + kind + " (bad magic)";
-    return OpenStatus::kInvalid;
-  }
-  if (version != want_version) {
-    *why = path + " has " + kind + " version " + std::to_string(version) +
-           ", this poolguard reads version " + std::to_string(want_version);
-    return OpenStatus::kInvalid;
-  }
-  return OpenStatus::kOk;
-}
-
-OpenStatus open_published_file(int pid, const std::string& path, int flags, const char* what,
-                               const char* kind, const char* missing, ProcessInfo* proc, int* fd,
-                               struct stat* st, std::string* why) {
-  *fd = -1;
-  if (!read_process(pid, proc)) {
-    *why = "no process with pid " + std::to_string(pid);
-    return OpenStatus::kNoProcess;
-  }
-  if (proc->tgid != 0 && proc->tgid != pid) {
-    *why = std::to_string(pid) + " is a thread of process " + std::to_string(proc->tgid) +
-           ": give the process id";
-    return OpenStatus::kNoProcess;
-  }
-  uint32_t me = geteuid();
-  if (me != 0 && proc->euid != me) {
-    *why = describe_process(*proc) + " belongs to user " + user_name(proc->euid) +
-           "; only that user (or root) may read its " + what;
-    return OpenStatus::kNotOwner;
-  }
-  *fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
-  if (*fd < 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      *why = describe_process(*proc) + missing;
-      return OpenStatus::kNoSegment;
-    }
-    if (err == EACCES || err == EPERM) {
-      *why = path + " belongs to another user; only its owner (or root) may read it";
-      return OpenStatus::kNotOwner;
-    }
-    if (err == ELOOP) {
-      *why = path + " is a symbolic link, not a poolguard " + kind;
-      return OpenStatus::kInvalid;
-    }
-    *why = "cannot open " + path + ": " + strerror(err);
-    return OpenStatus::kError;
-  }
-  if (fstat(*fd, st) != 0) {
-    *why = "cannot stat " + path + ": " + strerror(errno);
-    return OpenStatus::kError;
-  }
-  if (!S_ISREG(st->st_mode)) {
-    *why = path + " is not a regular file";
-    return OpenStatus::kInvalid;
-  }
-  if (me != 0 && st->st_uid != me) {
-    *why = path + " belongs to user " + user_name(st->st_uid) +
-           ", not to you; only its owner (or root) may read it";
-    return OpenStatus::kNotOwner;
-  }
-  return OpenStatus::kOk;
-}
-
 uint64_t monotonic_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string segment_path(int pid) {
-  return kSegmentPathPrefix + std::to_string(pid);
-}
-
-std::vector<int> published_pids(const char* suffix) {
-  std::vector<int> pids;
-  DIR* d = opendir("/dev/shm");
-  if (d == nullptr) return pids;
-  const std::string prefix = std::string(kSegmentPathPrefix).substr(strlen("/dev/shm/"));
-  const size_t suffix_len = strlen(suffix);
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() <= prefix.size() + suffix_len || name.compare(0, prefix.size(), prefix) != 0 ||
-        name.compare(name.size() - suffix_len, suffix_len, suffix) != 0) {
-      continue;
-    }
-    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix_len);
-    if (digits.size() > 9 ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    pids.push_back(std::stoi(digits));
-  }
-  closedir(d);
-  std::sort(pids.begin(), pids.end());
-  return pids;
-}
-
-std::vector<int> segment_pids() {
-  return published_pids("");
 }
 
 bool read_process(int pid, ProcessInfo* out) {
@@ -187,21 +133,120 @@ bool read_process(int pid, ProcessInfo* out) {
   return true;
 }
 
-bool process_maps(int pid, dev_t dev, ino_t ino) {
-  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    // start-end perms offset major:minor inode path
-    char range[64], perms[8], offset[32];
-    unsigned maj, min;
-    unsigned long long inode;
-    if (sscanf(line.c_str(), "%63s %7s %31s %x:%x %llu", range, perms, offset, &maj, &min,
-               &inode) != 6) {
-      continue;
-    }
-    if (inode == ino && maj == major(dev) && min == minor(dev)) return true;
+std::vector<int> pids_mapping(const char* link_name) {
+  std::vector<int> pids;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return pids;
+  while (dirent* e = readdir(d)) {
+    const char* n = e->d_name;
+    if (*n < '1' || *n > '9' || strlen(n) > 9) continue;
+    if (!std::all_of(n, n + strlen(n), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    int pid = atoi(n);
+    if (maps_contain(pid, link_name)) pids.push_back(pid);
   }
-  return false;
+  closedir(d);
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
+
+std::vector<int> segment_pids() {
+  return pids_mapping(kSegmentLinkName);
+}
+
+OpenStatus open_published(int pid, const char* link_name, const char* what, ProcessInfo* proc,
+                          int* fd, uint64_t* size, std::string* why) {
+  *fd = -1;
+  if (!read_process(pid, proc)) {
+    *why = "no process with pid " + std::to_string(pid);
+    return OpenStatus::kNoProcess;
+  }
+  if (proc->tgid != 0 && proc->tgid != pid) {
+    *why = std::to_string(pid) + " is a thread of process " + std::to_string(proc->tgid) +
+           ": give the process id";
+    return OpenStatus::kNoProcess;
+  }
+  uint32_t me = geteuid();
+  if (me != 0 && proc->euid != me) {
+    *why = describe_process(*proc) + " belongs to user " + user_name(proc->euid) +
+           "; only that user (or root) may read its " + what;
+    return OpenStatus::kNotOwner;
+  }
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    int err = errno;
+    if (err == EACCES || err == EPERM) {
+      *why = describe_process(*proc) + " does not let other processes see its descriptors (it " +
+             "is not dumpable: set-user-ID, or prctl(PR_SET_DUMPABLE, 0)); its " + what +
+             " cannot be read";
+      return OpenStatus::kNotOwner;
+    }
+    *why = err == ENOENT ? "no process with pid " + std::to_string(pid)
+                         : "cannot read " + dir + ": " + strerror(err);
+    return err == ENOENT ? OpenStatus::kNoProcess : OpenStatus::kError;
+  }
+  std::string found;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string path = dir + "/" + e->d_name;
+    char target[256];
+    ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (strcmp(target, link_name) == 0) {
+      found = path;
+      break;
+    }
+  }
+  closedir(d);
+  if (found.empty()) {
+    *why = why_missing(*proc, link_name, what);
+    return OpenStatus::kNoSegment;
+  }
+  *fd = ::open(found.c_str(), O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) {
+    int err = errno;
+    *why = "cannot open the " + std::string(what) + " of " + describe_process(*proc) + ": " +
+           strerror(err);
+    return err == EACCES || err == EPERM ? OpenStatus::kNotOwner : OpenStatus::kError;
+  }
+  struct stat st;
+  if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    *why = "the " + std::string(what) + " of " + describe_process(*proc) + " is not a file";
+    return OpenStatus::kInvalid;
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return OpenStatus::kOk;
+}
+
+OpenStatus check_published_header(uint64_t magic, uint64_t want_magic, uint32_t version,
+                                  uint32_t want_version, int header_pid, uint64_t header_start,
+                                  const char* kind, const ProcessInfo& proc, std::string* why) {
+  std::string which = "the " + std::string(kind) + " of " + describe_process(proc);
+  if (magic == 0) {
+    *why = which + " is being set up; try again";
+    return OpenStatus::kNoSegment;
+  }
+  if (magic != want_magic) {
+    *why = which + " is not a poolguard " + kind + " (bad magic)";
+    return OpenStatus::kInvalid;
+  }
+  if (version != want_version) {
+    *why = which + " has version " + std::to_string(version) + ", this poolguard reads version " +
+           std::to_string(want_version);
+    return OpenStatus::kInvalid;
+  }
+  if (header_pid != proc.pid) {
+    *why = describe_process(proc) + " shares the " + kind + " of process " +
+           std::to_string(header_pid) + " (made by clone() without fork handlers): its own " +
+           "figures cannot be told apart";
+    return OpenStatus::kNoSegment;
+  }
+  if (header_start != proc.start_time) {
+    *why = which + " was made by an earlier process with the same pid";
+    return OpenStatus::kInvalid;
+  }
+  return OpenStatus::kOk;
 }
 
 SegmentReader::~SegmentReader() {
@@ -209,102 +254,195 @@ SegmentReader::~SegmentReader() {
 }
 
 void SegmentReader::close() {
-  if (seg_ != nullptr) munmap(seg_, map_size_);
+  if (mem_ != nullptr) munmap(const_cast<void*>(mem_), size_);
   if (fd_ >= 0) ::close(fd_);
-  seg_ = nullptr;
+  mem_ = nullptr;
   fd_ = -1;
 }
 
 OpenStatus SegmentReader::open(int pid, std::string* why) {
   close();
-  path_ = segment_path(pid);
-  struct stat st;
-  OpenStatus status =
-      open_published_file(pid, path_, O_RDWR, "statistics", "segment",
-                          " publishes no statistics: it does not run under poolguard, or runs with "
-                          "POOLGUARD_SEGMENT=off",
-                          &proc_, &fd_, &st, why);
+  uint64_t size = 0;
+  OpenStatus status = open_published(pid, kSegmentLinkName, "statistics", &proc_, &fd_, &size, why);
   if (status != OpenStatus::kOk) return status;
-  dev_ = st.st_dev;
-  ino_ = st.st_ino;
-  if (st.st_size == 0) {
-    *why = describe_process(proc_) + " is creating its segment; try again";
-    return OpenStatus::kNotReady;
-  }
-  constexpr size_t kHeaderPart = offsetof(Segment, reserved_hdr);
-  if (static_cast<uint64_t>(st.st_size) < kHeaderPart) {
-    *why = path_ + " is too small to be a poolguard segment";
+  if (size < sizeof(SegmentHeader)) {
+    *why = "the segment of " + describe_process(proc_) + " is too small to be one";
     return OpenStatus::kInvalid;
   }
-  map_size_ = std::min(static_cast<size_t>(st.st_size), sizeof(Segment));
-  void* mem = mmap(nullptr, map_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  void* mem = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
   if (mem == MAP_FAILED) {
-    *why = "cannot map " + path_ + ": " + strerror(errno);
+    *why = "cannot map the segment of " + describe_process(proc_) + ": " + strerror(errno);
     return OpenStatus::kError;
   }
-  seg_ = static_cast<Segment*>(mem);
-  status = check_published_header(__atomic_load_n(&seg_->magic, __ATOMIC_ACQUIRE), kSegmentMagic,
-                                  seg_->version, kSegmentVersion, "segment", path_, proc_, why);
+  mem_ = mem;
+  size_ = size;
+  const SegmentHeader* h = static_cast<const SegmentHeader*>(mem_);
+  uint64_t magic = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE);
+  memcpy(&header_, h, sizeof header_);
+  status = check_published_header(magic, kSegmentMagic, header_.version, kSegmentVersion,
+                                  header_.pid, header_.start_time, "segment", proc_, why);
   if (status != OpenStatus::kOk) return status;
-  if (seg_->size != sizeof(Segment) || map_size_ != sizeof(Segment)) {
-    *why = path_ + " has the wrong size for segment version " + std::to_string(kSegmentVersion) +
-           " (" + std::to_string(seg_->size) + " bytes declared, " + std::to_string(st.st_size) +
-           " in the file, " + std::to_string(sizeof(Segment)) + " expected)";
+  // Every part must lie inside the file: the geometry is checked here, never trusted later.
+  const SegmentHeader& g = header_;
+  auto fits = [&](uint64_t offset, uint64_t count, uint64_t stride) {
+    return offset <= size && stride != 0 && count <= (size - offset) / stride;
+  };
+  if (g.size != size || g.num_classes == 0 || g.num_classes > kSegmentMaxClasses ||
+      g.num_slots != g.num_classes + 1 || g.large_stride != sizeof(SegmentLargeSlot) ||
+      g.arena_stride != sizeof(SegmentArena) || g.pool_size == 0 || g.pool_header >= g.pool_size ||
+      std::any_of(g.class_size, g.class_size + g.num_classes, [](uint32_t v) { return v == 0; }) ||
+      !fits(g.globals_offset, 1, sizeof(SegmentGlobals)) ||
+      !fits(g.large_offset, g.large_capacity, g.large_stride) ||
+      !fits(g.arenas_offset, g.max_arenas, g.arena_stride) ||
+      !fits(g.heaps_offset, g.max_heaps, g.heap_stride) ||
+      g.heap_stride < (2 * uint64_t{g.num_slots} + g.num_classes) * sizeof(uint64_t)) {
+    *why = "the segment of " + describe_process(proc_) + " has a geometry this reader does not " +
+           "understand";
     return OpenStatus::kInvalid;
-  }
-  if (seg_->pid != pid || seg_->num_classes > kSegmentMaxClasses ||
-      seg_->max_arenas != kSegmentMaxArenas) {
-    *why = path_ + " describes pid " + std::to_string(seg_->pid) + " or a geometry this reader " +
-           "does not understand";
-    return OpenStatus::kInvalid;
-  }
-  if (seg_->start_time != proc_.start_time || !process_maps(pid, dev_, ino_)) {
-    *why = path_ + " is stale: " + describe_process(proc_) +
-           " no longer publishes there (it exec'd a program without poolguard, or the pid was "
-           "reused); `poolguard ls` removes it";
-    return OpenStatus::kStale;
   }
   return OpenStatus::kOk;
 }
 
-void SegmentReader::request() {
-  want_ = __atomic_add_fetch(&seg_->request, 1, __ATOMIC_SEQ_CST);
-  syscall(SYS_futex, &seg_->request, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
+void SegmentReader::read(Figures* out) const {
+  const SegmentHeader& h = header_;
+  const SegmentGlobals& g = *reinterpret_cast<const SegmentGlobals*>(at(h.globals_offset));
+  Figures& f = *out;
+  f = Figures{};
+  f.pid = h.pid;
+  f.uid = h.uid;
+  f.version = h.version;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  f.read_time_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
+  f.num_classes = h.num_classes;
+  f.small_max = h.small_max;
+  f.pool_size = h.pool_size;
+  f.pool_header = h.pool_header;
+  f.arena_size = h.arena_size;
 
-bool SegmentReader::wait_fresh(uint64_t deadline_ns) {
-  for (;;) {
-    uint32_t done = __atomic_load_n(&seg_->published, __ATOMIC_ACQUIRE);
-    if (static_cast<int32_t>(done - want_) >= 0) return true;
-    uint64_t now = monotonic_ns();
-    if (now >= deadline_ns) return false;
-    uint64_t left = deadline_ns - now;
-    timespec ts{static_cast<time_t>(left / 1000000000u), static_cast<long>(left % 1000000000u)};
-    syscall(SYS_futex, &seg_->published, FUTEX_WAIT, done, &ts, nullptr, 0);
-  }
-}
-
-bool SegmentReader::copy(Segment* out, uint64_t deadline_ns) const {
-  for (;;) {
-    uint64_t before = __atomic_load_n(&seg_->seq, __ATOMIC_ACQUIRE);
-    if ((before & 1) == 0) {
-      memcpy(static_cast<void*>(out), seg_, offsetof(Segment, arenas));
-      __atomic_thread_fence(__ATOMIC_ACQUIRE);
-      if (__atomic_load_n(&seg_->seq, __ATOMIC_RELAXED) == before) {
-        // The counts are consistent: only now trust them to size the arena copy.
-        size_t listed = std::min<uint64_t>(
-            {out->arenas_listed, out->arenas_backed, static_cast<uint64_t>(kSegmentMaxArenas)});
-        memcpy(static_cast<void*>(out->arenas), seg_->arenas, listed * sizeof(SegmentArena));
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&seg_->seq, __ATOMIC_RELAXED) == before) {
-          out->arenas_listed = listed;
-          return true;
-        }
-      }
+  // Small blocks: the heap slots summed, by class (slot 0, malloc(0), is class 0's).
+  uint64_t heaps = std::min<uint64_t>(load(g.heap_slots), h.max_heaps);
+  for (uint64_t i = 0; i < heaps; ++i) {
+    const uint64_t* slot =
+        reinterpret_cast<const uint64_t*>(at(h.heaps_offset + i * h.heap_stride));
+    const uint64_t* allocs = slot;
+    const uint64_t* requested = slot + h.num_slots;
+    const uint64_t* frees = slot + 2 * h.num_slots;
+    for (uint32_t s = 0; s < h.num_slots; ++s) {
+      uint32_t c = s == 0 ? 0 : s - 1;
+      f.classes[c].allocs += load(allocs[s]);
+      f.classes[c].requested_bytes += load(requested[s]);
     }
-    if (monotonic_ns() >= deadline_ns) return false;
-    sched_yield();
+    for (uint32_t c = 0; c < h.num_classes; ++c) f.classes[c].frees += load(frees[c]);
   }
+  for (uint32_t c = 0; c < h.num_classes; ++c) {
+    ClassFigures& cf = f.classes[c];
+    cf.block_size = h.class_size[c];
+    cf.frees += load(g.abandoned_frees[c]);
+    cf.pools = load(g.class_pools[c]);
+    cf.live_blocks = cf.allocs >= cf.frees ? cf.allocs - cf.frees : 0;
+    cf.held_bytes = cf.live_blocks * cf.block_size;
+    uint64_t capacity = cf.pools * ((h.pool_size - h.pool_header) / cf.block_size);
+    cf.free_blocks = capacity >= cf.live_blocks ? capacity - cf.live_blocks : 0;
+    f.small_allocs += cf.allocs;
+    f.small_frees += cf.frees;
+  }
+
+  // Large blocks: the slots and the shared totals.
+  uint64_t in = load(g.large_gone_bytes_in), outb = load(g.large_gone_bytes_out);
+  f.large_allocs = load(g.large_gone_allocs);
+  f.large_frees = load(g.large_gone_frees);
+  uint64_t large = std::min<uint64_t>(load(g.large_slots), h.large_capacity);
+  for (uint64_t i = 0; i < large; ++i) {
+    const SegmentLargeSlot& s =
+        *reinterpret_cast<const SegmentLargeSlot*>(at(h.large_offset + i * h.large_stride));
+    f.large_allocs += load(s.allocs);
+    f.large_frees += load(s.frees);
+    in += load(s.bytes_in);
+    outb += load(s.bytes_out);
+  }
+  f.large_live_bytes = in >= outb ? in - outb : 0;
+
+  f.arenas_mapped = load(g.arenas_mapped);
+  f.arenas_in_use = load(g.arenas_in_use);
+  f.arenas_released = load(g.arenas_released);
+  f.reserved_bytes = load(g.reserved_bytes);
+  f.fallback_arenas = load(g.fallback_arenas);
+  f.pools_in_use = load(g.pools_in_use);
+  f.pools_purged = load(g.pools_purged);
+  f.peak_small_bytes = load(g.peak_pools) * h.pool_size;
+  f.limit_bytes = load(g.limit_bytes);
+  f.limit_in_use = load(g.limit_in_use);
+  f.limit_peak = load(g.limit_peak);
+  f.limit_refused = load(g.limit_refused);
+  f.guard_events = load(g.guard_errors);
+  f.threads = load(g.heaps_created);
+  f.double_frees = load(g.double_frees);
+  f.invalid_frees = load(g.invalid_frees);
+  f.corruptions = load(g.corruptions);
+
+  // The arena map: each entry copied under its seqlock, the ones in use kept.
+  uint64_t listed = std::min<uint64_t>(load(g.arenas_listed), h.max_arenas);
+  for (uint64_t i = 0; i < listed; ++i) {
+    const SegmentArena* e =
+        reinterpret_cast<const SegmentArena*>(at(h.arenas_offset + i * h.arena_stride));
+    SegmentArena copy;
+    for (int tries = 0; tries < 1000; ++tries) {
+      uint64_t before = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+      memcpy(&copy, e, sizeof copy);
+      __atomic_thread_fence(__ATOMIC_ACQUIRE);
+      if ((before & 1) == 0 && __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == before) break;
+    }
+    if (copy.base == 0) continue;
+    ArenaFigures a;
+    a.base = copy.base;
+    for (size_t k = 0; k < kSegmentPoolsPerArena; ++k) {
+      a.pools[k].state = copy.pools[k].state;
+      a.pools[k].cls = copy.pools[k].cls;
+    }
+    f.arenas.push_back(a);
+  }
+  f.arenas_unlisted = f.arenas_in_use > f.arenas.size() ? f.arenas_in_use - f.arenas.size() : 0;
+
+  // Resident memory, from /proc (pages, second field of statm).
+  bool ok;
+  std::string statm = read_file("/proc/" + std::to_string(proc_.pid) + "/statm", &ok);
+  unsigned long long size_pages = 0, resident = 0;
+  if (ok && sscanf(statm.c_str(), "%llu %llu", &size_pages, &resident) == 2) {
+    f.rss_bytes = resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  }
+}
+
+bool SegmentReader::read_fill(Figures* f, std::string* why) const {
+  const SegmentHeader& h = header_;
+  uint64_t headers = kSegmentPoolsPerArena * uint64_t{h.pool_meta_size};
+  if (h.pool_meta_size == 0 || h.pool_used_offset + sizeof(uint32_t) > h.pool_meta_size) {
+    *why = "the segment does not say where pool headers are";
+    return false;
+  }
+  std::vector<char> buf(headers);
+  for (ArenaFigures& a : f->arenas) {
+    iovec local{buf.data(), headers};
+    iovec remote{reinterpret_cast<void*>(a.base), headers};
+    ssize_t n = process_vm_readv(proc_.pid, &local, 1, &remote, 1, 0);
+    if (n != static_cast<ssize_t>(headers)) {
+      int err = errno;
+      if (n < 0 && (err == EPERM || err == EACCES)) {
+        *why = "reading the pools' fill needs permission to read the process's memory, as a " +
+               std::string("debugger does (kernel.yama.ptrace_scope, or root)");
+        return false;
+      }
+      continue;  // released meanwhile: leave this arena's fill unknown
+    }
+    for (size_t k = 0; k < kSegmentPoolsPerArena; ++k) {
+      if (a.pools[k].state != kSegPoolInUse) continue;
+      uint32_t used;
+      memcpy(&used, buf.data() + k * h.pool_meta_size + h.pool_used_offset, sizeof used);
+      a.pools[k].used = used & 0x7fffffffu;  // the top bit is a flag (filed as full)
+    }
+  }
+  f->fill_known = true;
+  return true;
 }
 
 }  // namespace pg::stats

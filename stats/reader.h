@@ -1,6 +1,6 @@
 // The reader side of the stats segment (stats/segment.h), for tools: find a process's segment,
-// check that the caller may read it and that it is what it claims to be, ask the process for
-// fresh figures and copy them consistently. Ordinary C++ (it allocates): never linked into the
+// check that the caller may read it and that it is what it claims to be, and compute the figures
+// from it (sums over the per-thread slots). Ordinary C++ (it allocates): never linked into the
 // preloaded library.
 #pragma once
 
@@ -20,54 +20,93 @@ struct ProcessInfo {
   int pid = 0;
   int tgid = 0;             // the process a thread id belongs to (== pid for a process)
   uint32_t euid = 0;        // effective user id
-  std::string comm;         // command name (/proc/PID/comm)
+  std::string comm;         // command name (/proc/PID/stat)
   uint64_t start_time = 0;  // clock ticks after boot (/proc/PID/stat field 22)
 };
 // Reads /proc/PID/status and /proc/PID/stat. false if there is no such process (or /proc hides it).
 bool read_process(int pid, ProcessInfo* out);
+// "process PID (comm)", for messages.
+std::string describe_process(const ProcessInfo& p);
 
-// Whether the process `pid` maps the file (dev, ino), from /proc/PID/maps: a live segment is
-// mapped by its process for its whole life; one left by an exec or a crash is not.
-bool process_maps(int pid, dev_t dev, ino_t ino);
-
-// "/dev/shm/poolguard.<pid>"
-std::string segment_path(int pid);
-// Pids of the files named poolguard.<pid><suffix> in /dev/shm, in increasing order.
-std::vector<int> published_pids(const char* suffix);
-// Pids of the files named poolguard.<pid> in /dev/shm (published_pids("")).
+// Pids of the processes that map a memfd named `link_name` (kSegmentLinkName,
+// kProfileLinkName), from /proc/PID/maps, in increasing order. Processes of other users are
+// included only for root (their maps are not readable otherwise).
+std::vector<int> pids_mapping(const char* link_name);
+// pids_mapping(kSegmentLinkName).
 std::vector<int> segment_pids();
 
 enum class OpenStatus {
   kOk,
   kNoProcess,  // no process with this pid
-  kNotOwner,   // the process or its segment belongs to another user
-  kNoSegment,  // the process publishes nothing
-  kNotReady,   // the segment is being created
+  kNotOwner,   // the process belongs to another user, or hides its descriptors
+  kNoSegment,  // the process publishes nothing (the message says why, as far as /proc tells)
   kInvalid,    // not a segment this reader understands (magic, version, size, pid)
-  kStale,      // a segment the process no longer publishes in (exec, pid reused)
   kError,      // a system call failed
 };
 
-// "process PID (comm)", for messages.
-std::string describe_process(const ProcessInfo& p);
+// Opens the memfd named `link_name` that process `pid` publishes, read-only, through
+// /proc/PID/fd, after checking that the process exists, is a process (not a thread) and belongs
+// to the caller (unless the caller is root). On kOk, *fd is open and *size is the file's size.
+// `what` names what is read in messages ("statistics", "heap profile"). On failure *fd is -1
+// and `*why` holds one sentence for the user, saying what /proc tells: no poolguard in the
+// process, POOLGUARD_SEGMENT=off, a descriptor the program closed, ...
+OpenStatus open_published(int pid, const char* link_name, const char* what, ProcessInfo* proc,
+                          int* fd, uint64_t* size, std::string* why);
 
-// What the stats and profile readers check before trusting a file a process publishes in
-// /dev/shm: the process exists, is a process (not a thread) and belongs to the caller (unless the
-// caller is root); the file opens with `flags` (O_NOFOLLOW added), is a regular file and is the
-// caller's. On kOk, *fd is open and *st describes it. `what` names what is read in messages
-// ("statistics", "heap profile"), `kind` the file ("segment", "profile"), and a process that has
-// no such file gets "process PID (comm)" followed by `missing`. On failure *fd is -1 or open (the
-// caller closes it) and `*why` holds one sentence for the user.
-OpenStatus open_published_file(int pid, const std::string& path, int flags, const char* what,
-                               const char* kind, const char* missing, ProcessInfo* proc, int* fd,
-                               struct stat* st, std::string* why);
-
-// The checks of a published file's header that both readers make: `magic` as loaded (0: still
-// being created, kNotReady), then the expected magic and version. `kind` names the file in
-// messages ("segment", "profile").
+// Checks a published file's header: magic, version, size, pid and start time. `kind` names the
+// file in messages ("segment", "profile").
 OpenStatus check_published_header(uint64_t magic, uint64_t want_magic, uint32_t version,
-                                  uint32_t want_version, const char* kind, const std::string& path,
-                                  const ProcessInfo& proc, std::string* why);
+                                  uint32_t want_version, int header_pid, uint64_t header_start,
+                                  const char* kind, const ProcessInfo& proc, std::string* why);
+
+// One size class, as computed from the segment.
+struct ClassFigures {
+  uint64_t block_size = 0;
+  uint64_t allocs = 0, frees = 0, live_blocks = 0;
+  uint64_t requested_bytes = 0;  // asked for by all `allocs` (all time)
+  uint64_t held_bytes = 0;       // block_size * live_blocks
+  uint64_t pools = 0;            // pools of this class carved now
+  uint64_t free_blocks = 0;      // blocks not in use inside those pools
+};
+
+// One pool of the arena map. `used` is known only when the reader may read the process's
+// memory (SegmentReader::read_fill); kUsedUnknown otherwise.
+inline constexpr uint32_t kUsedUnknown = UINT32_MAX;
+struct PoolFigures {
+  uint8_t state = 0;  // SegmentPoolState
+  uint8_t cls = 0;
+  uint32_t used = kUsedUnknown;
+};
+struct ArenaFigures {
+  uint64_t base = 0;
+  PoolFigures pools[kSegmentPoolsPerArena];
+};
+
+// Everything a reader shows about a process, computed from its segment at one moment.
+struct Figures {
+  int pid = 0;
+  uint32_t uid = 0;
+  uint32_t version = 0;
+  uint64_t read_time_ns = 0;  // CLOCK_REALTIME when read
+  // Geometry.
+  uint32_t num_classes = 0, small_max = 0, pool_size = 0, pool_header = 0, arena_size = 0;
+  // Totals.
+  uint64_t small_allocs = 0, small_frees = 0;
+  uint64_t large_allocs = 0, large_frees = 0, large_live_bytes = 0;
+  uint64_t arenas_mapped = 0, arenas_in_use = 0, arenas_released = 0;
+  uint64_t reserved_bytes = 0, fallback_arenas = 0;
+  uint64_t pools_in_use = 0, pools_purged = 0, peak_small_bytes = 0;
+  uint64_t rss_bytes = 0;  // /proc/PID/statm
+  uint64_t limit_bytes = 0, limit_in_use = 0, limit_peak = 0, limit_refused = 0;
+  uint64_t guard_events = 0;
+  uint64_t threads = 0;  // thread heaps created
+  uint64_t double_frees = 0, invalid_frees = 0, corruptions = 0;
+  ClassFigures classes[kSegmentMaxClasses];
+  // The arena map: the arenas in use among the entries the segment holds.
+  std::vector<ArenaFigures> arenas;
+  uint64_t arenas_unlisted = 0;  // arenas in use beyond the map's capacity
+  bool fill_known = false;       // pools' `used` read from the process's memory
+};
 
 class SegmentReader {
  public:
@@ -76,34 +115,25 @@ class SegmentReader {
   SegmentReader(const SegmentReader&) = delete;
   SegmentReader& operator=(const SegmentReader&) = delete;
 
-  // Opens /dev/shm/poolguard.<pid> and validates it. Refuses (kNotOwner) a process or segment of
-  // another user unless the caller is root. On failure `*why` holds one sentence for the user.
+  // Finds process pid's segment and validates it. On failure `*why` holds one sentence.
   OpenStatus open(int pid, std::string* why);
-
-  // Asks the publisher for fresh figures (bumps `request`, wakes it) without waiting.
-  void request();
-  // Waits until the figures answer the last request(), at most until `deadline_ns`
-  // (CLOCK_MONOTONIC). false if the process did not answer in time (stopped, or busy).
-  bool wait_fresh(uint64_t deadline_ns);
-  // Copies consistent figures and the arena map into *out (header included); false if no
-  // consistent copy could be taken before `deadline_ns` (a writer stopped mid-publication).
-  bool copy(Segment* out, uint64_t deadline_ns) const;
+  // Computes the figures as they are now (the process keeps running: a moment's figures).
+  void read(Figures* out) const;
+  // Reads each listed pool's count of blocks in use from the process's memory
+  // (process_vm_readv: a debugger's permission, ptrace_scope permitting). false when not allowed;
+  // the map then shows pools without their fill.
+  bool read_fill(Figures* f, std::string* why) const;
 
   const ProcessInfo& process() const { return proc_; }
-  const std::string& path() const { return path_; }
-  dev_t dev() const { return dev_; }
-  ino_t ino() const { return ino_; }
 
  private:
   void close();
+  const char* at(uint64_t offset) const { return static_cast<const char*>(mem_) + offset; }
   int fd_ = -1;
-  Segment* seg_ = nullptr;
-  size_t map_size_ = 0;
-  uint32_t want_ = 0;  // the request value to wait for
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
+  const void* mem_ = nullptr;
+  size_t size_ = 0;
+  SegmentHeader header_{};  // a validated copy
   ProcessInfo proc_;
-  std::string path_;
 };
 
 // CLOCK_MONOTONIC in nanoseconds, for deadlines.

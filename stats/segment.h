@@ -1,29 +1,35 @@
-// The stats segment: what a process running under poolguard publishes about its heap, and what
-// `poolguard stat`, `ls` and `map` read from outside. It is the one interface between the writer
-// (stats/publish.cpp, inside the preloaded library) and any reader (tools/, or a program of your
-// own), so it is a plain, fixed, versioned struct with no pointers and no dependency on the
-// allocator's headers: a reader includes this file only.
+// The stats segment: the memory a process running under poolguard shares with readers
+// (`poolguard stat`, `ls`, `map`, exporters, programs of your own), so that they can read its heap
+// figures from outside at any moment, with no thread, signal or request in the process. It is the
+// one interface between the writer (the preloaded library) and any reader, so it is plain data:
+// fixed, versioned structs with no pointers into the reader's address space and no dependency on
+// the allocator's headers. A reader includes this file only; inside the library it is a leaf
+// header every layer may include.
 //
-// Where: /dev/shm/poolguard.<pid>, a regular file of exactly sizeof(Segment) bytes, mode 0600,
-// owned by the process's user, mapped MAP_SHARED by the process for its whole life.
+// Where: a memfd named "poolguard.stats" (so /proc/PID/fd/N links to "/memfd:poolguard.stats
+// (deleted)" and /proc/PID/maps shows it), sealed against shrinking, that the process maps shared
+// for its whole life. A reader of the same user opens /proc/PID/fd/N read-only (the kernel allows
+// it to whoever may read the process's /proc entries) and maps it. Nothing is left behind when the
+// process ends, however it ends.
 //
-// Protocol (docs/STATS.md has the full story):
-// - The header (magic ... max_arenas) is written once, before `magic`, which is stored last with
-//   release order: a reader that sees the magic sees a complete header. A reader rejects a segment
-//   whose magic, version or size differ from its own.
-// - The figures (everything after `seq`) are rewritten by the process's publisher thread under a
-//   seqlock: `seq` is odd while they are being written. A reader copies them, then checks that
-//   `seq` was even and unchanged before and after the copy, else copies again.
-// - A reader that wants current figures adds 1 to `request` and wakes the futex on `request`
-//   (FUTEX_WAKE, not private: the word is shared between processes); the publisher wakes,
-//   publishes, stores the `request` value it served in `published` and wakes the futex on
-//   `published`. The figures are current for the reader once (int32_t)(published - r) >= 0, r
-//   being the value its own increment produced. Without requests the publisher refreshes about once
-//   a second.
-// - Every count is a uint64_t.
+// Layout (offsets in the file, all given in the header):
+//   header        page 0, written once before `magic`, which is stored last with release order
+//   globals       SegmentGlobals: figures changed only on the allocator's slow paths
+//   large slots   large_capacity x SegmentLargeSlot: one per thread that used the large path
+//   arena map     max_arenas x SegmentArena: the pools of each arena (state, size class)
+//   heap slots    max_heaps x heap_stride bytes: the counters of each thread heap, kept by the
+//                 malloc/free fast paths themselves with single-writer adds: per slot, u64
+//                 allocs[num_slots], requested[num_slots], frees[num_classes]
 //
-// Changing the layout: bump kSegmentVersion. Adding a field without moving others: take it from a
-// `reserved` array and keep the version (readers of the old version see 0 there).
+// Reading: every figure is a u64 written with single aligned stores (or atomic adds where several
+// threads write it), so a reader never sees a torn value; figures read one after another are a
+// moment's, not an atomic cut, and exact for an idle process. A total over slots sums every slot
+// up to the high-water mark (`heap_slots`, `large_slots`): slots are reused by later threads with
+// their counts kept, so sums are totals since the start. An arena map entry being rewritten has
+// `seq` odd (a per-entry seqlock).
+//
+// Changing the layout: bump kSegmentVersion. A field added without moving others takes room from
+// a `reserved` array and keeps the version (old writers leave it 0).
 #pragma once
 
 #include <cstddef>
@@ -31,26 +37,93 @@
 
 namespace pg::stats {
 
-inline constexpr uint64_t kSegmentMagic = 0x3153544154534750ull;  // "PGSTATS1" in memory
-inline constexpr uint32_t kSegmentVersion = 1;
-inline constexpr const char kSegmentPathPrefix[] = "/dev/shm/poolguard.";
+inline constexpr uint64_t kSegmentMagic = 0x3253544154534750ull;  // "PGSTATS2" in memory
+inline constexpr uint32_t kSegmentVersion = 2;
+// The memfd's name; /proc/PID/fd/N and /proc/PID/maps show it as kSegmentLinkName.
+inline constexpr const char kSegmentName[] = "poolguard.stats";
+inline constexpr const char kSegmentLinkName[] = "/memfd:poolguard.stats (deleted)";
 
-inline constexpr size_t kSegmentMaxClasses = 64;   // room for classes up to 1024 bytes, 16 apart
-inline constexpr size_t kSegmentMaxArenas = 1024;  // the occupancy map covers 1 GiB of arenas
+inline constexpr size_t kSegmentMaxClasses = 64;  // room for classes up to 1024 bytes, 16 apart
+inline constexpr size_t kSegmentMaxSlots = kSegmentMaxClasses + 1;
 inline constexpr size_t kSegmentPoolsPerArena = 64;
 
-// One size class. All counts are since the process started, except the live ones.
-struct SegmentClass {
-  uint64_t block_size;       // bytes per block
-  uint64_t allocs;           // blocks handed out (requests served by this class)
-  uint64_t frees;            // blocks given back
-  uint64_t live_blocks;      // allocs - frees
-  uint64_t requested_bytes;  // bytes asked for by all `allocs` requests (all time; the mean
-                             // request is requested_bytes / allocs: live requested bytes are not
-                             // tracked, see docs/STATS.md)
-  uint64_t held_bytes;       // block_size * live_blocks
-  uint64_t pools;            // pools of this class carved now
-  uint64_t free_blocks;      // blocks not in use inside those pools
+struct SegmentHeader {
+  uint64_t magic;       // kSegmentMagic, stored last
+  uint64_t size;        // bytes of the file
+  uint32_t version;     // kSegmentVersion
+  int32_t pid;          // the process that publishes here (a fork child rewrites it in its copy)
+  uint32_t uid;         // its effective user id
+  uint32_t reserved_h;  // padding
+  uint64_t start_time;  // its start time, in clock ticks after boot (/proc/PID/stat field 22)
+  // Geometry of the pools.
+  uint32_t num_classes;  // size classes (<= kSegmentMaxClasses); sizes in class_size
+  uint32_t num_slots;    // request slots counted by the heaps: num_classes + 1 (slot 0 is
+                         // malloc(0), slot s > 0 class s - 1)
+  uint32_t small_max;    // largest request the pools serve
+  uint32_t pool_size;    // bytes per pool
+  uint32_t pool_header;  // bytes at the start of each pool before its first block
+  uint32_t arena_size;   // bytes per arena
+  // Where the parts are (file offsets) and how big.
+  uint64_t globals_offset;
+  uint64_t large_offset;
+  uint32_t large_capacity;  // large slots
+  uint32_t large_stride;    // sizeof(SegmentLargeSlot)
+  uint64_t arenas_offset;
+  uint32_t max_arenas;    // arena map entries
+  uint32_t arena_stride;  // sizeof(SegmentArena)
+  uint64_t heaps_offset;
+  uint32_t max_heaps;    // heap slots
+  uint32_t heap_stride;  // bytes between two heap slots
+  // For readers allowed to read the process's memory (a debugger's permission): where each
+  // pool's header is (arena base + pool index * pool_meta_size) and where its count of blocks in
+  // use is in it (a u32; the top bit is a flag to ignore), for the map's fill levels.
+  uint32_t pool_meta_size;
+  uint32_t pool_used_offset;
+  uint32_t class_size[kSegmentMaxClasses];  // block size of each class, bytes
+  uint64_t reserved_hdr[16];
+};
+
+// Figures changed only on slow paths; each group is written by the module it names.
+struct SegmentGlobals {
+  // Arenas (pool/arena.cpp, under the arena lock).
+  uint64_t arenas_mapped;    // arenas taken from the OS since start (a reused slot counts again)
+  uint64_t arenas_released;  // arenas given back to the OS
+  uint64_t arenas_in_use;    // arenas holding pools now, and the empty spare
+  uint64_t pools_in_use;     // pools carved for a size class now
+  uint64_t peak_pools;       // high-water mark of pools_in_use
+  uint64_t pools_purged;     // free pools whose pages were returned to the OS
+  uint64_t fallback_arenas;  // arenas mapped outside the reservation
+  uint64_t reserved_bytes;   // address space reserved for arenas now
+  uint64_t arenas_total;     // arena map entries ever assigned (may exceed max_arenas)
+  uint64_t arenas_listed;    // entries of the arena map in use (<= max_arenas)
+  // Thread heaps (pool/heap.cpp).
+  uint64_t heap_slots;                           // heap slots ever used (high-water mark)
+  uint64_t heaps_created;                        // heaps attached to a thread since start
+  uint64_t heaps_abandoned;                      // heaps given up by their thread (exit)
+  uint64_t class_pools[kSegmentMaxClasses];      // pools of each class carved now
+  uint64_t abandoned_frees[kSegmentMaxClasses];  // frees into abandoned pools, per class
+  // Large blocks (pool/large.cpp).
+  uint64_t large_slots;                          // large slots ever used (high-water mark)
+  uint64_t large_gone_allocs, large_gone_frees;  // operations of threads past their exit hook,
+  uint64_t large_gone_bytes_in, large_gone_bytes_out;  // which count here, not in a slot
+  // The heap limit (pool/limit.cpp).
+  uint64_t limit_bytes;  // POOLGUARD_LIMIT; 0: none
+  uint64_t limit_in_use;
+  uint64_t limit_peak;
+  uint64_t limit_refused;
+  uint64_t limit_warnings;
+  // Errors detected (pool/report.cpp, guard/report.cpp).
+  uint64_t double_frees, invalid_frees, corruptions;
+  uint64_t guard_errors;  // errors the guard zones reported (docs/GUARD.md)
+  // The guard (guard/guard.cpp).
+  uint64_t guard_redzone_blocks, guard_page_blocks, guard_page_fallbacks, guard_live_blocks;
+  uint64_t reserved[32];
+};
+
+// The large-block counters of one thread (single writer; counts kept when the slot is reused).
+struct SegmentLargeSlot {
+  uint64_t allocs, frees;
+  uint64_t bytes_in, bytes_out;  // usable bytes of the blocks allocated / freed
   uint64_t reserved[4];
 };
 
@@ -64,76 +137,17 @@ enum SegmentPoolState : uint8_t {
 struct SegmentPool {
   uint8_t state;  // SegmentPoolState
   uint8_t cls;    // class index (0 for the first class) when in use
-  uint16_t used;  // blocks in use when in use (read without the owner's lock: a moment's value)
+  uint16_t reserved;
 };
 struct SegmentArena {
-  uint64_t base;  // address of the arena in the process
+  uint64_t seq;   // odd while the entry is being rewritten
+  uint64_t base;  // address of the arena in the process; 0: entry not in use
   SegmentPool pools[kSegmentPoolsPerArena];
 };
 
-struct Segment {
-  // --- Header: written once at creation; `magic` last. ---
-  uint64_t magic;        // kSegmentMagic
-  uint64_t size;         // sizeof(Segment) of the writer
-  uint32_t version;      // kSegmentVersion
-  int32_t pid;           // the process that publishes here
-  uint32_t uid;          // its effective user id
-  uint32_t reserved_h;   // padding
-  uint64_t start_time;   // its start time, in clock ticks after boot (/proc/PID/stat field 22)
-  uint32_t num_classes;  // classes in use in `classes` (<= kSegmentMaxClasses)
-  uint32_t small_max;    // largest request the pools serve
-  uint32_t pool_size;    // bytes per pool
-  uint32_t pool_header;  // bytes at the start of each pool before its first block
-  uint32_t arena_size;   // bytes per arena
-  uint32_t max_arenas;   // capacity of `arenas` (kSegmentMaxArenas)
-  char comm[16];         // its command name when it started publishing (/proc/self/comm)
-  uint64_t reserved_hdr[6];
-
-  // --- Protocol words: futexes, written by readers and by the publisher. ---
-  alignas(64) uint32_t request;  // readers add 1 and FUTEX_WAKE it
-  uint32_t published;            // the `request` value the last publication served
-  uint64_t publications;         // publications so far
-  uint64_t seq;                  // seqlock: odd while the figures below are being written
-
-  // --- Figures: rewritten under the seqlock at each publication. ---
-  alignas(64) uint64_t publish_time_ns;  // CLOCK_REALTIME of this publication
-  uint64_t small_allocs, small_frees;    // totals over the classes
-  uint64_t large_allocs, large_frees;    // blocks over the small threshold (served by glibc)
-  uint64_t large_live_bytes;             // usable bytes of the large blocks still live
-  uint64_t arenas_mapped;                // arenas taken from the OS since start
-  uint64_t arenas_in_use;                // arenas holding pools now (and the empty spare)
-  uint64_t arenas_released;              // arenas given back to the OS
-  uint64_t reserved_bytes;               // address space reserved for arenas
-  uint64_t fallback_arenas;              // arenas mapped outside the reservation
-  uint64_t pools_in_use;                 // pools carved for a class now
-  uint64_t pools_purged;                 // free pools whose pages were returned to the OS
-  uint64_t peak_small_bytes;             // high-water mark of pools_in_use * pool_size
-  uint64_t rss_bytes;                    // resident set of the process (/proc/self/statm)
-  uint64_t limit_bytes;                  // heap limit (POOLGUARD_LIMIT); 0: none
-  uint64_t limit_in_use;                 // bytes charged against it now (docs/LIMITS.md)
-  uint64_t limit_peak;                   // most bytes charged at once
-  uint64_t limit_refused;                // requests refused at the limit (or allowed, with warn)
-  uint64_t guard_events;                 // errors the guard zones reported (docs/GUARD.md)
-  uint64_t threads;                      // thread heaps created
-  uint64_t double_frees, invalid_frees, corruptions;  // errors detected
-  uint64_t arenas_total;   // arenas in use when the map was taken (may exceed max_arenas)
-  uint64_t arenas_listed;  // entries of `arenas` filled (<= arenas_backed)
-  uint64_t arenas_backed;  // entries of `arenas` whose memory is allocated in /dev/shm
-  uint64_t reserved[32];
-  SegmentClass classes[kSegmentMaxClasses];
-  // Last, so that its tail (never written while arenas_listed is small) costs no memory.
-  SegmentArena arenas[kSegmentMaxArenas];
-};
-
+static_assert(sizeof(SegmentHeader) <= 4096);
+static_assert(sizeof(SegmentLargeSlot) == 64);
 static_assert(sizeof(SegmentPool) == 4);
-static_assert(sizeof(SegmentArena) == 8 + 4 * kSegmentPoolsPerArena);
-static_assert(sizeof(SegmentClass) == 96);
-static_assert(offsetof(Segment, request) % 64 == 0 && offsetof(Segment, request) % 4 == 0);
-static_assert(offsetof(Segment, classes) % 8 == 0 && offsetof(Segment, arenas) % 8 == 0);
-
-// Bytes of the segment up to and including the first `arenas` entries.
-constexpr size_t segment_bytes_for(size_t arenas) {
-  return offsetof(Segment, arenas) + arenas * sizeof(SegmentArena);
-}
+static_assert(sizeof(SegmentArena) == 16 + 4 * kSegmentPoolsPerArena);
 
 }  // namespace pg::stats

@@ -51,11 +51,9 @@
 
 namespace {
 
+using pg::stats::Figures;
 using pg::stats::OpenStatus;
-using pg::stats::Segment;
 using pg::stats::SegmentReader;
-
-constexpr uint64_t kAnswerTimeoutNs = 500'000'000;  // how long a process may take to publish
 
 // --- Usage
 // ----------------------------------------------------------------------------------------
@@ -70,7 +68,7 @@ const char kUsage[] =
     "  stat PID [--json] [--watch SECONDS] [--profile [--top N]]\n"
     "                      the heap of a running process: size classes, arenas, large blocks,\n"
     "                      fragmentation; with --profile, the stacks that hold it\n"
-    "  ls                  processes that publish statistics now (and clean stale segments)\n"
+    "  ls                  processes that publish statistics now\n"
     "  map PID [--classes] occupancy map of the process's arenas and pools\n"
     "  profile PID (--folded [FILE] | --svg FILE)\n"
     "                      the live heap by allocation stack: folded stacks or a flame graph\n"
@@ -96,8 +94,8 @@ const char kStatUsage[] =
     "usage: poolguard stat PID [--json] [--watch SECONDS] [--profile [--top N]]\n"
     "\n"
     "Prints the live heap statistics of process PID (which must run under poolguard): per size\n"
-    "class, arenas, large blocks and fragmentation, as of now (the process is asked to publish\n"
-    "fresh figures and has 0.5 s to answer).\n"
+    "class, arenas, large blocks and fragmentation, as of now (read from the memory the process\n"
+    "shares with readers; nothing runs in the process to answer).\n"
     "  --json             one JSON object instead of the table\n"
     "  --watch SECONDS    refresh every SECONDS until interrupted (Ctrl-C ends with status 0)\n"
     "  --profile          instead, the allocation stacks that hold the most live bytes, from the\n"
@@ -112,15 +110,14 @@ const char kLsUsage[] =
     "usage: poolguard ls\n"
     "\n"
     "Lists the processes of yours (all of them, for root) that publish poolguard statistics now:\n"
-    "pid, command, live bytes in the pools and in large blocks, resident set size. Removes the\n"
-    "segments that processes left behind (killed, or exec'd a program without poolguard) and says\n"
-    "so on stderr.\n";
+    "pid, command, live bytes in the pools and in large blocks, resident set size.\n";
 
 const char kMapUsage[] =
     "usage: poolguard map PID [--classes]\n"
     "\n"
     "Draws the arenas of process PID, one line per arena and one character per pool:\n"
     "  #  full           1-9  in use, that many tenths full     0  in use, under a tenth full\n"
+    "  +  in use, fill not readable (it needs a debugger's permission on the process)\n"
     "  :  free, resident (pages still mapped)                  .  free, returned to the OS\n"
     "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...)\n";
 
@@ -227,12 +224,10 @@ bool split_eq(const std::string& a, std::string* name, std::string* value) {
 // --- Reading a process
 // ----------------------------------------------------------------------------
 
-// A consistent copy of a process's figures, as fresh as the process lets us have them.
+// A process's figures at one moment.
 struct Reading {
-  std::unique_ptr<Segment> seg = std::make_unique<Segment>();
+  Figures fig;
   pg::stats::ProcessInfo proc;
-  bool fresh = false;   // the process answered our request
-  uint64_t age_ns = 0;  // how old the figures are
 };
 
 // Seconds since process `p` started (from its start time and /proc/uptime); -1 if unknown.
@@ -248,19 +243,19 @@ double process_age(const pg::stats::ProcessInfo& p) {
   return uptime - static_cast<double>(p.start_time) / static_cast<double>(ticks);
 }
 
-// A process publishes from 0.1 s after it starts (stats/publish.h): give a young one time.
+// A process sets its segment up as its first allocation is served, before main: only one that
+// has just been started may not have it yet.
 constexpr double kYoungSeconds = 0.5;
 
-// Opens pid's segment. Prints why not and returns 1 on failure, else 0.
-int open_segment(int pid, SegmentReader* reader) {
+// Opens pid's segment (or profile, with a ProfileReader). Prints why not and returns 1 on
+// failure, else 0.
+template <typename Reader>
+int open_published(int pid, Reader* reader) {
   std::string why;
   OpenStatus st = reader->open(pid, &why);
-  // A segment being created, or not created yet by a process that has just started: wait for it
-  // (bounded), rather than fail.
-  for (int tries = 0; tries < 50; ++tries) {
-    bool young = st == OpenStatus::kNoSegment && process_age(reader->process()) >= 0 &&
-                 process_age(reader->process()) < kYoungSeconds;
-    if (st != OpenStatus::kNotReady && !young) break;
+  for (int tries = 0; tries < 25; ++tries) {
+    double age = process_age(reader->process());
+    if (st != OpenStatus::kNoSegment || age < 0 || age >= kYoungSeconds) break;
     timespec pause{0, 20 * 1000 * 1000};
     nanosleep(&pause, nullptr);
     st = reader->open(pid, &why);
@@ -272,34 +267,12 @@ int open_segment(int pid, SegmentReader* reader) {
   return 0;
 }
 
-// How old figures published at `publish_time_ns` (CLOCK_REALTIME) are.
-uint64_t age_of(uint64_t publish_time_ns) {
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  uint64_t now_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
-  return now_ns > publish_time_ns ? now_ns - publish_time_ns : 0;
-}
-
-// Opens pid's segment, asks for fresh figures and copies them. Prints why not and returns 1 on
-// failure, else 0.
+// Reads pid's figures. Prints why not and returns 1 on failure, else 0.
 int read_one(int pid, Reading* r) {
   SegmentReader reader;
-  if (open_segment(pid, &reader) != 0) return 1;
-  reader.request();
-  uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
-  r->fresh = reader.wait_fresh(deadline);
-  if (!reader.copy(r->seg.get(), std::max(deadline, pg::stats::monotonic_ns() + 100'000'000))) {
-    fprintf(stderr, "poolguard: process %d did not finish publishing its statistics\n", pid);
-    return 1;
-  }
+  if (open_published(pid, &reader) != 0) return 1;
+  reader.read(&r->fig);
   r->proc = reader.process();
-  r->age_ns = age_of(r->seg->publish_time_ns);
-  if (!r->fresh) {
-    fprintf(stderr,
-            "poolguard: process %d did not answer within %.1f s (stopped?); these figures are "
-            "%.1f s old\n",
-            pid, kAnswerTimeoutNs / 1e9, r->age_ns / 1e9);
-  }
   return 0;
 }
 
@@ -317,11 +290,11 @@ struct Derived {
   bool map_complete = true;
 };
 
-double mean_request(const pg::stats::SegmentClass& c) {
+double mean_request(const pg::stats::ClassFigures& c) {
   return c.allocs == 0 ? 0.0 : static_cast<double>(c.requested_bytes) / c.allocs;
 }
 
-Derived derive(const Segment& s) {
+Derived derive(const Figures& s) {
   Derived d;
   for (uint32_t i = 0; i < s.num_classes; ++i) {
     const auto& c = s.classes[i];
@@ -340,20 +313,20 @@ Derived derive(const Segment& s) {
   // Every arena's first pool holds the headers of the others: never free, never in use.
   uint64_t pools_in_arenas = s.arenas_in_use * (pg::stats::kSegmentPoolsPerArena - 1);
   d.free_pools = pools_in_arenas > s.pools_in_use ? pools_in_arenas - s.pools_in_use : 0;
-  for (uint64_t a = 0; a < s.arenas_listed; ++a) {
-    for (const auto& p : s.arenas[a].pools) {
+  for (const auto& arena : s.arenas) {
+    for (const auto& p : arena.pools) {
       if (p.state == pg::stats::kSegPoolFreeDirty) ++d.free_pools_dirty;
       if (p.state == pg::stats::kSegPoolFreeClean) ++d.free_pools_clean;
     }
   }
-  d.map_complete = s.arenas_listed == s.arenas_total;
+  d.map_complete = s.arenas_unlisted == 0;
   d.arena_bytes = s.arenas_in_use * s.arena_size;
   d.live_bytes = d.small_held + s.large_live_bytes;
   return d;
 }
 
 std::string stat_json(const Reading& r) {
-  const Segment& s = *r.seg;
+  const Figures& s = r.fig;
   Derived d = derive(s);
   std::string j = "{";
   auto num = [&j](const char* k, uint64_t v, bool comma = true) {
@@ -363,9 +336,6 @@ std::string stat_json(const Reading& r) {
   j += "\"command\":" + json_string(r.proc.comm) + ",";
   num("uid", s.uid);
   num("version", s.version);
-  j += std::string("\"fresh\":") + (r.fresh ? "true" : "false") + ",";
-  num("age_ms", r.age_ns / 1000000);
-  num("publications", s.publications);
   j += "\"classes\":[";
   for (uint32_t i = 0; i < s.num_classes; ++i) {
     const auto& c = s.classes[i];
@@ -403,7 +373,7 @@ std::string stat_json(const Reading& r) {
   num("free_pools", d.free_pools);
   num("arena_size", s.arena_size);
   num("pool_size", s.pool_size);
-  num("map_listed", s.arenas_listed, false);
+  num("map_listed", s.arenas.size(), false);
   j += "},\"process\":{";
   num("rss_bytes", s.rss_bytes);
   num("threads", s.threads);
@@ -435,13 +405,11 @@ std::string stat_json(const Reading& r) {
 }
 
 std::string stat_table(const Reading& r) {
-  const Segment& s = *r.seg;
+  const Figures& s = r.fig;
   Derived d = derive(s);
   std::string t;
   char line[512];
-  snprintf(line, sizeof line, "poolguard stat: pid %d (%s), figures %s (%.3f s old)\n", s.pid,
-           r.proc.comm.c_str(), r.fresh ? "fresh" : "NOT fresh: the process did not answer",
-           r.age_ns / 1e9);
+  snprintf(line, sizeof line, "poolguard stat: pid %d (%s)\n", s.pid, r.proc.comm.c_str());
   t += line;
   t += "class       allocs       frees        live   held bytes  mean req   pools  free blocks\n";
   for (uint32_t i = 0; i < s.num_classes; ++i) {
@@ -468,7 +436,7 @@ std::string stat_table(const Reading& r) {
   t += "pools     " + u(s.pools_in_use) + " in use, " + u(d.free_pools) +
        " free in arenas in use (" + u(d.free_pools_dirty) + " resident, " + u(d.free_pools_clean) +
        " returned" +
-       (d.map_complete ? "" : ", counted in the first " + u(s.arenas_listed) + " arenas") + "), " +
+       (d.map_complete ? "" : ", counted in the first " + u(s.arenas.size()) + " arenas") + "), " +
        u(s.pools_purged) + " purged so far\n";
   t += "process   RSS " + bytes(s.rss_bytes) + ", " + u(s.threads) + " thread heaps; limit " +
        (s.limit_bytes ? bytes(s.limit_bytes) + " (" + bytes(s.limit_in_use) + " charged, peak " +
@@ -492,33 +460,19 @@ std::string stat_table(const Reading& r) {
 // --- Profiles
 // ---------------------------------------------------------------------------------------
 
-// A consistent copy of a process's heap profile, as fresh as the process lets us have it.
+// A process's heap profile at one moment.
 struct ProfileReading {
   pg::stats::Profile profile;
   pg::stats::ProcessInfo proc;
-  bool fresh = false;   // the process answered our request
-  uint64_t age_ns = 0;  // how old the profile is
 };
 
-// Opens pid's segments, asks for fresh figures and copies the profile. Prints why not and returns
-// 1 on failure (no process, no segment, another user's, stale, no sampling), else 0.
+// Reads pid's heap profile. Prints why not and returns 1 on failure (no process, no profile,
+// another user's), else 0.
 int read_profile_of(int pid, ProfileReading* r) {
-  SegmentReader reader;
-  if (open_segment(pid, &reader) != 0) return 1;
-  std::string why;
-  uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
-  if (pg::stats::read_profile(reader, deadline, &r->profile, &r->fresh, &why) != OpenStatus::kOk) {
-    fprintf(stderr, "poolguard: %s\n", why.c_str());
-    return 1;
-  }
+  pg::stats::ProfileReader reader;
+  if (open_published(pid, &reader) != 0) return 1;
+  reader.copy(&r->profile);
   r->proc = reader.process();
-  r->age_ns = age_of(r->profile.publish_time_ns);
-  if (!r->fresh) {
-    fprintf(stderr,
-            "poolguard: process %d did not answer within %.1f s (stopped?); this profile is "
-            "%.1f s old\n",
-            pid, kAnswerTimeoutNs / 1e9, r->age_ns / 1e9);
-  }
   return 0;
 }
 
@@ -699,14 +653,13 @@ std::string profile_table(const ProfileReading& r, size_t top, RemoteSymbolizer&
   size_t shown = top == 0 ? p.stacks.size() : std::min(top, p.stacks.size());
   auto u = [](uint64_t v) { return std::to_string(v); };
   char line[256];
-  snprintf(line, sizeof line, "poolguard stat: pid %d (%s), heap profile %s (%.3f s old)\n", p.pid,
-           r.proc.comm.c_str(), r.fresh ? "fresh" : "NOT fresh: the process did not answer",
-           r.age_ns / 1e9);
+  snprintf(line, sizeof line, "poolguard stat: pid %d (%s), heap profile\n", p.pid,
+           r.proc.comm.c_str());
   std::string t = line;
   t += "live      " + bytes(p.bytes) + " in " + u(p.blocks) + " blocks (" + sampling(p) + ")\n";
   t += "stacks    " + u(p.stacks_total) + " with live allocations";
-  if (p.stacks.size() < p.stacks_total) {
-    t += " (the profile lists the " + u(p.stacks.size()) + " largest)";
+  if (p.unlisted_samples != 0) {
+    t += " (and " + u(p.unlisted_samples) + " samples of stacks the profile had no room for)";
   }
   t += "; " + (shown == 0 ? std::string("none") : "the " + u(shown) + " largest") + " below\n";
   t += "sampled   " + u(p.sampled_total) + " allocations since the start\n";
@@ -743,8 +696,6 @@ std::string profile_json(const ProfileReading& r, size_t top, RemoteSymbolizer& 
   };
   num("pid", static_cast<uint64_t>(p.pid));
   str("command", r.proc.comm);
-  j += std::string("\"fresh\":") + (r.fresh ? "true" : "false") + ",";
-  num("age_ms", r.age_ns / 1000000);
   num("sample_bytes", p.sample_bytes);
   j += std::string("\"exact\":") + (p.sample_bytes <= 1 ? "true" : "false") + ",";
   num("bytes", p.bytes);
@@ -753,6 +704,7 @@ std::string profile_json(const ProfileReading& r, size_t top, RemoteSymbolizer& 
   num("sampled_total", p.sampled_total);
   num("stacks_total", p.stacks_total);
   num("stacks_listed", p.stacks.size());
+  num("unlisted_samples", p.unlisted_samples);
   j += "\"stacks\":[";
   for (size_t i = 0; i < shown; ++i) {
     const pg::stats::ProfileStack& s = p.stacks[i];
@@ -855,9 +807,9 @@ int cmd_profile(const std::vector<std::string>& args) {
   std::vector<pg::flame::Stack> stacks = flame_stacks(p, sym);
   if (p.stacks.empty()) {
     fprintf(stderr, "poolguard: process %d holds no sampled allocations now\n", pid);
-  } else if (p.stacks.size() < p.stacks_total) {
-    fprintf(stderr, "poolguard: the profile lists the %zu largest of %llu stacks\n",
-            p.stacks.size(), static_cast<unsigned long long>(p.stacks_total));
+  } else if (p.unlisted_samples != 0) {
+    fprintf(stderr, "poolguard: %llu live samples belong to stacks the profile had no room for\n",
+            static_cast<unsigned long long>(p.unlisted_samples));
   }
 
   // The file is opened only now, so that a process that cannot be read leaves no empty file.
@@ -876,17 +828,13 @@ int cmd_profile(const std::vector<std::string>& args) {
   } else {
     pg::flame::SvgOptions options;
     options.title = "Live heap of " + r.proc.comm + " (pid " + std::to_string(pid) + ")";
-    time_t when = static_cast<time_t>(p.publish_time_ns / 1000000000u);
+    time_t when = static_cast<time_t>(p.read_time_ns / 1000000000u);
     char stamp[32] = "";
     struct tm tm;
     if (localtime_r(&when, &tm) != nullptr) strftime(stamp, sizeof stamp, "%F %T", &tm);
     options.subtitle = bytes(p.bytes) + " live in " + std::to_string(p.blocks) + " blocks, " +
-                       sampling(p) + "; " +
-                       (p.stacks.size() < p.stacks_total
-                            ? "the " + std::to_string(p.stacks.size()) + " largest of " +
-                                  std::to_string(p.stacks_total) + " stacks"
-                            : std::to_string(p.stacks.size()) + " stacks") +
-                       "; " + stamp;
+                       sampling(p) + "; " + std::to_string(p.stacks.size()) + " stacks" + "; " +
+                       stamp;
     out << pg::flame::render_svg(stacks, options);
   }
   out.flush();
@@ -990,92 +938,35 @@ int cmd_stat(const std::vector<std::string>& args) {
 // --- ls
 // -------------------------------------------------------------------------------------------
 
-// Removes a stale segment file if it is still the one we looked at (same device and inode), so
-// that a process that just replaced it keeps its new one.
-bool remove_stale(const std::string& path, dev_t dev, ino_t ino) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return false;
-  if (dev != 0 && (st.st_dev != dev || st.st_ino != ino)) return false;
-  if (!S_ISREG(st.st_mode)) return false;
-  return unlink(path.c_str()) == 0;
-}
-
 int cmd_ls(const std::vector<std::string>& args) {
   for (const std::string& a : args) {
     if (is_help(a)) return help(kLsUsage);
     return usage_error(kLsUsage, "unexpected argument '" + a + "'");
   }
-  struct Entry {
-    int pid;
-    std::unique_ptr<SegmentReader> reader;
-  };
-  std::vector<Entry> live;
   int others = 0;
-  uint32_t me = geteuid();
+  printf("%7s  %-16s %12s %12s %12s\n", "PID", "COMMAND", "SMALL LIVE", "LARGE LIVE", "RSS");
   for (int pid : pg::stats::segment_pids()) {
-    std::string path = pg::stats::segment_path(pid);
-    if (kill(pid, 0) != 0 && errno == ESRCH) {
-      struct stat st;
-      if (lstat(path.c_str(), &st) == 0 && (me == 0 || st.st_uid == me) &&
-          remove_stale(path, 0, 0)) {
-        fprintf(stderr, "poolguard: removed stale segment %s (process %d is gone)\n", path.c_str(),
-                pid);
-      }
-      continue;
-    }
-    auto reader = std::make_unique<SegmentReader>();
+    SegmentReader reader;
     std::string why;
-    switch (reader->open(pid, &why)) {
-      case OpenStatus::kOk:
-        live.push_back({pid, std::move(reader)});
+    switch (reader.open(pid, &why)) {
+      case OpenStatus::kOk: {
+        Figures f;
+        reader.read(&f);
+        Derived d = derive(f);
+        printf("%7d  %-16s %12s %12s %12s\n", pid, reader.process().comm.c_str(),
+               bytes(d.small_held).c_str(), bytes(f.large_live_bytes).c_str(),
+               bytes(f.rss_bytes).c_str());
         break;
-      case OpenStatus::kStale:
-        if (remove_stale(path, reader->dev(), reader->ino())) {
-          fprintf(stderr,
-                  "poolguard: removed stale segment %s (process %d no longer publishes there)\n",
-                  path.c_str(), pid);
-        }
-        break;
+      }
       case OpenStatus::kNotOwner:
         ++others;
         break;
       case OpenStatus::kInvalid:
         fprintf(stderr, "poolguard: %s; left alone\n", why.c_str());
         break;
-      default:  // gone meanwhile, or still being created
+      default:  // gone meanwhile, or sharing its parent's segment
         break;
     }
-  }
-  // Profiles left behind, by processes that are gone or no longer publish there. A profile being
-  // created is not stale (ProfileReader::open says kNotReady until the writer has mapped it).
-  for (int pid : pg::stats::profile_pids()) {
-    std::string path = pg::stats::profile_path(pid);
-    struct stat st;
-    if (lstat(path.c_str(), &st) != 0 || (me != 0 && st.st_uid != me)) continue;
-    bool gone = kill(pid, 0) != 0 && errno == ESRCH;
-    pg::stats::ProfileReader reader;
-    std::string why;
-    if (gone ? remove_stale(path, st.st_dev, st.st_ino)
-             : reader.open(pid, &why) == OpenStatus::kStale &&
-                   remove_stale(path, reader.dev(), reader.ino())) {
-      fprintf(stderr, "poolguard: removed stale profile %s (process %d %s)\n", path.c_str(), pid,
-              gone ? "is gone" : "no longer publishes there");
-    }
-  }
-  // Ask them all at once, then collect: one process that does not answer costs 0.5 s, not n.
-  for (Entry& e : live) e.reader->request();
-  uint64_t deadline = pg::stats::monotonic_ns() + kAnswerTimeoutNs;
-  printf("%7s  %-16s %12s %12s %12s\n", "PID", "COMMAND", "SMALL LIVE", "LARGE LIVE", "RSS");
-  auto seg = std::make_unique<Segment>();
-  for (Entry& e : live) {
-    bool fresh = e.reader->wait_fresh(deadline);
-    if (!e.reader->copy(seg.get(), std::max(deadline, pg::stats::monotonic_ns() + 100'000'000))) {
-      continue;
-    }
-    Derived d = derive(*seg);
-    printf("%7d  %-16s %12s %12s %12s%s\n", e.pid, e.reader->process().comm.c_str(),
-           bytes(d.small_held).c_str(), bytes(seg->large_live_bytes).c_str(),
-           bytes(seg->rss_bytes).c_str(), fresh ? "" : "  (not answering)");
   }
   if (others > 0) {
     fprintf(stderr, "poolguard: %d process%s of other users not shown\n", others,
@@ -1087,11 +978,12 @@ int cmd_ls(const std::vector<std::string>& args) {
 // --- map
 // ------------------------------------------------------------------------------------------
 
-char pool_char(const pg::stats::SegmentPool& p, const Segment& s) {
+char pool_char(const pg::stats::PoolFigures& p, const Figures& s) {
   if (p.state == pg::stats::kSegPoolFreeClean) return '.';
   if (p.state == pg::stats::kSegPoolFreeDirty) return ':';
   if (p.state == pg::stats::kSegPoolHeaders) return 'h';
   if (p.state != pg::stats::kSegPoolInUse) return '?';
+  if (p.used == pg::stats::kUsedUnknown) return '+';
   uint64_t size = p.cls < s.num_classes ? s.classes[p.cls].block_size : 0;
   uint64_t capacity = size ? (s.pool_size - s.pool_header) / size : 0;
   if (capacity == 0) return '?';
@@ -1117,15 +1009,20 @@ int cmd_map(const std::vector<std::string>& args) {
     }
   }
   if (!have_pid) return usage_error(kMapUsage, "PID missing");
+  SegmentReader reader;
+  if (open_published(pid, &reader) != 0) return 1;
   Reading r;
-  if (read_one(pid, &r) != 0) return 1;
-  const Segment& s = *r.seg;
+  reader.read(&r.fig);
+  r.proc = reader.process();
+  std::string why;
+  bool fill = reader.read_fill(&r.fig, &why);
+  const Figures& s = r.fig;
   printf("poolguard map: pid %d (%s): %llu arena%s of %zu pools (%s each), %llu pools in use\n",
-         s.pid, r.proc.comm.c_str(), (unsigned long long)s.arenas_total,
-         s.arenas_total == 1 ? "" : "s", pg::stats::kSegmentPoolsPerArena,
+         s.pid, r.proc.comm.c_str(), (unsigned long long)s.arenas_in_use,
+         s.arenas_in_use == 1 ? "" : "s", pg::stats::kSegmentPoolsPerArena,
          bytes(s.pool_size).c_str(), (unsigned long long)s.pools_in_use);
-  for (uint64_t a = 0; a < s.arenas_listed; ++a) {
-    const auto& arena = s.arenas[a];
+  if (!fill) printf("(pools in use are drawn '+': %s)\n", why.c_str());
+  for (const auto& arena : s.arenas) {
     std::string row, cls;
     for (const auto& p : arena.pools) {
       row += pool_char(p, s);
@@ -1135,14 +1032,14 @@ int cmd_map(const std::vector<std::string>& args) {
     printf("0x%012llx %s\n", (unsigned long long)arena.base, row.c_str());
     if (classes) printf("%14s %s\n", "class", cls.c_str());
   }
-  if (s.arenas_listed < s.arenas_total) {
-    printf("(%llu more arenas not shown: the map holds %llu)\n",
-           (unsigned long long)(s.arenas_total - s.arenas_listed),
-           (unsigned long long)s.arenas_listed);
+  if (s.arenas_unlisted > 0) {
+    printf("(%llu more arenas not shown: the map holds %zu)\n",
+           (unsigned long long)s.arenas_unlisted, s.arenas.size());
   }
   printf(
       "legend: '#' full, '1'-'9' in use and that many tenths full, '0' in use and under a tenth, "
-      "':' free but resident, '.' free and returned to the OS, 'h' the arena's pool headers\n");
+      "'+' in use (fill unknown), ':' free but resident, '.' free and returned to the OS, 'h' the "
+      "arena's pool headers\n");
   if (classes) {
     std::string legend;
     for (uint32_t c = 0; c < s.num_classes && c < 26; ++c) {

@@ -20,6 +20,7 @@
 #include "pool/large.h"
 #include "pool/lock.h"
 #include "pool/os.h"
+#include "track/profile_table.h"
 
 namespace pg {
 
@@ -39,7 +40,7 @@ struct Slot {
   uint64_t size;    // bytes asked for
   uint64_t weight;  // bytes this block stands for in the profile (>= size)
   uint32_t stack;   // allocation stack (depot id)
-  uint32_t pad;
+  uint32_t entry;   // its entry in the shared profile (track/profile_table.h)
 };
 
 struct alignas(64) Shard {
@@ -164,6 +165,7 @@ void tracker_init(const TrackConfig& config) {
     flags = 1;
   }
   g_period = g_bytes >= kSmallMax ? g_bytes / kSmallMax : 1;
+  if (flags != 0) profile_table_init(config.publish, g_bytes);
   g_flags.store(flags, std::memory_order_release);
   set_large_detour(kDetourTrack, flags != 0);
 }
@@ -216,9 +218,14 @@ void* tracked_alloc(size_t size, size_t alignment, bool zero) {
     s.size = size;
     s.weight = size >= g_bytes ? size : g_bytes;
     s.stack = stack;
+    s.entry = profile_table_add(stack, size, s.weight);
     // Without memory for the record the block is served untracked: it is freed as a plain large
     // block and never reported.
-    if (insert(s)) g_tracked_total.fetch_add(1, std::memory_order_relaxed);
+    if (insert(s)) {
+      g_tracked_total.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      profile_table_remove(s.entry, size, s.weight);
+    }
   }
   t_in_tracker = false;
   return p;
@@ -231,6 +238,7 @@ bool tracked_free(void* p) {
     LockGuard guard(sh.lock);
     Slot* s = find(sh, key);
     if (s == nullptr) return false;
+    profile_table_remove(s->entry, s->size, s->weight);
     erase(sh, s);
   }
   large_free(p);

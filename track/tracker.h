@@ -51,6 +51,7 @@ inline size_t filter_index(uintptr_t p) {
 struct TrackConfig {
   uint64_t profile_bytes = 0;  // POOLGUARD_PROFILE: mean bytes between samples; 0: no profile
   bool leaks = false;          // POOLGUARD_LEAKS: track every allocation, report leaks at exit
+  bool publish = false;        // share the live profile with readers (track/profile_table.h)
 };
 
 // Sets the tracker up. Called once from ensure_init, before any allocation is tracked.

@@ -14,13 +14,12 @@ import os
 import re
 import select
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
 import time
 
-SHM = "/dev/shm/poolguard."
+LINK = "/memfd:poolguard.stats (deleted)"  # what /proc/PID/fd/N of the segment links to
 WAIT = 20.0  # seconds: the bound on every wait for a process to answer
 
 
@@ -55,22 +54,60 @@ def stat_json(args, pid):
         doc = json.loads(out)
     except ValueError as e:
         raise Failure("stat --json printed no JSON object (%s): %r" % (e, out[:300]))
-    check(doc.get("fresh") is True, "stat --json %d: figures not fresh: %s" % (pid, err.strip()))
     return doc
 
 
-MAGIC = int.from_bytes(b"PGSTATS1", "little")
+MAGIC = int.from_bytes(b"PGSTATS2", "little")
+
+
+def segment_fd(pid):
+    """The /proc/PID/fd path of pid's segment, or None."""
+    d = "/proc/%d/fd" % pid
+    try:
+        for fd in os.listdir(d):
+            try:
+                if os.readlink(os.path.join(d, fd)) == LINK:
+                    return os.path.join(d, fd)
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return None
 
 
 def segment_inode(pid):
     """The inode of pid's segment once it is complete (its magic written), else None."""
+    path = segment_fd(pid)
     try:
-        with open(SHM + str(pid), "rb") as f:
+        with open(path, "rb") as f:
             if int.from_bytes(f.read(8), "little") == MAGIC:
                 return os.fstat(f.fileno()).st_ino
-    except OSError:
+    except (OSError, TypeError):
         pass
     return None
+
+
+def segment_owner(pid):
+    """The pid pid's segment names in its header (a fork child's becomes its own once its fork
+    handler has run), or None."""
+    path = segment_fd(pid)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+            if int.from_bytes(head[:8], "little") == MAGIC:
+                return int.from_bytes(head[20:24], "little", signed=True)
+    except (OSError, TypeError):
+        pass
+    return None
+
+
+def shm_files():
+    """poolguard's names in /dev/shm (it should leave none: its segments are memfds)."""
+    return sorted(n for n in os.listdir("/dev/shm") if n.startswith("poolguard."))
+
+
+def threads(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
 
 
 def wait_for(predicate, what):
@@ -91,8 +128,8 @@ class Hold:
                                      env=env or clean_env(LD_PRELOAD=args.lib))
         self.buf = b""
         self.pid = int(self.expect("ready").split()[1])
-        # A process publishes from 0.1 s after it starts.
-        wait_for(lambda: segment_inode(self.pid), "the segment of pid %d" % self.pid)
+        # The segment exists from the first allocation, before main: it must be there already.
+        check(segment_inode(self.pid), "pid %d has no segment when main runs" % self.pid)
 
     def expect(self, word):
         deadline = time.monotonic() + WAIT
@@ -207,9 +244,7 @@ def case_other_user(args):
     check(os.geteuid() == 0, "this test needs root (it switches to nobody with setpriv)")
     as_nobody = AS_NOBODY
     with Hold(args) as h:
-        path = SHM + str(h.pid)
-        st = os.stat(path)
-        check(stat.S_IMODE(st.st_mode) == 0o600, "%s has mode %o" % (path, st.st_mode))
+        path = segment_fd(h.pid)
         rc, out, refusal = run_tool(args, "stat", str(h.pid), prefix=as_nobody)
         check(rc != 0, "nobody read root's statistics (exit 0):\n%s" % out)
         check("belongs to user root" in refusal, "no clear refusal on stderr: %r" % refusal)
@@ -235,64 +270,51 @@ def hold_as_nobody(args):
 
 
 def case_stale(args):
-    """Stale segments: left by SIGKILL and removed by ls or by the next publisher of the same user;
-    left by an exec without poolguard and removed by ls; none left by an exec with poolguard."""
-    check(os.geteuid() == 0, "this test needs root (it runs the held processes as nobody)")
-    # The killed processes run as nobody: the processes of other tests (root's) publish too, and
-    # each sweeps its own user's dead segments once, which would race with the checks below.
-    h = hold_as_nobody(args)
+    """Nothing is left behind, however a process ends (its segment is a memfd); a process that
+    exec'd a program without poolguard, or closed the segment's descriptor, is explained."""
+    before = shm_files()
+    h = Hold(args)
     pid = h.pid
+    h.send("alloc", "allocated")
     h.proc.kill()
     h.proc.wait()
-    path = SHM + str(pid)
-    check(os.path.exists(path), "SIGKILL left no segment (expected a stale one)")
     rc, out, err = run_tool(args, "stat", str(pid))
     check(rc == 1 and "no process" in err, "stat of a dead pid: exit %d, %r" % (rc, err))
-    rc, out, err = run_tool(args, "ls")
-    check(rc == 0, "ls: exit %d: %s" % (rc, err))
-    check("removed stale segment %s" % path in err, "ls did not say it removed %s: %r"
-          % (path, err))
-    check(not os.path.exists(path), "ls left %s in place" % path)
-    print("stale: dead process's segment removed by ls")
+    check(shm_files() == before, "/dev/shm changed: %s -> %s" % (before, shm_files()))
+    print("stale: SIGKILL leaves nothing behind")
 
-    # The next process of the same user to publish removes it too.
-    h = hold_as_nobody(args)
-    h.proc.kill()
-    h.proc.wait()
-    path = SHM + str(h.pid)
-    check(os.path.exists(path), "SIGKILL left no segment (expected a stale one)")
-    with hold_as_nobody(args):
-        wait_for(lambda: not os.path.exists(path), "the next publisher to remove %s" % path)
-    print("stale: dead process's segment removed by the next publisher of its user")
-
-    # An exec into a program under poolguard that exits at once: nothing is left (the new image
-    # removes its predecessor's segment at exit, or replaces it if it lives long enough).
-    sh = subprocess.Popen(["sh", "-c", 'read x; exec "$0"', args.hold], stdin=subprocess.PIPE,
-                          stdout=subprocess.DEVNULL, env=clean_env(LD_PRELOAD=args.lib))
-    path = SHM + str(sh.pid)
-    wait_for(lambda: segment_inode(sh.pid), "the segment of sh")
-    sh.communicate(b"go\nexit\n", timeout=WAIT)
-    check(sh.returncode == 0, "sh; exec pg_stats_hold: exit %d" % sh.returncode)
-    check(not os.path.exists(path), "%s left behind by an exec under poolguard" % path)
-    print("stale: an exec under poolguard leaves nothing")
-
-    # An exec into a program without poolguard leaves a segment that its pid no longer maps.
+    # An exec into a program without poolguard: said so.
     sh = subprocess.Popen(["sh", "-c", 'read x; exec env -u LD_PRELOAD sleep 60'],
                           stdin=subprocess.PIPE, env=clean_env(LD_PRELOAD=args.lib))
     try:
-        path = SHM + str(sh.pid)
         wait_for(lambda: segment_inode(sh.pid), "the segment of sh")
         sh.stdin.write(b"go\n")
         sh.stdin.flush()
         wait_for(lambda: open("/proc/%d/comm" % sh.pid).read().strip() == "sleep",
                  "sh to exec sleep")
-        check(os.path.exists(path), "the exec removed the segment (expected it left behind)")
         rc, out, err = run_tool(args, "stat", str(sh.pid))
-        check(rc == 1 and "stale" in err, "stat after exec: exit %d, %r" % (rc, err))
-        rc, out, err = run_tool(args, "ls")
-        check("removed stale segment %s" % path in err and not os.path.exists(path),
-              "ls did not remove the exec'd process's segment: %r" % err)
-        print("stale: segment left by an exec without poolguard removed by ls")
+        check(rc == 1 and "does not run under poolguard" in err,
+              "stat after exec: exit %d, %r" % (rc, err))
+        print("stale: an exec without poolguard: %s" % err.strip())
+    finally:
+        sh.kill()
+        sh.wait()
+
+    # A program that closes the segment's descriptor (as programs that close every descriptor
+    # they did not open do): it still maps it, and the tool says what happened.
+    sh = subprocess.Popen(["/usr/bin/python3", "-c",
+                           "import os, sys; sys.stdin.readline(); os.closerange(3, 1 << 16); "
+                           "sys.stdin.readline()"],
+                          stdin=subprocess.PIPE, env=clean_env(LD_PRELOAD=args.lib))
+    try:
+        wait_for(lambda: segment_inode(sh.pid), "the segment of python3")
+        sh.stdin.write(b"go\n")
+        sh.stdin.flush()
+        wait_for(lambda: segment_fd(sh.pid) is None, "python3 to close its descriptors")
+        rc, out, err = run_tool(args, "stat", str(sh.pid))
+        check(rc == 1 and "closed the descriptor" in err, "stat after closing: exit %d, %r"
+              % (rc, err))
+        print("stale: descriptor closed by the program: %s" % err.strip())
     finally:
         sh.kill()
         sh.wait()
@@ -325,13 +347,16 @@ def case_exec(args):
 
 
 def case_fork(args):
-    """A forked child publishes its own segment, with the blocks it inherited."""
+    """A forked child publishes its own segment, with the blocks it inherited, and the figures of
+    parent and child go their own ways from then on."""
     with Hold(args) as h:
         h.send("alloc", "allocated")
         parent = stat_json(args, h.pid)
         child_pid = int(h.send("fork", "child").split()[1])
         try:
-            wait_for(lambda: segment_inode(child_pid), "the child's segment")
+            wait_for(lambda: segment_owner(child_pid) == child_pid, "the child's segment")
+            check(segment_inode(child_pid) != segment_inode(h.pid),
+                  "the child shares its parent's segment")
             child = stat_json(args, child_pid)
             check(child["pid"] == child_pid, "child's segment says pid %s" % child["pid"])
             p, c = classes_by_size(parent), classes_by_size(child)
@@ -339,15 +364,19 @@ def case_fork(args):
                 check(c[size]["live_blocks"] == p[size]["live_blocks"],
                       "class %d: child has %d live blocks, parent had %d at the fork"
                       % (size, c[size]["live_blocks"], p[size]["live_blocks"]))
-            again = stat_json(args, h.pid)
+            h.send("free", "freed")
+            again, child_again = stat_json(args, h.pid), stat_json(args, child_pid)
             check(again["pid"] == h.pid, "the parent's segment changed owner")
+            a, ca = classes_by_size(again), classes_by_size(child_again)
+            check(a[32]["live_blocks"] == p[32]["live_blocks"] - 1000,
+                  "the parent's frees did not show: %d live" % a[32]["live_blocks"])
+            check(ca[32]["live_blocks"] == c[32]["live_blocks"],
+                  "the parent's frees showed in the child: %d live, was %d"
+                  % (ca[32]["live_blocks"], c[32]["live_blocks"]))
         finally:
             os.kill(child_pid, signal.SIGTERM)
-        # The child leaves through exit(): its segment goes with it. (It is the parent's child, not
-        # ours: poll for the file.)
-        wait_for(lambda: not os.path.exists(SHM + str(child_pid)), "the child's segment to go")
-        print("fork: child %d published its own segment (class 32: %d live), removed at exit"
-              % (child_pid, c[32]["live_blocks"]))
+        print("fork: child %d published its own segment (class 32: %d live); the parent's frees "
+              "showed in the parent only" % (child_pid, c[32]["live_blocks"]))
 
 
 def case_map(args):
@@ -361,7 +390,9 @@ def case_map(args):
         check(all(len(r) == 64 for r in rows), "rows are not 64 pools wide:\n%s" % out)
         check(all(r[0] == "h" and "h" not in r[1:] for r in rows),
               "each arena's first pool (and only it) holds the headers, 'h':\n%s" % out)
-        in_use = sum(len(re.findall(r"[0-9#]", r)) for r in rows)
+        in_use = sum(len(re.findall(r"[0-9#+]", r)) for r in rows)
+        check(not any("+" in r for r in rows) or os.geteuid() != 0,
+              "root reads the process's memory, yet the fill is unknown:\n%s" % out)
         doc = stat_json(args, h.pid)
         check(in_use == doc["arenas"]["pools_in_use"],
               "map shows %d pools in use, stat says %d:\n%s"
@@ -426,42 +457,33 @@ def case_usage(args):
     rc, out, err = run_tool(args, "map", str(unused))
     check(rc == 1 and "no process" in err, "map of an unknown pid: %d, %r" % (rc, err))
     rc, out, err = run_tool(args, "stat", str(os.getpid()))
-    check(rc == 1 and "publishes no statistics" in err, "process without poolguard: %d, %r"
+    check(rc == 1 and "does not run under poolguard" in err, "process without poolguard: %d, %r"
           % (rc, err))
 
-    # Segments that are not what they claim, for a live process (a sleep without poolguard).
-    sleeper = subprocess.Popen(["sleep", "60"], env=clean_env())
-    path = SHM + str(sleeper.pid)
+    # Segments that are not what they claim: this very process makes a memfd of the segment's
+    # name and writes headers into it.
+    import struct
+    fd = os.memfd_create("poolguard.stats")
     try:
-        import struct
-        good_size = segment_size(args)
+        start = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        size = 1 << 20
         bad = {
-            "bad magic": struct.pack("<QQI", 0x1234, good_size, 1).ljust(good_size, b"\0"),
-            "version 99": struct.pack("<QQI", MAGIC, good_size, 99).ljust(good_size, b"\0"),
-            "wrong size": struct.pack("<QQI", MAGIC, 4096, 1).ljust(4096, b"\0"),
+            "bad magic": struct.pack("<QQIi", 0x1234, size, 2, os.getpid()),
+            "version 99": struct.pack("<QQIi", MAGIC, size, 99, os.getpid()),
+            "geometry": struct.pack("<QQIiIIQ", MAGIC, size, 2, os.getpid(), os.geteuid(), 0,
+                                    start),
+            "shares the segment of process 1": struct.pack("<QQIi", MAGIC, size, 2, 1),
         }
         for what, data in bad.items():
-            with open(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "wb") as f:
-                f.write(data)
-            rc, out, err = run_tool(args, "stat", str(sleeper.pid))
+            os.ftruncate(fd, 0)
+            os.ftruncate(fd, size)
+            os.pwrite(fd, data, 0)
+            rc, out, err = run_tool(args, "stat", str(os.getpid()))
             check(rc == 1 and what in err, "segment with %s: exit %d, %r" % (what, rc, err))
-            rc, out, err = run_tool(args, "ls")
-            check(rc == 0 and os.path.exists(path) and "left alone" in err,
-                  "ls and a segment with %s: exit %d, %r" % (what, rc, err))
     finally:
-        sleeper.kill()
-        sleeper.wait()
-        if os.path.exists(path):
-            os.unlink(path)
+        os.close(fd)
     print("usage: exit 2 on bad arguments, 1 on unknown pid, no segment or bad segment, "
           "0 on --help")
-
-
-def segment_size(args):
-    """sizeof(Segment), read from a live segment's header."""
-    with Hold(args) as h:
-        with open(SHM + str(h.pid), "rb") as f:
-            return int.from_bytes(f.read(16)[8:16], "little")
 
 
 def case_run(args):
@@ -493,18 +515,19 @@ def case_run(args):
 
 
 def case_segment_off(args):
-    """POOLGUARD_SEGMENT=off: no segment, no publisher thread."""
+    """No thread of poolguard's in any process; POOLGUARD_SEGMENT=off: no segment either."""
+    with Hold(args) as h:
+        h.send("alloc", "allocated")
+        check(threads(h.pid) == 1, "a single-threaded program has %d threads under poolguard"
+              % threads(h.pid))
+        stat_json(args, h.pid)
+        check(threads(h.pid) == 1, "reading the statistics started a thread")
     with OffHold(args) as h:
-        # The publisher thread exists from the start (the segment comes 0.1 s later): its absence
-        # is what shows that nothing will be published.
-        comms = [open(os.path.join(d, "comm")).read().strip()
-                 for d in (os.path.join("/proc/%d/task" % h.pid, t)
-                           for t in os.listdir("/proc/%d/task" % h.pid))]
-        check("poolguard-stats" not in comms, "publisher thread running: %s" % comms)
-        check(not os.path.exists(SHM + str(h.pid)), "a segment exists with POOLGUARD_SEGMENT=off")
+        check(threads(h.pid) == 1, "%d threads with POOLGUARD_SEGMENT=off" % threads(h.pid))
+        check(segment_fd(h.pid) is None, "a segment exists with POOLGUARD_SEGMENT=off")
         rc, out, err = run_tool(args, "stat", str(h.pid))
-        check(rc == 1 and "publishes no statistics" in err, "stat: exit %d, %r" % (rc, err))
-    print("segment_off: no segment, no thread")
+        check(rc == 1 and "POOLGUARD_SEGMENT=off" in err, "stat: exit %d, %r" % (rc, err))
+    print("segment_off: one thread, segment or not; none with POOLGUARD_SEGMENT=off")
 
 
 class OffHold(Hold):

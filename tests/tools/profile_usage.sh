@@ -54,8 +54,8 @@ expect 1 "no process with pid $unused" stat "$unused" --profile
 expect 1 "no process with pid $unused" stat "$unused" --profile --json
 [[ ! -e "$tmp/x.svg" ]] || fail "a failed read wrote $tmp/x.svg"
 # This shell runs without poolguard: it publishes nothing.
-expect 1 "publishes no statistics" profile $$ --folded -
-expect 1 "publishes no statistics" stat $$ --profile
+expect 1 "does not run under poolguard" profile $$ --folded -
+expect 1 "does not run under poolguard" stat $$ --profile
 
 # --folded FILE is optional: `--folded PID` reads PID (and fails the same way).
 expect 1 "no process with pid $unused" profile --folded "$unused"

@@ -28,13 +28,15 @@ for _ in $(seq 1 200); do
 done
 read -r word got_pid small large <out.txt || true
 [[ "$word" == ready && "$got_pid" == "$pid" ]] || pg_fail "program not ready: $(cat out.txt err.txt)"
-# The segment exists once the process has lived 0.1 s.
-for _ in $(seq 1 100); do
-  [[ -e /dev/shm/poolguard.$pid.profile ]] && break
-  sleep 0.05
-done
-[[ -e /dev/shm/poolguard.$pid.profile ]] || pg_fail "no /dev/shm/poolguard.$pid.profile"
-[[ "$(stat -c %a "/dev/shm/poolguard.$pid.profile")" == 600 ]] || pg_fail "profile segment not 0600"
+# The profile is a memfd the process shares from its start; readers reach it through /proc.
+profile_fd() {
+  local fd
+  for fd in /proc/"$1"/fd/*; do
+    [[ "$(readlink "$fd" 2>/dev/null)" == "/memfd:poolguard.profile (deleted)" ]] && return 0
+  done
+  return 1
+}
+profile_fd "$pid" || pg_fail "process $pid shares no profile (no /memfd:poolguard.profile)"
 
 "$tool" profile "$pid" --folded >folded.txt || pg_fail "poolguard profile --folded failed"
 "$PG_PYTHON" - folded.txt "$small" "$large" <<'PY' || pg_fail "attribution off by more than 10% (folded.txt above)"
@@ -80,14 +82,13 @@ grep -q hold_small heap.svg && grep -q hold_large heap.svg || pg_fail "the SVG l
 pg_note "stat --profile and profile --svg name both sites"
 
 finish
-[[ ! -e /dev/shm/poolguard.$pid.profile ]] || pg_fail "profile segment left behind at exit"
 
 # A process that does not sample: exit 1 with a message naming POOLGUARD_PROFILE.
 LD_PRELOAD="$PG_LIB" "$prog" <in.fifo >out2.txt 2>&1 &
 pid2=$!
 exec 3>in.fifo
-for _ in $(seq 1 100); do
-  [[ -e /dev/shm/poolguard.$pid2 ]] && break
+for _ in $(seq 1 200); do
+  [[ -s out2.txt ]] && break
   sleep 0.05
 done
 rc=0

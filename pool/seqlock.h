@@ -1,5 +1,6 @@
-// The writer's half of the seqlocks that guard the figures of the stats and profile segments
-// (stats/segment.h, stats/profile_segment.h): `seq` is odd while the figures are being written.
+// The writer's half of the seqlocks that guard entries of the stats and profile segments (an
+// arena map entry, stats/segment.h; a profile entry, stats/profile_segment.h): `seq` is odd while
+// the entry is being rewritten.
 #pragma once
 
 #include <cstdint>
@@ -7,8 +8,9 @@
 namespace pg {
 
 // Opens a seqlock write: stores the odd `seq` and keeps every later store (the figures) from
-// becoming visible before it. A fence does that; TSan does not model fences (GCC warns), and the
-// TSan build of the core never publishes, so it gets a sequentially consistent store instead.
+// becoming visible before it. A fence does that; TSan does not model fences (GCC warns), so the
+// TSan build gets a sequentially consistent store instead (its readers are in other processes,
+// which TSan does not see).
 inline void seq_begin(uint64_t* seq, uint64_t odd) {
 #if defined(__SANITIZE_THREAD__)
   __atomic_store_n(seq, odd, __ATOMIC_SEQ_CST);

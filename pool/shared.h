@@ -1,0 +1,98 @@
+// The memory this process shares with statistics readers: the stats segment (stats/segment.h
+// has its layout and reading rules). It is set up first in initialisation, and the modules keep
+// their figures in it directly (the arenas, the heaps, the large blocks, the limit, the error
+// counts), so that a reader in another process sees them as they are, with no thread or request
+// in this process. The heap table lives here too: its private half holds the Heap structs, and
+// the counters the fast paths keep for each heap sit kHeapCountersOffset bytes further, in the
+// shared half (pool/config.h).
+//
+// When the process does not publish (POOLGUARD_SEGMENT=off, a setuid process, or the kernel
+// refused a memfd), the same layout is private memory: every module works the same, and nothing
+// is visible from outside.
+//
+// fork(): the child must not write into its parent's segment, so its fork handler moves the
+// segment to a new memfd of its own (copying it), at the same addresses. A child made by a raw
+// clone() without fork handlers keeps sharing its parent's: the statistics of both are then mixed
+// (the heaps themselves are private memory and stay sound); readers see that the segment names
+// another pid.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "stats/segment.h"
+
+namespace pg {
+
+namespace shared_detail {
+extern stats::SegmentGlobals* g_globals __attribute__((visibility("hidden")));
+}
+
+// Sets the segment up: a sealed memfd mapped shared when `publish`, else private memory. Called
+// once, from initialisation, before any module writes a figure. Never fails as a whole: without
+// any memory for it, figures go to a private placeholder and threads get no heap table.
+void shared_init(bool publish);
+
+// The slow-path figures. Valid at any time (a placeholder until shared_init, whose contents move
+// into the segment).
+inline stats::SegmentGlobals& shared_globals() {
+  return *shared_detail::g_globals;
+}
+// Adds to a figure that several threads update (an atomic add; readers see a plain u64).
+inline void shared_add(uint64_t& field, uint64_t n) {
+  __atomic_fetch_add(&field, n, __ATOMIC_RELAXED);
+}
+inline void shared_sub(uint64_t& field, uint64_t n) {
+  __atomic_fetch_sub(&field, n, __ATOMIC_RELAXED);
+}
+// Stores a figure that one writer (or a lock) owns.
+inline void shared_set(uint64_t& field, uint64_t v) {
+  __atomic_store_n(&field, v, __ATOMIC_RELAXED);
+}
+
+// The large slots (nullptr before shared_init or without memory) and how many there are.
+stats::SegmentLargeSlot* shared_large_slots();
+size_t shared_large_capacity();
+// The arena map and its number of entries.
+stats::SegmentArena* shared_arena_map();
+size_t shared_max_arenas();
+// The heap table: kMaxHeaps slots of kHeapStride bytes, private, zeroed until used; the counters
+// of the heap in a slot are kHeapCountersOffset bytes after it. nullptr when it could not be
+// mapped (then no thread gets a heap, and small requests go to the large path).
+char* shared_heap_table();
+
+// The memfd of a published segment, or -1.
+int shared_segment_fd();
+// This process's start time in clock ticks after boot (/proc/self/stat), as the segment records
+// it; readers compare it with the process's to tell a live segment from an inherited one.
+uint64_t shared_start_time();
+
+// fork() child: gives the child a segment of its own (see above). Called from the fork handler,
+// in the child, before anything else counts.
+void shared_after_fork_child();
+
+// For other memory shared the same way (the heap profile, track/profile_table.h):
+// A memfd named `name` of `bytes`, sealed against shrinking and growing, numbered 100 or above
+// when the descriptor limit allows, close-on-exec; -1 on failure.
+int shared_memfd(const char* name, size_t bytes);
+// Maps `bytes` of memfd `fd` from file offset `offset`, shared, at `at` (MAP_FIXED, replacing
+// what is there) or anywhere when `at` is null; with fd -1, private zeroed memory. nullptr on
+// failure.
+char* shared_map(char* at, size_t bytes, int fd, size_t offset);
+// A byte range of a memfd that is in use: `length` bytes at file offset `offset`.
+struct SharedRun {
+  size_t offset, length;
+};
+// One mapping of a memfd: `bytes` at `at`, from file offset `offset`.
+struct SharedMapping {
+  char* at;
+  size_t bytes, offset;
+};
+// fork() child: gives the child its own copy of a memfd the parent shares with readers: a new
+// memfd named `name` of `file_bytes` into which the runs in use are copied (from the parent's
+// pages, still mapped here), mapped over each of `maps` at the same addresses; failing that,
+// private copies at the same addresses. Returns the new memfd, or -1 when the copy is private.
+int shared_move_to_child(const char* name, size_t file_bytes, const SharedMapping* maps,
+                         size_t nmaps, const SharedRun* runs, size_t nruns);
+
+}  // namespace pg

@@ -1,0 +1,40 @@
+// The live heap profile by allocation stack, kept up to date as tracked allocations are made and
+// freed, in memory shared with readers (the profile segment, stats/profile_segment.h): a reader
+// in another process sees it as it is, with nothing running in this process to publish it.
+//
+// Each stack gets an entry on its first live sample: its frames are copied in once, and its
+// counters (estimated bytes and blocks, live samples) move with atomic adds on every tracked
+// allocation and free. A private index maps the stack depot's ids to entries. When every entry is
+// assigned, one whose stack has no live sample left is given to the new stack; if none is free,
+// the sample is counted in the totals only (`unlisted_samples`).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pg {
+
+inline constexpr uint32_t kNoProfileEntry = UINT32_MAX;
+
+// Sets the profile up: a sealed memfd ("poolguard.profile") mapped shared when `publish`, else
+// private memory. `sample_bytes` is POOLGUARD_PROFILE's figure (1 in leak mode). Called once
+// from tracker_init when the tracker is on. false when there is no memory for it (nothing is
+// profiled then; tracking goes on).
+bool profile_table_init(bool publish, uint64_t sample_bytes);
+
+// A tracked block of `size` bytes, standing for `weight` bytes, was allocated from `stack` (a
+// stack depot id). Returns its entry, to pass to profile_table_remove, or kNoProfileEntry.
+uint32_t profile_table_add(uint32_t stack, uint64_t size, uint64_t weight);
+// That block was freed.
+void profile_table_remove(uint32_t entry, uint64_t size, uint64_t weight);
+
+// The memfd of a published profile, or -1.
+int profile_table_fd();
+
+// fork() child: moves the profile into a memfd of the child's own (pool/shared.h). From the fork
+// handler, in the child.
+void profile_table_after_fork_child();
+void profile_table_lock_for_fork();
+void profile_table_unlock_after_fork();
+
+}  // namespace pg
