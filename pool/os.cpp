@@ -105,9 +105,10 @@ bool protect_none(void* p, size_t size, bool release) {
     void* q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (q != MAP_FAILED) return true;
   }
-  // Out of mappings: at least give the memory back and make the pages inaccessible.
-  if (!PG_REFUSED(kDecommit)) madvise(p, size, MADV_DONTNEED);
-  return !PG_REFUSED(kProtect) && mprotect(p, size, PROT_NONE) == 0;
+  // Out of mappings: at least give the memory back and make the pages inaccessible. Both must
+  // have happened for `true`: callers take it to mean the pages will read as zero.
+  bool released = !PG_REFUSED(kDecommit) && madvise(p, size, MADV_DONTNEED) == 0;
+  return !PG_REFUSED(kProtect) && mprotect(p, size, PROT_NONE) == 0 && released;
 }
 
 size_t max_map_count() {

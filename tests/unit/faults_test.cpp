@@ -176,8 +176,18 @@ TEST(FaultPlan, ProtectNoneRefusedStepByStep) {
   EXPECT_FALSE(os::protect_none(r, n, true));
   EXPECT_TRUE(all_bytes(r, n, 0));
 
+  // The remap and the madvise refused, the mprotect not: the pages are inaccessible but not
+  // given back, so false.
+  fill(r, n, 12);
+  fault::fail_nth_for_testing(Call::kProtect, 1);
+  fault::fail_nth_for_testing(Call::kDecommit, 1);
+  EXPECT_FALSE(os::protect_none(r, n, true));
+  ASSERT_TRUE(os::commit(r, n));
+  EXPECT_EQ(first_mismatch(r, n, 12), n);
+
   // Everything refused: false, and the pages hold what they held.
   fill(r, n, 11);
+  fault::fail_after_for_testing(Call::kProtect, 0);
   fault::fail_after_for_testing(Call::kDecommit, 0);
   EXPECT_FALSE(os::protect_none(r, n, true));
   EXPECT_EQ(first_mismatch(r, n, 11), n);
