@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -245,6 +246,69 @@ TEST(FaultsGuard, PageCommitRefusedFallsBackToRedzones) {
   RecordProperty("fallbacks_after_refusal",
                  static_cast<int>(g3.page_fallbacks - g2.page_fallbacks));
   EXPECT_EQ(g3.page_blocks - g2.page_blocks + g3.redzone_blocks - g2.redzone_blocks, 10u);
+}
+
+// Random work with every kind of call refused at random: requests may fail (NULL and ENOMEM),
+// nothing else goes wrong, and the guard's figures come back.
+TEST(FaultsGuard, RandomRefusalsUnderRandomWork) {
+  FaultScope scope;
+  GuardCounters g0 = guard_now();
+  Baseline before = baseline();
+  for (Call c : kAllCalls) fault::fail_randomly_for_testing(c, 0.3, 1 + static_cast<int>(c));
+  std::mt19937_64 rng(21);
+  std::vector<Block> live;
+  uint64_t seed = 1 << 20;
+  size_t nulls = 0;
+  for (int i = 0; i < 20000; ++i) {
+    int what = static_cast<int>(rng() % 100);
+    if (what < 50 || live.empty()) {
+      size_t size = rng() % 8 == 0 ? 257 + rng() % 70000 : rng() % 257;
+      errno = 0;
+      void* p = rng() % 2 ? calloc_impl(1, size) : malloc_impl(size);
+      if (p == nullptr) {
+        EXPECT_EQ(errno, ENOMEM);
+        ++nulls;
+        continue;
+      }
+      fill(p, size, ++seed);
+      live.push_back(Block{p, size, seed});
+    } else if (what < 85) {
+      size_t k = rng() % live.size();
+      check_and_free(live[k]);
+      live[k] = live.back();
+      live.pop_back();
+    } else {
+      size_t k = rng() % live.size();
+      size_t size = 1 + rng() % 9000;
+      errno = 0;
+      void* q = realloc_impl(live[k].p, size);
+      if (q == nullptr) {
+        EXPECT_EQ(errno, ENOMEM);
+        EXPECT_TRUE(intact(live[k]));  // the old block stays
+        ++nulls;
+        continue;
+      }
+      size_t keep = live[k].size < size ? live[k].size : size;
+      EXPECT_EQ(first_mismatch(q, keep, live[k].seed), keep);
+      live[k] = Block{q, size, ++seed};
+      fill(q, size, seed);
+    }
+  }
+  uint64_t refused = 0;
+  for (Call c : kAllCalls) refused += fault::refusals_for_testing(c);
+  // Page mode makes system calls for every block (commit, protect); redzone mode only when its
+  // table grows, which an earlier test may have done already.
+  if (page_mode()) {
+    EXPECT_GT(refused, 0u);
+  }
+  fault::clear_all_for_testing();
+  check_and_free_all(live);
+  GuardCounters g1 = guard_now();
+  EXPECT_EQ(g1.live_blocks, g0.live_blocks);
+  EXPECT_EQ(g1.errors, g0.errors);
+  expect_back_to(before);
+  RecordProperty("nulls", static_cast<int>(nulls));
+  RecordProperty("refused", static_cast<int>(refused));
 }
 
 }  // namespace
