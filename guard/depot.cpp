@@ -116,6 +116,9 @@ char* storage() {
   void* b = os::map(kBuckets * sizeof(uint32_t), true);
   base = static_cast<char*>(os::map(kDepotBytes, true));
   if (b == nullptr || base == nullptr) {
+    // Without both there is no depot: the one that was mapped goes back.
+    if (b != nullptr) os::unmap(b, kBuckets * sizeof(uint32_t));
+    if (base != nullptr) os::unmap(base, kDepotBytes);
     g_map_failed = true;
     return nullptr;
   }

@@ -224,11 +224,13 @@ void page_protect_freed(uint32_t i, const Block& b) {
   // Small blocks keep their pages (the next block in the span reuses them without a page fault;
   // memory held is bounded by the spans in use or waiting); big ones give them back.
   bool keep = trail - data <= kKeepBytes;
-  os::protect_none(reinterpret_cast<void*>(data), trail - data, !keep);
+  // Refused, the pages may still hold the block's bytes (and be accessible): the span's next
+  // block must not count on zeroes.
+  bool released = os::protect_none(reinterpret_cast<void*>(data), trail - data, !keep) && !keep;
   limit_release(b.size);
   LockGuard guard(guard_lock());
   --g_live;
-  record(i)->dirty = keep ? 1 : 0;
+  record(i)->dirty = released ? 0 : 1;
 }
 
 void page_span_recycle(uint32_t i) {

@@ -323,12 +323,12 @@ void* memalign_impl(size_t alignment, size_t size) {
 
 int posix_memalign_impl(void** out, size_t alignment, size_t size) {
   if (!is_pow2(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  // posix_memalign reports through its result, never errno: not on failure, and not on a success
+  // that took a detour (a pool refused by the OS, then served by glibc) either.
   int saved = errno;
   void* p = alloc_aligned(alignment, size);
-  if (p == nullptr) {
-    errno = saved;
-    return ENOMEM;
-  }
+  errno = saved;
+  if (p == nullptr) return ENOMEM;
   *out = p;
   return 0;
 }

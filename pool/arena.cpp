@@ -36,6 +36,9 @@ uint64_t g_dirty_pools = 0;   // free pools with possibly resident pages, in are
 // Every descriptor ever made, for purging and counting (never shrinks; at most one per arena).
 Arena** g_all = nullptr;
 size_t g_all_count = 0, g_all_cap = 0;
+// A descriptor made for an arena the OS then refused, kept for the next try: metadata is never
+// freed, so a program refused memory over and over would otherwise grow it with each refusal.
+Arena* g_unused_descriptor = nullptr;
 
 // The arena figures live in the stats segment (pool/shared.h), written under the arena lock.
 stats::SegmentGlobals& figures() {
@@ -107,7 +110,9 @@ void bucket_remove(Arena* a) {
   a->next = a->prev = nullptr;
 }
 
-bool remember(Arena* a) {
+// Makes room in g_all for one more descriptor; false when the metadata is refused. Done before
+// an arena is mapped, so that recording it cannot fail afterwards.
+bool room_to_remember() {
   if (g_all_count == g_all_cap) {
     size_t cap = g_all_cap ? g_all_cap * 2 : 1024;
     Arena** grown = static_cast<Arena**>(meta_alloc(cap * sizeof(Arena*), 64));
@@ -116,11 +121,6 @@ bool remember(Arena* a) {
     g_all = grown;  // the old array is metadata: abandoned, never freed (rare, small)
     g_all_cap = cap;
   }
-  a->map_index = static_cast<uint32_t>(g_all_count);
-  g_all[g_all_count++] = a;
-  shared_set(figures().arenas_total, g_all_count);
-  size_t listed = g_all_count < shared_max_arenas() ? g_all_count : shared_max_arenas();
-  shared_set(figures().arenas_listed, listed);
   return true;
 }
 
@@ -167,8 +167,14 @@ Arena* arena_new() {
     map_arena(a, reinterpret_cast<uintptr_t>(a->base));
     return a;
   }
-  Arena* a = static_cast<Arena*>(meta_alloc(sizeof(Arena), 64));
+  Arena* a = g_unused_descriptor;
+  g_unused_descriptor = nullptr;
+  if (a == nullptr) a = static_cast<Arena*>(meta_alloc(sizeof(Arena), 64));
   if (a == nullptr) return nullptr;
+  if (!room_to_remember()) {
+    g_unused_descriptor = a;
+    return nullptr;
+  }
   char* base = nullptr;
   uintptr_t rbase = g_space.base.load(std::memory_order_relaxed);
   uintptr_t used = g_space.used.load(std::memory_order_relaxed);
@@ -184,16 +190,20 @@ Arena* arena_new() {
         fit_reservation_locked(0) != 0) {
       base = static_cast<char*>(os::map_aligned(kArenaSize, kArenaSize));
     }
-    if (base == nullptr) return nullptr;
-    if (!radix_set(reinterpret_cast<uintptr_t>(base))) {
-      os::unmap(base, kArenaSize);
+    if (base == nullptr || !radix_set(reinterpret_cast<uintptr_t>(base))) {
+      if (base != nullptr) os::unmap(base, kArenaSize);
+      g_unused_descriptor = a;
       return nullptr;
     }
     a->fallback = true;
     bump(figures().fallback_arenas, 1);
     set_large_detour(kDetourFallback, true);
   }
-  if (!remember(a)) return nullptr;  // leaves the arena unused: only when metadata is refused
+  a->map_index = static_cast<uint32_t>(g_all_count);
+  g_all[g_all_count++] = a;
+  shared_set(figures().arenas_total, g_all_count);
+  size_t listed = g_all_count < shared_max_arenas() ? g_all_count : shared_max_arenas();
+  shared_set(figures().arenas_listed, listed);
   a->base = base;
   a->free_mask = kDataPoolsMask;
   a->dirty_mask = 0;

@@ -12,6 +12,16 @@
 
 #include <cstring>
 
+// Test builds (pgcore_faults) ask an injection plan before each memory system call, and a refused
+// call fails as the kernel's refusal would (errno ENOMEM). Elsewhere PG_REFUSED is the constant
+// false: the compiler drops the test and every call below is what it would be without it.
+#if defined(POOLGUARD_FAULT_INJECTION)
+#include "pool/fault.h"
+#define PG_REFUSED(call) (::pg::fault::refused(::pg::fault::Call::call))
+#else
+#define PG_REFUSED(call) false
+#endif
+
 extern char** environ;
 
 namespace pg::os {
@@ -25,17 +35,26 @@ size_t page_size() {
   return cached;
 }
 
-void* map(size_t size, bool noreserve) {
+namespace {
+// map() without the injection plan, for map_aligned, which has a plan of its own.
+inline void* map_fresh(size_t size, bool noreserve) {
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
+}
+}  // namespace
+
+void* map(size_t size, bool noreserve) {
+  if (PG_REFUSED(kMap)) return nullptr;
+  return map_fresh(size, noreserve);
 }
 
 void* map_aligned(size_t size, size_t alignment, bool noreserve) {
   // Over-map by `alignment`, then trim both ends so that exactly [aligned, aligned+size) remains.
   size_t span = size + alignment;
   if (span < size) return nullptr;
-  char* raw = static_cast<char*>(map(span, noreserve));
+  if (PG_REFUSED(kMapAligned)) return nullptr;
+  char* raw = static_cast<char*>(map_fresh(span, noreserve));
   if (raw == nullptr) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
@@ -49,6 +68,7 @@ void* map_aligned(size_t size, size_t alignment, bool noreserve) {
 void* reserve_aligned(size_t size, size_t alignment) {
   size_t span = size + alignment;
   if (span < size) return nullptr;
+  if (PG_REFUSED(kReserve)) return nullptr;
   void* raw_v = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw_v == MAP_FAILED) return nullptr;
   char* raw = static_cast<char*>(raw_v);
@@ -62,26 +82,33 @@ void* reserve_aligned(size_t size, size_t alignment) {
 }
 
 bool commit(void* p, size_t size) {
+  if (PG_REFUSED(kCommit)) return false;
   return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
 bool unmap(void* p, size_t size) {
+  if (PG_REFUSED(kUnmap)) return false;
   return munmap(p, size) == 0;
 }
 
 void decommit(void* p, size_t size) {
   // MADV_DONTNEED frees the pages at once (RSS drops now, unlike MADV_FREE) and later reads see
   // zeroes, which the pool code relies on (a released pool's header reads as "not a pool").
+  if (PG_REFUSED(kDecommit)) return;
   madvise(p, size, MADV_DONTNEED);
 }
 
 bool protect_none(void* p, size_t size, bool release) {
-  if (!release) return mprotect(p, size, PROT_NONE) == 0;
+  if (!release) return !PG_REFUSED(kProtect) && mprotect(p, size, PROT_NONE) == 0;
   // One call: MAP_FIXED drops the old pages and their memory.
-  void* q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-  if (q != MAP_FAILED) return true;
-  madvise(p, size, MADV_DONTNEED);  // out of mappings: at least make them inaccessible
-  return mprotect(p, size, PROT_NONE) == 0;
+  if (!PG_REFUSED(kProtect)) {
+    void* q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (q != MAP_FAILED) return true;
+  }
+  // Out of mappings: at least give the memory back and make the pages inaccessible. Both must
+  // have happened for `true`: callers take it to mean the pages will read as zero.
+  bool released = !PG_REFUSED(kDecommit) && madvise(p, size, MADV_DONTNEED) == 0;
+  return !PG_REFUSED(kProtect) && mprotect(p, size, PROT_NONE) == 0 && released;
 }
 
 size_t max_map_count() {

@@ -29,7 +29,7 @@ void decommit(void* p, size_t size);
 // zero when made accessible again), and the mapping, unlike the reservation, is not
 // MAP_NORESERVE, so the kernel never merges it with the reservation's pages around it. Without,
 // they keep their contents, which is cheaper when they are soon reused. Returns false if the
-// kernel refused.
+// kernel refused (with `release`: if the pages may still hold their contents).
 bool protect_none(void* p, size_t size, bool release);
 // vm.max_map_count (the kernel's limit on mappings per process), or 65530 if unreadable.
 size_t max_map_count();

@@ -12,7 +12,9 @@ if [[ "${CI:-}" == true ]]; then
 fi
 
 "$root/scripts/deps.sh"
-build_dir="$("$root/scripts/build.sh" -DPOOLGUARD_TESTS=ON)"
+# The fault-injection tests need their own flavour of the core (pgcore_faults); the library and
+# pgcore are the same with or without it.
+build_dir="$("$root/scripts/build.sh" -DPOOLGUARD_TESTS=ON -DPOOLGUARD_FAULT_INJECTION=ON)"
 
 cd "$build_dir"
 # --no-tests=error: a suite that registered no test is a failure, not a pass.
