@@ -254,16 +254,19 @@ SegmentReader::~SegmentReader() {
 }
 
 void SegmentReader::close() {
-  if (mem_ != nullptr) munmap(const_cast<void*>(mem_), size_);
+  if (mem_ != nullptr && mapped_) munmap(const_cast<void*>(mem_), size_);
   if (fd_ >= 0) ::close(fd_);
   mem_ = nullptr;
+  mapped_ = false;
   fd_ = -1;
 }
 
 OpenStatus SegmentReader::open(int pid, std::string* why) {
   close();
   uint64_t size = 0;
-  OpenStatus status = open_published(pid, kSegmentLinkName, "statistics", &proc_, &fd_, &size, why);
+  ProcessInfo proc;
+  OpenStatus status = open_published(pid, kSegmentLinkName, "statistics", &proc, &fd_, &size, why);
+  proc_ = proc;
   if (status != OpenStatus::kOk) return status;
   if (size < sizeof(SegmentHeader)) {
     *why = "the segment of " + describe_process(proc_) + " is too small to be one";
@@ -274,20 +277,36 @@ OpenStatus SegmentReader::open(int pid, std::string* why) {
     *why = "cannot map the segment of " + describe_process(proc_) + ": " + strerror(errno);
     return OpenStatus::kError;
   }
+  status = attach(mem, size, proc, why);
+  mapped_ = true;
+  return status;
+}
+
+OpenStatus SegmentReader::attach(const void* mem, size_t size, const ProcessInfo& proc,
+                                 std::string* why) {
+  proc_ = proc;
   mem_ = mem;
   size_ = size;
+  if (size < sizeof(SegmentHeader)) {
+    *why = "the segment of " + describe_process(proc_) + " is too small to be one";
+    return OpenStatus::kInvalid;
+  }
   const SegmentHeader* h = static_cast<const SegmentHeader*>(mem_);
   uint64_t magic = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE);
   memcpy(&header_, h, sizeof header_);
-  status = check_published_header(magic, kSegmentMagic, header_.version, kSegmentVersion,
-                                  header_.pid, header_.start_time, "segment", proc_, why);
+  OpenStatus status =
+      check_published_header(magic, kSegmentMagic, header_.version, kSegmentVersion, header_.pid,
+                             header_.start_time, "segment", proc_, why);
   if (status != OpenStatus::kOk) return status;
-  // Every part must lie inside the file: the geometry is checked here, never trusted later.
+  // Every part must lie inside the memory: the geometry is checked here, never trusted later.
   const SegmentHeader& g = header_;
   auto fits = [&](uint64_t offset, uint64_t count, uint64_t stride) {
     return offset <= size && stride != 0 && count <= (size - offset) / stride;
   };
-  if (g.size != size || g.num_classes == 0 || g.num_classes > kSegmentMaxClasses ||
+  bool aligned =
+      ((g.globals_offset | g.large_offset | g.arenas_offset | g.heaps_offset | g.heap_stride) &
+       7) == 0;
+  if (!aligned || g.size != size || g.num_classes == 0 || g.num_classes > kSegmentMaxClasses ||
       g.num_slots != g.num_classes + 1 || g.large_stride != sizeof(SegmentLargeSlot) ||
       g.arena_stride != sizeof(SegmentArena) || g.pool_size == 0 || g.pool_header >= g.pool_size ||
       std::any_of(g.class_size, g.class_size + g.num_classes, [](uint32_t v) { return v == 0; }) ||

@@ -117,6 +117,10 @@ class SegmentReader {
 
   // Finds process pid's segment and validates it. On failure `*why` holds one sentence.
   OpenStatus open(int pid, std::string* why);
+  // Validates `size` bytes at `mem` as the segment of process `proc` and reads from there (the
+  // memory must outlive the reader; it is not unmapped). What open() does once it has mapped the
+  // file; the segment fuzzer calls it directly.
+  OpenStatus attach(const void* mem, size_t size, const ProcessInfo& proc, std::string* why);
   // Computes the figures as they are now (the process keeps running: a moment's figures).
   void read(Figures* out) const;
   // Reads each listed pool's count of blocks in use from the process's memory
@@ -132,6 +136,7 @@ class SegmentReader {
   int fd_ = -1;
   const void* mem_ = nullptr;
   size_t size_ = 0;
+  bool mapped_ = false;     // mem_ is our mapping (open), not the caller's memory (attach)
   SegmentHeader header_{};  // a validated copy
   ProcessInfo proc_;
 };
