@@ -23,9 +23,10 @@ ProfileReader::~ProfileReader() {
 }
 
 void ProfileReader::close() {
-  if (mem_ != nullptr) munmap(const_cast<char*>(mem_), size_);
+  if (mem_ != nullptr && mapped_) munmap(const_cast<char*>(mem_), size_);
   if (fd_ >= 0) ::close(fd_);
   mem_ = nullptr;
+  mapped_ = false;
   fd_ = -1;
   size_ = 0;
 }
@@ -33,8 +34,10 @@ void ProfileReader::close() {
 OpenStatus ProfileReader::open(int pid, std::string* why) {
   close();
   uint64_t size = 0;
+  ProcessInfo proc;
   OpenStatus status =
-      open_published(pid, kProfileLinkName, "heap profile", &proc_, &fd_, &size, why);
+      open_published(pid, kProfileLinkName, "heap profile", &proc, &fd_, &size, why);
+  proc_ = proc;
   if (status != OpenStatus::kOk) return status;
   if (size < kProfileEntriesOffset) {
     *why = "the heap profile of " + describe_process(proc_) + " is too small to be one";
@@ -45,16 +48,30 @@ OpenStatus ProfileReader::open(int pid, std::string* why) {
     *why = "cannot map the heap profile of " + describe_process(proc_) + ": " + strerror(errno);
     return OpenStatus::kError;
   }
-  mem_ = static_cast<const char*>(mem);
+  status = attach(static_cast<const char*>(mem), size, proc, why);
+  mapped_ = true;
+  return status;
+}
+
+OpenStatus ProfileReader::attach(const char* mem, size_t size, const ProcessInfo& proc,
+                                 std::string* why) {
+  proc_ = proc;
+  mem_ = mem;
   size_ = size;
+  if (size < kProfileEntriesOffset) {
+    *why = "the heap profile of " + describe_process(proc_) + " is too small to be one";
+    return OpenStatus::kInvalid;
+  }
   const ProfileHeader* h = reinterpret_cast<const ProfileHeader*>(mem_);
   uint64_t magic = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE);
   memcpy(&header_, h, sizeof header_);
-  status = check_published_header(magic, kProfileMagic, header_.version, kProfileVersion,
-                                  header_.pid, header_.start_time, "profile", proc_, why);
+  OpenStatus status =
+      check_published_header(magic, kProfileMagic, header_.version, kProfileVersion, header_.pid,
+                             header_.start_time, "profile", proc_, why);
   if (status != OpenStatus::kOk) return status;
-  // Entries are only ever read within the file: a geometry that does not fit is refused here.
-  if (header_.size != size || header_.entries_offset > size ||
+  // Entries are only ever read within the memory: a geometry that does not fit is refused here.
+  if (header_.size != size || header_.entries_offset > size || header_.entries_offset % 8 != 0 ||
+      header_.entries_offset < kProfileTotalsOffset + sizeof(ProfileTotals) ||
       header_.max_stacks > (size - header_.entries_offset) / sizeof(ProfileEntry)) {
     *why = "the heap profile of " + describe_process(proc_) + " has a geometry this reader does " +
            "not understand";

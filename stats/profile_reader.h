@@ -47,6 +47,9 @@ class ProfileReader {
   // kNoSegment with a sentence saying why when there is none. On failure `*why` holds one
   // sentence for the user.
   OpenStatus open(int pid, std::string* why);
+  // Validates `size` bytes at `mem` as the profile of process `proc` and reads from there (the
+  // memory must outlive the reader). What open() does once it has mapped the file; for fuzzing.
+  OpenStatus attach(const char* mem, size_t size, const ProcessInfo& proc, std::string* why);
   // Copies the totals and every stack with live samples, largest first.
   void copy(Profile* out) const;
 
@@ -57,6 +60,7 @@ class ProfileReader {
   int fd_ = -1;
   const char* mem_ = nullptr;
   size_t size_ = 0;
+  bool mapped_ = false;  // mem_ is our mapping (open), not the caller's memory (attach)
   ProfileHeader header_{};
   ProcessInfo proc_;
 };
