@@ -368,9 +368,11 @@ inline void* plain_alloc(size_t size) {
   if (PG_UNLIKELY_LARGE(s.budget <= 1)) return large_alloc_general(size, kZero);
   void* p = kZero ? __libc_calloc(1, size) : __libc_malloc(size);
   if (PG_UNLIKELY_LARGE(p == nullptr)) return large_alloc_general(size, kZero);  // may retry
+  // The slot in a register: the adds below are asm, after which TLS would be read again.
+  stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
-  count_inc(s.slot->allocs);
-  count_add(s.slot->bytes_in, chunk_usable(p));
+  count_inc(slot->allocs);
+  count_add(slot->bytes_in, chunk_usable(p));
   return p;
 }
 
@@ -394,9 +396,10 @@ void large_free_plain(void* p) {
   LargeStats& s = t_stats;
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
   if (!plain_block(size_word, s)) return large_free(p);
+  stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
-  count_inc(s.slot->frees);
-  count_add(s.slot->bytes_out, chunk_usable_from(size_word));
+  count_inc(slot->frees);
+  count_add(slot->bytes_out, chunk_usable_from(size_word));
   __libc_free(p);
 }
 
@@ -410,9 +413,10 @@ bool large_realloc_plain(void* p, size_t size, void** out) {
   }
   *out = q;
   if (PG_UNLIKELY_LARGE(q == nullptr)) return true;  // glibc set errno; p is untouched
+  stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
-  count_add(s.slot->bytes_out, chunk_usable_from(size_word));
-  count_add(s.slot->bytes_in, chunk_usable(q));
+  count_add(slot->bytes_out, chunk_usable_from(size_word));
+  count_add(slot->bytes_in, chunk_usable(q));
   return true;
 }
 
