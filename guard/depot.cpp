@@ -5,13 +5,13 @@
 #include <sys/auxv.h>
 
 #define UNW_LOCAL_ONLY
-#include <libunwind.h>
 
 #include <atomic>
 #include <cstring>
 
 #include "pool/lock.h"
 #include "pool/os.h"
+#include "pool/unwind.h"
 
 // The ELF header of the module this file is linked into (defined by the linker).
 extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
@@ -183,18 +183,18 @@ uint32_t depot_capture(int skip) {
   if (t_capturing) return 0;
   t_capturing = true;
   ensure_self();
-  void* frames[kDepotMaxFrames + 16];
-  int n = unw_backtrace(frames, kDepotMaxFrames + 16);
+  uintptr_t frames[kDepotMaxFrames + 16];
+  int n = unwind_here(frames, kDepotMaxFrames + 16);
   int first = 0;
   if (g_self.ready && !g_self.in_main) {
-    while (first < n && own_frame(reinterpret_cast<uintptr_t>(frames[first]))) ++first;
+    while (first < n && own_frame(frames[first])) ++first;
   } else {
     first = skip < n ? skip : n;
   }
   uintptr_t pcs[kDepotMaxFrames];
   int depth = 0;
   for (int i = first; i < n && depth < kDepotMaxFrames; ++i) {
-    pcs[depth++] = reinterpret_cast<uintptr_t>(frames[i]);
+    pcs[depth++] = frames[i];
   }
   uint32_t id = depot_put(pcs, depth);
   t_capturing = false;

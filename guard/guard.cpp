@@ -167,7 +167,8 @@ void guard_init(const GuardConfig& config) {
     g_page_ok = page_init();
     if (g_page_ok) {
       guard_detail::g_region_base = g_region.base;
-      guard_detail::g_region_size = g_region.size;
+      guard_detail::g_region_size.store(g_region.size.load(std::memory_order_relaxed),
+                                        std::memory_order_release);
       signal_install();
     } else {
       report_warning(sampling ? "no address space for page guards: POOLGUARD_GUARD_SAMPLE is off"
@@ -417,6 +418,14 @@ void guard_unlock_after_fork(bool child) {
   depot_unlock_after_fork();
   guard_lock().unlock_after_fork();
   if (child) tid_after_fork();
+}
+
+void guard_fit_address_space(size_t limit) {
+  if (!g_page_ok) return;
+  LockGuard guard(guard_lock());
+  page_fit_region(limit);
+  guard_detail::g_region_size.store(g_region.size.load(std::memory_order_relaxed),
+                                    std::memory_order_release);
 }
 
 void guard_counters(GuardCounters* out) {

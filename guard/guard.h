@@ -47,9 +47,10 @@ namespace guard_detail {
 // Bit 0: some guard feature is on (frees outside the arenas must ask the guard first).
 // Bit 1: every allocation is guarded (redzone or page mode).
 inline std::atomic<uint8_t> g_flags{0};
-// The page region, [g_region_base, g_region_base + g_region_size): set before g_flags.
+// The page region, [g_region_base, g_region_base + g_region_size): set before g_flags; the size
+// only shrinks (guard_fit_address_space).
 inline uintptr_t g_region_base = 0;
-inline uintptr_t g_region_size = 0;
+inline std::atomic<uintptr_t> g_region_size{0};
 }  // namespace guard_detail
 
 // Sets the guard up from the options. Called once, from ensure_init, before any guarded block is
@@ -72,8 +73,13 @@ inline bool guard_may_own(const void* p) {
   uint8_t flags = guard_detail::g_flags.load(std::memory_order_acquire);
   if (flags == 0) return false;
   if ((flags & 2) != 0) return true;
-  return reinterpret_cast<uintptr_t>(p) - guard_detail::g_region_base < guard_detail::g_region_size;
+  return reinterpret_cast<uintptr_t>(p) - guard_detail::g_region_base <
+         guard_detail::g_region_size.load(std::memory_order_relaxed);
 }
+
+// An address space limit (RLIMIT_AS) of `limit` bytes is being set: gives back the part of the
+// page region that no block uses beyond a quarter of it (pool/arena.h does the same for arenas).
+void guard_fit_address_space(size_t limit);
 
 // Sampling for allocations made by threads without a heap (the heaps keep their own countdown):
 // true for about 1 call in N when sampling is on.

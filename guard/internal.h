@@ -112,19 +112,24 @@ uintptr_t find_other_byte(uintptr_t lo, uintptr_t hi, unsigned char v);
 
 // ---- the page region (guard/page.cpp) ----
 
+// `size` only shrinks (page_fit_region), and is lowered before the tail is unmapped, so that an
+// address the kernel hands to someone else afterwards is never taken for the region's.
 struct PageRegion {
   uintptr_t base = 0;
-  uintptr_t size = 0;
+  std::atomic<uintptr_t> size{0};
   uint32_t* map = nullptr;  // page index -> record index of the span holding it (0: none)
 };
 extern PageRegion g_region;
 
 inline bool in_region(uintptr_t a) {
-  return a - g_region.base < g_region.size;
+  return a - g_region.base < g_region.size.load(std::memory_order_acquire);
 }
 // Record of the span holding address a of the region (0: no span there). Lock-free.
 uint32_t region_record(uintptr_t a);
 
+// Gives back the part of the region not carved into spans beyond what a quarter of `limit` (an
+// address space limit, RLIMIT_AS) allows. Under the lock.
+void page_fit_region(size_t limit);
 // Reserves the region and reads the map-count budget. false when no region could be reserved.
 bool page_init();
 // A page-guarded block, or nullptr when no span or mapping is available (budget, region full).

@@ -90,7 +90,9 @@ uint32_t bin_take(size_t pages) {
       return i;
     }
     // The exact bin was empty: carving a fresh span beats wasting a much bigger one.
-    if (bin == first && pages <= kExactBins && g_top + pages <= (g_region.size >> g_shift)) break;
+    if (bin == first && pages <= kExactBins &&
+        g_top + pages <= (g_region.size.load(std::memory_order_relaxed) >> g_shift))
+      break;
   }
   return 0;
 }
@@ -100,6 +102,17 @@ uint32_t bin_take(size_t pages) {
 uint32_t region_record(uintptr_t a) {
   if (!in_region(a)) return 0;
   return __atomic_load_n(&g_region.map[(a - g_region.base) >> g_shift], __ATOMIC_ACQUIRE);
+}
+
+void page_fit_region(size_t limit) {
+  uintptr_t size = g_region.size.load(std::memory_order_relaxed);
+  if (g_region.base == 0 || size == 0) return;
+  uintptr_t keep = (limit / 4) & ~(uintptr_t{g_page} - 1);
+  uintptr_t carved = uintptr_t{g_top} << g_shift;
+  if (keep < carved) keep = carved;
+  if (keep >= size) return;
+  g_region.size.store(keep, std::memory_order_release);
+  os::unmap(reinterpret_cast<void*>(g_region.base + keep), size - keep);
 }
 
 bool page_init() {
@@ -121,7 +134,7 @@ bool page_init() {
   }
   g_region.map = static_cast<uint32_t*>(map);
   g_region.base = reinterpret_cast<uintptr_t>(base);
-  g_region.size = size;
+  g_region.size.store(size, std::memory_order_release);
   size_t maps = os::max_map_count();
   size_t keep = maps / 4 > 8192 ? maps / 4 : 8192;
   g_budget = maps > keep ? (maps - keep) / 2 : 0;
@@ -130,10 +143,11 @@ bool page_init() {
 
 void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int tid,
                  uint32_t* index) {
-  if (g_region.size == 0) return nullptr;
+  uintptr_t region = g_region.size.load(std::memory_order_relaxed);
+  if (region == 0) return nullptr;
   size_t eff = size == 0 ? 1 : size;
   size_t a = alignment < g_page ? alignment : g_page;
-  if (eff > g_region.size || alignment > g_region.size / 4) return nullptr;
+  if (eff > region || alignment > region / 4) return nullptr;
   size_t need = align_up(eff, a) + (alignment > g_page ? alignment - g_page : 0);
   size_t pages = 2 + (need + g_page - 1) / g_page;
   // Counted like a large block; over the limit, the caller's fallback (a redzone block, or the
@@ -144,7 +158,8 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
   {
     LockGuard guard(guard_lock());
     i = bin_take(pages);
-    if (i == 0 && g_spans < g_budget && g_top + pages <= (g_region.size >> g_shift)) {
+    if (i == 0 && g_spans < g_budget &&
+        g_top + pages <= (g_region.size.load(std::memory_order_relaxed) >> g_shift)) {
       i = record_new();
       if (i != 0) {
         Block* b = record(i);

@@ -15,9 +15,6 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include <atomic>
 
 #include "guard/depot.h"
@@ -27,6 +24,7 @@
 #include "pool/os.h"
 #include "pool/report.h"
 #include "pool/shared.h"
+#include "pool/unwind.h"
 
 namespace pg::guard {
 
@@ -102,15 +100,9 @@ void depot_stack(int fd, const char* title, uint32_t id, int tid) {
 // instruction itself.
 void fault_stack(int fd, const void* context) {
   title_line(fd, "the access", current_tid());
-  unw_cursor_t cursor;
-  unw_context_t* uc = static_cast<unw_context_t*>(const_cast<void*>(context));
-  if (unw_init_local2(&cursor, uc, UNW_INIT_SIGNAL_FRAME) != 0) return;
-  for (int k = 0; k < kDepotMaxFrames; ++k) {
-    unw_word_t ip = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-    frame_line(fd, k, ip, k == 0);
-    if (unw_step(&cursor) <= 0) break;
-  }
+  uintptr_t pcs[kDepotMaxFrames];
+  int n = unwind_context(context, pcs, kDepotMaxFrames);
+  for (int k = 0; k < n; ++k) frame_line(fd, k, pcs[k], k == 0);
 }
 
 void location_line(int fd, const Finding& f) {

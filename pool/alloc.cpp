@@ -212,7 +212,10 @@ void free_outside(void* p) {
 int prlimit_impl(int pid, int resource, const void* new_limit, void* old_limit) {
   if (resource == RLIMIT_AS && new_limit != nullptr && (pid == 0 || pid == getpid())) {
     const struct rlimit64* n = static_cast<const struct rlimit64*>(new_limit);
-    if (n->rlim_cur != RLIM64_INFINITY) arena_fit_reservation(static_cast<size_t>(n->rlim_cur));
+    if (n->rlim_cur != RLIM64_INFINITY) {
+      arena_fit_reservation(static_cast<size_t>(n->rlim_cur));
+      guard_fit_address_space(static_cast<size_t>(n->rlim_cur));
+    }
   }
   return static_cast<int>(syscall(SYS_prlimit64, pid, resource, new_limit, old_limit));
 }

@@ -16,6 +16,7 @@
 #include "pool/os.h"
 #include "pool/report.h"
 #include "pool/shared.h"
+#include "pool/unwind.h"
 #include "track/profile_table.h"
 #include "track/tracker.h"
 
@@ -71,13 +72,18 @@ void before_fork() {
   large_lock_for_fork();
   log_lock_for_fork();
   g_fork_owner.store(pthread_self(), std::memory_order_relaxed);
+  // Last: walks in flight hold none of the locks above (pool/unwind.h).
+  if (depth == 1) unwind_close_for_fork();
 }
 
 // After the fork, in the parent and in the child: the handler's depth done, and whether it took
 // the stdio list lock.
 bool end_fork_depth() {
   int depth = t_fork_depth--;
-  if (depth == 1) g_fork_owner.store(0, std::memory_order_relaxed);
+  if (depth == 1) {
+    unwind_open_after_fork();
+    g_fork_owner.store(0, std::memory_order_relaxed);
+  }
   return depth <= kMaxForkDepth && t_fork_took_io[depth];
 }
 

@@ -1,7 +1,8 @@
 #include "pool/stack.h"
 
+#include "pool/unwind.h"
+
 #include <dlfcn.h>
-#include <libunwind.h>
 
 namespace pg {
 
@@ -15,19 +16,19 @@ uintptr_t module_of(uintptr_t pc) {
 }  // namespace
 
 void capture_stack(StackTrace* out, int skip) {
-  void* frames[kMaxFrames + 16];
-  int n = unw_backtrace(frames, kMaxFrames + 16);
+  uintptr_t frames[kMaxFrames + 16];
+  int n = unwind_here(frames, kMaxFrames + 16);
   // Drop the leading frames that are poolguard's own (when it is its own module, as under
   // LD_PRELOAD); when linked into the program, drop `skip` frames instead.
   int first = 0;
   uintptr_t self = module_of(reinterpret_cast<uintptr_t>(&capture_stack));
-  while (first < n && self != 0 && module_of(reinterpret_cast<uintptr_t>(frames[first])) == self) {
+  while (first < n && self != 0 && module_of(frames[first]) == self) {
     ++first;
   }
   if (first == n || first == 0) first = skip < n ? skip : n;
   out->depth = 0;
   for (int i = first; i < n && out->depth < kMaxFrames; ++i) {
-    out->pc[out->depth++] = reinterpret_cast<uintptr_t>(frames[i]);
+    out->pc[out->depth++] = frames[i];
   }
 }
 
