@@ -3,7 +3,8 @@
 // allocator whose own reservation counts against the limit must not eat that room: before
 // 82c0936 poolguard's 64 GiB reservation did). Lowered further, thread creation must fail
 // cleanly with EAGAIN and a huge malloc must return NULL with ENOMEM, while small and large
-// allocations still work; with the limit restored, everything works again.
+// allocations still work; with the limit restored, everything works again. In between, a fixed
+// cap of 1 GiB (far above what the program itself uses) must work too.
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
@@ -91,6 +92,20 @@ int main(void) {
   small_and_large("VmSize + 256 MiB");
   scen_note("limit VmSize + 256 MiB (%zu MiB): a 50 MiB block and 4 threads",
             (base + 256 * MiB) / MiB);
+
+  // A fixed cap of 1 GiB, as programs and test suites set for themselves: far more than this
+  // program needs (under glibc its address space is a few hundred MiB at most, mostly thread
+  // stacks and glibc's per-thread heaps), so everything must still work. An allocator that keeps
+  // a reservation of many GiB has to give it back.
+  size_t cap = 1024 * MiB;
+  SCEN_CHECK(vm_size() + 400 * MiB < cap || scen_under_poolguard(),
+             "without poolguard VmSize is already %zu MiB: the 1 GiB cap is too tight",
+             vm_size() / MiB);
+  set_soft_limit(cap, "1 GiB");
+  big_block(50 * MiB, "1 GiB");
+  run_threads(4, "1 GiB");
+  small_and_large("1 GiB");
+  scen_note("limit 1 GiB: a 50 MiB block and 4 threads (VmSize now %zu MiB)", vm_size() / MiB);
 
   // Now a limit with a few MiB of room: a thread with a 16 MiB stack cannot get it (bigger than
   // the stacks glibc cached from the threads above, so a new mapping is needed). An allocator may
