@@ -130,7 +130,7 @@ int main(void) {
     if (pid == 0) child(round);
     char what[64];
     snprintf(what, sizeof what, "child %d", round);
-    scen_expect_exit(scen_wait_child(pid, 20, what), 0, what);
+    scen_expect_exit(scen_wait_child(pid, 60, what), 0, what);
   }
   atomic_store(&g_stop, 1);
   for (int i = 0; i < 3; ++i) pthread_join(threads[i], NULL);

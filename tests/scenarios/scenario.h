@@ -138,7 +138,9 @@ static inline int scen_more(long done, long min, long max, double start, double 
   return done < min || (done < max && scen_now() - start < seconds);
 }
 
-// Waits for child pid up to `seconds` and returns its wait status. A child still running then
+// Waits for child pid up to `seconds` and returns its wait status. The scenarios wait longer than
+// the driver's timeout, so that under the driver a hang is reported with every process's stacks;
+// the deadline here is for runs by hand. A child still running then
 // is reported as hung (most likely a lock inherited held across fork) and killed, and the
 // scenario fails naming `what`. Set SCENARIO_KEEP_HUNG=1 to leave it running for gdb instead.
 static inline int scen_wait_child(pid_t pid, double seconds, const char* what) {
