@@ -174,8 +174,9 @@ static inline void scen_expect_exit(int status, int code, const char* what) {
   SCEN_FAIL("%s exited with status %d, expected %d", what, WEXITSTATUS(status), code);
 }
 
-// Sizes that cross every pooled size class boundary and the pool/large threshold (256 bytes),
-// and glibc's mmap threshold: index i of a deterministic mix.
+// The next request size of a deterministic mix (state *s): half pooled (1-256 bytes, every
+// class), the rest large from glibc's heap, either side of the pool/large threshold (256 bytes),
+// and now and then above glibc's mmap threshold (128 KiB).
 static inline size_t scen_mixed_size(uint64_t* s) {
   uint64_t r = scen_rand(s);
   switch (r % 8) {
