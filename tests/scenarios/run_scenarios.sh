@@ -121,7 +121,8 @@ run_one() {
   # (stuck in a handler) is killed. timeout makes its own process group and signals all of it.
   timeout -k 5 "$timeout_s" env -i "${env[@]}" "$prog" >"$out" 2>"$err" </dev/null &
   local tpid=$!
-  watch_for_hang "$tpid" "$start" &
+  # Its output goes nowhere: a sleep it leaves behind must not hold ctest's pipe open.
+  watch_for_hang "$tpid" "$start" </dev/null >/dev/null 2>&1 &
   local watcher=$!
   wait "$tpid" || rc=$?
   # After a timeout the watcher may still be writing the stacks: let it finish (gdb's own timeout
