@@ -117,9 +117,10 @@ run_one() {
   local start end rc=0 why=""
   rm -f "$tmp/bt"
   start=$EPOCHREALTIME
-  # timeout first, so that only the scenario runs preloaded; -k: a process that ignores SIGTERM
-  # (stuck in a handler) is killed. timeout makes its own process group and signals all of it.
-  timeout -k 5 "$timeout_s" env -i "${env[@]}" "$prog" >"$out" 2>"$err" </dev/null &
+  # timeout first, so that only the scenario runs preloaded. SIGKILL, to the whole process group
+  # (timeout makes its own): a process hung with every signal blocked (libunwind blocks them all
+  # while it holds its lock) ignores SIGTERM, and a hung child would outlive its killed parent.
+  timeout -s KILL "$timeout_s" env -i "${env[@]}" "$prog" >"$out" 2>"$err" </dev/null &
   local tpid=$!
   # Its output goes nowhere: a sleep it leaves behind must not hold ctest's pipe open.
   watch_for_hang "$tpid" "$start" </dev/null >/dev/null 2>&1 &
