@@ -1,7 +1,8 @@
 // Scenario 11: where poolguard's log records go. The program re-runs itself with
 // POOLGUARD_LIMIT=512K and POOLGUARD_LOG=DIR/pg.%p.log; that child allocates over the limit (a
 // limit-exceeded record), closes every descriptor from 3 up (closefrom), opens its own data
-// files, allocates over the limit again, and writes its data. The data files must hold exactly
+// files, allocates over the limit again and from call sites it has not used before (stack walks
+// meet uncached frames), and writes its data. The data files must hold exactly
 // the program's data (before 82c0936 the second record landed in the file that took the log's
 // old descriptor number) and the log both records. Then, as root, POOLGUARD_LOG naming a symbolic
 // link that another user (nobody) planted, another user's file, or a file with a second hard link
@@ -10,6 +11,7 @@
 // Without poolguard (the plain glibc run) nothing limits the child: the data files are checked
 // and no log may appear.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "scenario.h"
@@ -39,6 +41,37 @@ static void over_limit(int expect_refusal) {
   free(p);
 }
 
+// Allocations from call sites this program has not used before, on this thread and on a new one:
+// poolguard's stack walks (guard and tracked modes) meet frames libunwind has not cached, which
+// is when libunwind checks memory through its pipe, whose descriptors closefrom() has closed
+// (before db820f7 libunwind's bytes landed in the data files opened since).
+static void* __attribute__((noinline)) site_a(size_t n) {
+  return malloc(n);
+}
+static void* __attribute__((noinline)) site_b(const char* s) {
+  return strdup(s);
+}
+static int compare(const void* a, const void* b) {
+  void* p = malloc(24);  // from inside qsort: frames of libc
+  free(p);
+  return *(const int*)a - *(const int*)b;
+}
+static void* thread_sites(void* arg) {
+  (void)arg;
+  for (int i = 0; i < 50; ++i) free(site_a(16 + (size_t)i * 40));
+  return NULL;
+}
+static void new_call_sites(void) {
+  for (int i = 0; i < 50; ++i) free(site_a(32 + (size_t)i * 64));
+  for (int i = 0; i < 50; ++i) free(site_b("a string copied by libc"));
+  int v[64];
+  for (int i = 0; i < 64; ++i) v[i] = (i * 37) % 64;
+  qsort(v, 64, sizeof v[0], compare);
+  pthread_t t;
+  SCEN_CHECK(pthread_create(&t, NULL, thread_sites, NULL) == 0, "pthread_create");
+  SCEN_CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+}
+
 // The child's work for the descriptor check (argv: child DIR data).
 static int child_data(const char* dir, int poolguard) {
   over_limit(poolguard);  // the first record: the log opened (and, before the fix, kept) as fd 3
@@ -51,6 +84,7 @@ static int child_data(const char* dir, int poolguard) {
     SCEN_CHECK(fds[f] >= 0, "child: open(%s): %m", path);
   }
   over_limit(poolguard);  // the second record: must go to the log, not to fds[0]
+  new_call_sites();
   for (int line = 0; line < kDataLines; ++line) {
     for (int f = 0; f < kDataFiles; ++f) {
       char buf[128];
