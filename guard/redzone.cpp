@@ -58,7 +58,7 @@ void* redzone_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, in
   if (size > kMaxSize || alignment > kMaxSize) return nullptr;
   size_t total =
       kLeft + (alignment > 16 ? alignment - 16 : 0) + align_up(size, 16) + right_redzone(size);
-  char* raw = static_cast<char*>(large_alloc(total, 16, zero));
+  char* raw = static_cast<char*>(large_alloc(total, 16, zero, size));
   if (raw == nullptr) return nullptr;
   uintptr_t user = align_up(reinterpret_cast<uintptr_t>(raw) + kLeft, alignment);
   char* u = reinterpret_cast<char*>(user);

@@ -113,8 +113,10 @@ inline unsigned sample_events(bool small, size_t size) {
     }
   }
   if ((events & kSampleProfile) != 0) {
-    void* p = tracked_alloc(size, alignment, zero);
-    *done = p != nullptr;
+    bool refused;
+    void* p = tracked_alloc(size, alignment, zero, &refused);
+    *done = p != nullptr || refused;
+    if (refused) errno = ENOMEM;
     return p;
   }
   *done = false;

@@ -317,7 +317,7 @@ void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
 }  // namespace
 
 // Plain large blocks are glibc's own chunks, untouched: glibc's speed, glibc's usable size.
-void* large_alloc(size_t size, size_t alignment, bool zero) {
+void* large_alloc(size_t size, size_t alignment, bool zero, size_t request) {
   void* p;
   size_t usable;
   if (alignment <= kHeader) {
@@ -331,7 +331,7 @@ void* large_alloc(size_t size, size_t alignment, bool zero) {
   }
   // Charged after the fact, at the block's real size: the check against the limit is still
   // atomic, and a refused block is given straight back.
-  if (limit_enabled() && !limit_charge(usable, size)) {
+  if (limit_enabled() && !limit_charge(usable, request)) {
     __libc_free(alignment <= kHeader ? p : aligned_raw(p));
     return nullptr;
   }

@@ -24,8 +24,13 @@ void large_lock_for_fork();
 void large_unlock_after_fork_parent();
 void large_after_fork_child();  // also folds away the statistics of threads not in the child
 
-// Allocates size bytes aligned to `alignment` (a power of two >= 16). nullptr when glibc fails.
-void* large_alloc(size_t size, size_t alignment, bool zero);
+// Allocates size bytes aligned to `alignment` (a power of two >= 16). nullptr when glibc fails
+// or the heap limit refuses it. `request` is what the program asked for, for the limit's record
+// (the guard and the tracker allocate more than that); the first form passes `size`.
+void* large_alloc(size_t size, size_t alignment, bool zero, size_t request);
+inline void* large_alloc(size_t size, size_t alignment, bool zero) {
+  return large_alloc(size, alignment, zero, size);
+}
 // True for any pointer outside the arenas and the guarded blocks: all are glibc chunks.
 bool large_owns(const void* p);
 // Frees a block for which large_owns(p) is true.

@@ -92,6 +92,8 @@ void check_thresholds(uint64_t before, uint64_t after, size_t request) {
   }
 }
 
+__thread bool t_refused __attribute__((tls_model("initial-exec"))) = false;
+
 bool charge(uint64_t bytes, size_t request, bool silent) {
   uint64_t before = in_use().load(std::memory_order_relaxed);
   for (;;) {
@@ -101,7 +103,10 @@ bool charge(uint64_t bytes, size_t request, bool silent) {
       refused().fetch_add(1, std::memory_order_relaxed);
       log_exceeded(request, before);
       if (g_action == kOnLimitAbort) abort();
-      if (g_action != kOnLimitWarn) return false;
+      if (g_action != kOnLimitWarn) {
+        t_refused = true;
+        return false;
+      }
       after = in_use().fetch_add(bytes, std::memory_order_relaxed) + bytes;
       note_peak(after);
       return true;
@@ -148,6 +153,12 @@ bool limit_charge_quiet(size_t bytes, size_t request) {
 
 bool limit_charge(size_t bytes, size_t request) {
   return !limit_enabled() || charge(bytes, request, false);
+}
+
+bool limit_take_refusal() {
+  bool r = t_refused;
+  t_refused = false;
+  return r;
 }
 
 void limit_release(size_t bytes) {

@@ -35,6 +35,10 @@ bool limit_charge_quiet(size_t bytes, size_t request);
 // limit-exceeded record and then, per POOLGUARD_ON_LIMIT, returns false (null), aborts, or
 // returns true (warn: charged anyway).
 bool limit_charge(size_t bytes, size_t request);
+// Whether the calling thread's last limit_charge refused (and logged) a request since the last
+// call: a caller with another way to serve the request must then fail it instead of trying that
+// way, which would refuse and log the same request twice.
+bool limit_take_refusal();
 void limit_release(size_t bytes);
 
 struct LimitCounters {

@@ -18,6 +18,7 @@
 #include "guard/depot.h"
 #include "pool/init.h"
 #include "pool/large.h"
+#include "pool/limit.h"
 #include "pool/lock.h"
 #include "pool/os.h"
 #include "track/profile_table.h"
@@ -203,7 +204,8 @@ bool track_keep_heapless(size_t size) {
   return track_keep_large(size, heapless_random());
 }
 
-void* tracked_alloc(size_t size, size_t alignment, bool zero) {
+void* tracked_alloc(size_t size, size_t alignment, bool zero, bool* refused) {
+  *refused = false;
   if (t_in_tracker) return nullptr;  // libunwind's first use may allocate: serve it as usual
   if (size > SIZE_MAX - kTrackSlack) return nullptr;  // the large path refuses it anyway
   t_in_tracker = true;
@@ -211,7 +213,9 @@ void* tracked_alloc(size_t size, size_t alignment, bool zero) {
   // 8 bytes more than asked for: glibc's usable size overlaps the next chunk's header by 8 bytes,
   // and its bins and `top` point at chunk headers. With the slack, no such pointer can fall inside
   // the bytes asked for, which is what the leak scan matches pointers against.
-  void* p = large_alloc(size + kTrackSlack, alignment, zero);
+  limit_take_refusal();  // forget an earlier one of this thread
+  void* p = large_alloc(size + kTrackSlack, alignment, zero, size);
+  if (p == nullptr) *refused = limit_take_refusal();
   if (p != nullptr) {
     Slot s{};
     s.key = reinterpret_cast<uintptr_t>(p);

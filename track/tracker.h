@@ -80,8 +80,10 @@ bool track_keep_heapless(size_t size);
 
 // A tracked block of `size` bytes aligned to `alignment` (a power of two >= 16), zeroed if
 // `zero`, its allocation stack captured. nullptr when glibc or the tracker's memory fail, or when
-// called re-entrantly from inside the tracker (the caller then serves the request as usual).
-void* tracked_alloc(size_t size, size_t alignment, bool zero);
+// called re-entrantly from inside the tracker (the caller then serves the request as usual), or
+// when the heap limit refused it: then *refused is set (the caller fails the request: serving it
+// elsewhere would be refused and logged again).
+void* tracked_alloc(size_t size, size_t alignment, bool zero, bool* refused);
 
 // False when p cannot be a tracked block: nothing is tracked, or only sampling is and the filter
 // has no block there. Inline and lock-free.

@@ -13,6 +13,8 @@
 
 namespace {
 
+bool g_refused;  // tracked_alloc's out-parameter (no limit in these tests)
+
 uint64_t g_x = 0x9E3779B97F4A7C15ull;
 uint64_t rnd() {
   g_x ^= g_x << 13;
@@ -69,13 +71,13 @@ TEST_F(TrackerTest, LargeRequestsAreSampledAtSizeOverBytes) {
 }
 
 __attribute__((noinline)) void* site_one(size_t n) {
-  void* p = pg::tracked_alloc(n, 16, false);
+  void* p = pg::tracked_alloc(n, 16, false, &g_refused);
   asm volatile("" ::: "memory");
   return p;
 }
 
 __attribute__((noinline)) void* site_two(size_t n) {
-  void* p = pg::tracked_alloc(n, 16, true);
+  void* p = pg::tracked_alloc(n, 16, true, &g_refused);
   asm volatile("" ::: "memory");
   return p;
 }
@@ -98,7 +100,7 @@ TEST_F(TrackerTest, BlocksAreRecordedAndForgotten) {
   ASSERT_NE(z, nullptr);
   for (int i = 0; i < 3000; ++i) ASSERT_EQ(z[i], 0) << i;
   EXPECT_TRUE(pg::tracked_free(z));
-  void* a = pg::tracked_alloc(64, 256, false);
+  void* a = pg::tracked_alloc(64, 256, false, &g_refused);
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 256, 0u);
   EXPECT_TRUE(pg::tracked_free(a));
@@ -132,7 +134,7 @@ TEST_F(TrackerTest, ProfileSumsWeightsByStack) {
 TEST_F(TrackerTest, ManyBlocksGrowTheTable) {
   std::vector<void*> blocks;
   for (int i = 0; i < 50000; ++i) {
-    void* p = pg::tracked_alloc(24, 16, false);
+    void* p = pg::tracked_alloc(24, 16, false, &g_refused);
     ASSERT_NE(p, nullptr);
     blocks.push_back(p);
   }
@@ -158,7 +160,7 @@ TEST_F(TrackerTest, LockAllGivesUpOnAShardThatStaysLocked) {
   EXPECT_FALSE(pg::tracker_lock_all());  // about a second, then false with nothing more held
   pg::tracker_unlock_all();
   // Everything was released: the tracker works again.
-  void* p = pg::tracked_alloc(40, 16, false);
+  void* p = pg::tracked_alloc(40, 16, false, &g_refused);
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(pg::tracked_free(p));
   ASSERT_TRUE(pg::tracker_lock_all());
