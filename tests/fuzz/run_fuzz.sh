@@ -9,6 +9,7 @@
 #       replays tests/fuzz/regressions/FUZZER/* (each must pass), then fuzzes for SECONDS from
 #       tests/fuzz/corpus/FUZZER. New inputs go to WORK_DIR (default FUZZ_DIR/work/FUZZER,
 #       emptied first; a WORK_DIR given is kept, for campaigns), never into the repository.
+#       api_fuzzer_sampled uses api_fuzzer's corpus and regressions, and its own regressions.
 #   run_fuzz.sh merge FUZZ_DIR FUZZER FROM_DIR
 #       adds to tests/fuzz/corpus/FUZZER the inputs of FROM_DIR that reach new coverage
 #       (libFuzzer's -merge=1).
@@ -57,7 +58,7 @@ build() {
   cmake -S "$here" -B "$build_dir" "${cfg[@]}" "-DPG_CORE_LIST=$fuzz_dir/core.cmake" >/dev/null ||
     die "FAILED: configuring $here (clang: $cxx)"
   nice cmake --build "$build_dir" || die "FAILED: building the fuzzers"
-  say "built $build_dir/{api_fuzzer,options_fuzzer,make_seeds}"
+  say "built $build_dir/{api_fuzzer,api_fuzzer_sampled,options_fuzzer,make_seeds}"
 }
 
 # Fails if the log holds any report, even when the fuzzer's exit status says it went well.
@@ -79,11 +80,16 @@ run() {
   local common=(-artifact_prefix="$artifacts/" -timeout=25 -rss_limit_mb=3072 -max_len=4096)
   [[ -f "$here/$fuzzer.dict" ]] && common+=(-dict="$here/$fuzzer.dict")
 
+  # api_fuzzer_sampled is api_fuzzer in another configuration: the same input format, corpus and
+  # regressions (and its own).
+  local base="${fuzzer%_sampled}"
+
   # Reproducers of past failures: each is run once and must pass.
-  local regs=()
-  if [[ -d "$here/regressions/$fuzzer" ]]; then
-    mapfile -t regs < <(find "$here/regressions/$fuzzer" -type f ! -name '*.md' | sort)
-  fi
+  local regs=() dirs=("$here/regressions/$base") dir
+  [[ "$fuzzer" != "$base" ]] && dirs+=("$here/regressions/$fuzzer")
+  for dir in "${dirs[@]}"; do
+    [[ -d "$dir" ]] && mapfile -t -O "${#regs[@]}" regs < <(find "$dir" -type f ! -name '*.md' | sort)
+  done
   if [[ ${#regs[@]} -gt 0 ]]; then
     local rlog="$logs/$fuzzer.regressions.log"
     if ! "$bin" "${common[@]}" "${regs[@]}" >"$rlog" 2>&1; then
@@ -102,7 +108,7 @@ run() {
   local log="$logs/$fuzzer.log" rc=0
   # The first directory receives new inputs; the repository's corpus is only read.
   "$bin" "${common[@]}" -max_total_time="$seconds" -print_final_stats=1 \
-    "$work" "$here/corpus/$fuzzer" >"$log" 2>&1 || rc=$?
+    "$work" "$here/corpus/$base" >"$log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then
     tail -60 "$log" >&2
     die "FAILED: $fuzzer exited with status $rc (log: $log; input in $artifacts/)"
@@ -116,7 +122,7 @@ run() {
 
 merge() {
   local fuzzer="$1" from="$2"
-  local bin="$build_dir/$fuzzer" corpus="$here/corpus/$fuzzer"
+  local bin="$build_dir/$fuzzer" corpus="$here/corpus/${fuzzer%_sampled}"
   [[ -x "$bin" ]] || die "FAILED: $bin not built (run_fuzz.sh build $fuzz_dir)"
   mkdir -p "$corpus"
   local before after

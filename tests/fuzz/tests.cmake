@@ -5,6 +5,8 @@
 #
 #   fuzz_build      configures and builds the fuzzers (fails, loudly, without clang or libFuzzer)
 #   fuzz_api        api_fuzzer: replays regressions/api_fuzzer/, then fuzzes from corpus/api_fuzzer/
+#   fuzz_api_sampled  api_fuzzer_sampled (guard sampling and the sampled profile on): the same,
+#                   plus regressions/api_fuzzer_sampled/
 #   fuzz_options    options_fuzzer: the same for the option parser
 #
 # A crash, a sanitizer report or a model mismatch fails the entry; the input is left in
@@ -28,9 +30,10 @@ add_test(NAME fuzz_build COMMAND bash ${pg_fuzz_script} build ${PG_FUZZ_DIR})
 # busy cores.
 set_tests_properties(fuzz_build PROPERTIES LABELS "fuzz" TIMEOUT 900 FIXTURES_SETUP pg_fuzzers)
 math(EXPR pg_fuzz_timeout "${POOLGUARD_FUZZ_SECONDS} + 240")
-foreach(name api options)
+foreach(fuzzer api_fuzzer api_fuzzer_sampled options_fuzzer)
+  string(REPLACE "_fuzzer" "" name ${fuzzer})  # fuzz_api, fuzz_api_sampled, fuzz_options
   add_test(NAME fuzz_${name}
-           COMMAND bash ${pg_fuzz_script} run ${PG_FUZZ_DIR} ${name}_fuzzer ${POOLGUARD_FUZZ_SECONDS})
+           COMMAND bash ${pg_fuzz_script} run ${PG_FUZZ_DIR} ${fuzzer} ${POOLGUARD_FUZZ_SECONDS})
   set_tests_properties(fuzz_${name} PROPERTIES LABELS "fuzz" TIMEOUT ${pg_fuzz_timeout}
                        FIXTURES_REQUIRED pg_fuzzers)
 endforeach()
