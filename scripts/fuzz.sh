@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzing campaigns longer than the test suite's 30-second slices (tests/fuzz, docs/RELIABILITY.md).
+# Fuzzing campaigns longer than the test suite's 30-second slices (tests/fuzz/README.md).
 #   scripts/fuzz.sh [SECONDS] [--merge] [FUZZER...]   each fuzzer for SECONDS (default 600), in turn
 #   scripts/fuzz.sh --seeds                            rewrite the seed inputs (make_seeds.cpp)
-# FUZZER: api_fuzzer, options_fuzzer (default: both). A campaign's corpus is kept in
-# <build>/fuzz/campaign/FUZZER and grows from one campaign to the next; --merge then adds the
-# inputs that reach new coverage to tests/fuzz/corpus/FUZZER (commit them). A failure stops the
-# script; the input is in <build>/fuzz/artifacts/FUZZER/ (minimize it with the fuzzer's
-# -minimize_crash=1, keep it in tests/fuzz/regressions/FUZZER/).
+# FUZZER: api_fuzzer, api_fuzzer_sampled, options_fuzzer (default: all three). A campaign's corpus
+# is kept in <build>/fuzz/campaign/FUZZER and grows from one campaign to the next; --merge then
+# adds the inputs that reach new coverage to tests/fuzz/corpus/FUZZER (commit them; the sampled
+# fuzzer shares api_fuzzer's). A failure stops the script; the input is in
+# <build>/fuzz/artifacts/FUZZER/ (minimize it with the fuzzer's -minimize_crash=1, keep it in
+# tests/fuzz/regressions/FUZZER/).
 # Build directory: ${POOLGUARD_BUILD_DIR:-build}; only configured here, the fuzzers are built apart.
 set -euo pipefail
 
@@ -22,15 +23,15 @@ for arg in "$@"; do
   case "$arg" in
     --merge) merge=true ;;
     --seeds) seeds=true ;;
-    api_fuzzer | options_fuzzer) fuzzers+=("$arg") ;;
+    api_fuzzer | api_fuzzer_sampled | options_fuzzer) fuzzers+=("$arg") ;;
     *[!0-9]* | "")
-      echo "usage: scripts/fuzz.sh [SECONDS] [--merge] [api_fuzzer|options_fuzzer ...] | --seeds" >&2
+      echo "usage: scripts/fuzz.sh [SECONDS] [--merge] [FUZZER...] | --seeds" >&2
       exit 2
       ;;
     *) seconds="$arg" ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(api_fuzzer options_fuzzer)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(api_fuzzer api_fuzzer_sampled options_fuzzer)
 
 "$root/scripts/deps.sh"
 

@@ -22,7 +22,6 @@
 #include <cstring>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "pool/options.h"
 #include "tests/fuzz/options_input.h"
