@@ -3,11 +3,13 @@
 # Idempotent: prints nothing and touches nothing when every package is already there.
 set -euo pipefail
 
-# Build tools and libraries (bench/ compares against jemalloc, mimalloc and tcmalloc), then the
-# programs the integration tests run under the preload.
+# Build tools and libraries (bench/ compares against jemalloc, mimalloc and tcmalloc), clang with
+# its sanitizer and libFuzzer runtimes for tests/fuzz (not pulled in by clang without recommends),
+# then the programs the integration tests run under the preload.
 packages=(
   cmake ninja-build g++ pkg-config googletest libgtest-dev libbenchmark-dev libunwind-dev
   libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
+  clang libclang-rt-14-dev
   python3 sqlite3 git gcc coreutils file
 )
 
