@@ -43,6 +43,12 @@ inline constexpr uint8_t kRedzoneByte = 0xfd;  // redzones and page slack
 inline constexpr uint8_t kFreedByte = 0xdd;    // freed blocks in the quarantine (redzone mode)
 inline constexpr uint8_t kFreshByte = 0xcd;    // new blocks, with POOLGUARD_GUARD_FILL=on
 
+// The largest alignment the guard takes: a guarded block's alignment slack is a checked redzone
+// (redzone mode) or part of its span (page mode), so an alignment of a gigabyte would cost a
+// gigabyte of memory written or committed. Requests aligned more than this are served unguarded,
+// in every mode (docs/GUARD.md).
+inline constexpr size_t kGuardMaxAlignment = size_t{64} << 10;
+
 namespace guard_detail {
 // Bit 0: some guard feature is on (frees outside the arenas must ask the guard first).
 // Bit 1: every allocation is guarded (redzone or page mode).

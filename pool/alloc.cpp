@@ -104,7 +104,7 @@ inline unsigned sample_events(bool small, size_t size) {
 [[gnu::noinline]] void* alloc_sampled(unsigned events, size_t size, size_t alignment, bool zero,
                                       bool* done) {
   if (alignment < kAlign) alignment = kAlign;
-  if ((events & kSampleGuard) != 0) {
+  if ((events & kSampleGuard) != 0 && alignment <= kGuardMaxAlignment) {
     void* p = guard_alloc(size, alignment, zero);
     *done = p != nullptr || guard_all();
     if (*done) {
@@ -282,7 +282,9 @@ void* realloc_impl(void* p, size_t size) {
     // one's are checked when it is freed below.
   } else if (tracked_may_own(p) && tracked_size(p, &old_usable)) {
     // A tracked block always moves too: its record goes with the free below, and the new block
-    // is sampled (or tracked) on its own.
+    // is sampled (or tracked) on its own. Its whole usable size moves with it: that is what
+    // malloc_usable_size told the program it may use (the glibc block's, beyond the request).
+    old_usable = large_size(p);
   } else if (large_owns(p)) {
     old_usable = large_size(p);
     if (size > kSmallMax) {

@@ -158,8 +158,9 @@ bool parse_size(const char* text, uint64_t* out) {
   uint64_t v = 0;
   const char* p = text;
   for (; *p >= '0' && *p <= '9'; ++p) {
-    if (v > (UINT64_MAX - 9) / 10) return false;
-    v = v * 10 + static_cast<uint64_t>(*p - '0');
+    uint64_t digit = static_cast<uint64_t>(*p - '0');
+    if (v > (UINT64_MAX - digit) / 10) return false;  // v * 10 + digit would overflow
+    v = v * 10 + digit;
   }
   int shift = 0;
   switch (*p) {

@@ -97,30 +97,12 @@ Shared& shared() {
 }
 
 size_t g_page = 4096;
-bool g_trace = false;   // PG_FUZZ_TRACE=1: print every operation as it runs (reading reproducers)
-bool g_strict = false;  // PG_FUZZ_STRICT=1: known bugs (below) are failures, not tolerated
+bool g_trace = false;  // PG_FUZZ_TRACE=1: print every operation as it runs (reading reproducers)
 #if defined(PG_FUZZ_SAMPLED)
 constexpr bool g_sampled = true;
 #else
 constexpr bool g_sampled = false;
 #endif
-
-// Known bugs of the core, tolerated so that the suite stays green until they are fixed (each is
-// described with its reproducer in regressions/api_fuzzer_sampled/README.md).
-//
-// realloc of a tracked block (POOLGUARD_PROFILE, POOLGUARD_LEAKS) keeps only the bytes that were
-// asked for, while usable_size says the whole glibc chunk (request + 8 bytes of slack, and more)
-// may be used: what was written past the request is lost.
-bool known_tracked_realloc_bug() {
-  if (g_strict) return false;
-  static std::atomic<bool> noted{false};
-  if (!noted.exchange(true)) {
-    fprintf(stderr,
-            "api_fuzzer: note: tolerating the known bug of realloc on tracked blocks (the "
-            "bytes past the request are not kept); PG_FUZZ_STRICT=1 to fail on it\n");
-  }
-  return true;
-}
 
 // Where a mismatch happened, for its report.
 struct Where {
@@ -326,8 +308,6 @@ void resize(Block& slot, size_t size, const char* what, Call call) {
     return allocated(slot, p, size, 1, false, false, what);
   }
   verify(slot, slot.usable, "before realloc");
-  size_t tracked_req;
-  bool tracked = pg::tracking() && pg::tracked_size(slot.p, &tracked_req);
   untrack(slot);
   errno = kErrnoSentinel;
   void* q = call(slot.p);
@@ -359,7 +339,6 @@ void resize(Block& slot, size_t size, const char* what, Call call) {
   // What the block held up to the new size is kept: everything written, i.e. the whole old usable
   // size (usable_size says all of it may be used; glibc keeps that much too).
   size_t keep = std::min(slot.usable, size);
-  if (tracked && known_tracked_realloc_bug()) keep = std::min(slot.req, size);
   Block b{static_cast<uint8_t*>(q), size, usable, slot.id};
   track(b);
   verify(b, keep, "by realloc (the kept part)");
@@ -367,26 +346,6 @@ void resize(Block& slot, size_t size, const char* what, Call call) {
   shared().live_bytes.fetch_add(usable, std::memory_order_relaxed);
   shared().live_bytes.fetch_sub(slot.usable, std::memory_order_relaxed);
   slot = b;
-}
-
-// Known bug: a guarded block (sampled here: POOLGUARD_GUARD_SAMPLE) with a big alignment commits
-// and writes redzone bytes over its whole alignment slack, up to `alignment` bytes (guard/page.cpp
-// page_alloc, guard/redzone.cpp redzone_alloc): memalign(2^32, 0) writes up to 4 GiB and runs into
-// the fuzzer's timeout and memory limit. In the sampled configuration the alignments the guard
-// takes (up to a quarter of its 64 GiB region) are capped at 16 MiB when the guard is on (the
-// sampled configuration, or POOLGUARD_GUARD in the environment) unless PG_FUZZ_STRICT=1.
-size_t guarded_align(size_t a) {
-  if (!pg::guard_enabled() || g_strict || !is_pow2(a) || a <= kMustSucceedAlign ||
-      a > (size_t{1} << 34)) {
-    return a;
-  }
-  static std::atomic<bool> noted{false};
-  if (!noted.exchange(true)) {
-    fprintf(stderr,
-            "api_fuzzer: note: capping alignments 32 MiB..16 GiB at 16 MiB (guarded blocks "
-            "write their whole alignment slack); PG_FUZZ_STRICT=1 to keep them\n");
-  }
-  return kMustSucceedAlign;
 }
 
 // Power of two at least a (memalign's rounding); a <= 2^63.
@@ -456,7 +415,7 @@ void run_op(Ctx& c, const Op& op) {
                     [count, elem](void* p) { return pg::reallocarray_impl(p, count, elem); });
     }
     case Kind::kMemalign: {
-      size_t n = afford(op.size), align = guarded_align(op.align);
+      size_t n = afford(op.size), align = op.align;
       errno = kErrnoSentinel;
       void* p = pg::memalign_impl(align, n);
       if (align > (SIZE_MAX >> 1) + 1) return expect_null(p, EINVAL, "memalign (alignment)");
@@ -464,7 +423,7 @@ void run_op(Ctx& c, const Op& op) {
       return allocated(slot, p, n, a, a > kMustSucceedAlign, false, "memalign");
     }
     case Kind::kPosixMemalign: {
-      size_t n = afford(op.size), align = guarded_align(op.align);
+      size_t n = afford(op.size), align = op.align;
       void* out = kPoisonPtr;
       errno = kErrnoSentinel;
       int rc = pg::posix_memalign_impl(&out, align, n);
@@ -488,7 +447,7 @@ void run_op(Ctx& c, const Op& op) {
       return adopt(slot, out, n, align, false, "posix_memalign");
     }
     case Kind::kAlignedAlloc: {
-      size_t n = afford(op.size), align = guarded_align(op.align);
+      size_t n = afford(op.size), align = op.align;
       errno = kErrnoSentinel;
       void* p = pg::aligned_alloc_impl(align, n);
       if (!is_pow2(align)) return expect_null(p, EINVAL, "aligned_alloc (alignment)");
@@ -730,8 +689,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const char* trace = getenv("PG_FUZZ_TRACE");
   g_trace = trace != nullptr && strcmp(trace, "1") == 0;
-  const char* strict = getenv("PG_FUZZ_STRICT");
-  g_strict = strict != nullptr && strcmp(strict, "1") == 0;
   if (g_sampled) {
     // Before the core's first call, which reads the options: about 1 allocation in 16 goes to a
     // page-guarded block (guard/), and about one per 64 KiB allocated becomes a tracked block

@@ -40,29 +40,6 @@ using namespace pg_fuzz::opt;  // the option table and the input format (options
   abort();
 }
 
-// Known bugs of the parser, tolerated so that the suite stays green until they are fixed (each is
-// described in regressions/options_fuzzer/README.md, with its reproducer); PG_FUZZ_STRICT=1 in the
-// environment makes them failures again.
-bool g_strict = false;
-
-// pg::parse_size refuses the six values 18446744073709551610..18446744073709551615 (up to
-// UINT64_MAX, so not "too big"), written without a suffix: its overflow test before each digit,
-// v > (UINT64_MAX - 9) / 10, is one digit too cautious.
-bool known_size_bug(std::string_view text, bool ok_want, bool ok_got, uint64_t want) {
-  if (g_strict || !ok_want || ok_got || want < UINT64_MAX - 5) return false;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-  }
-  static bool noted = false;
-  if (!noted) {
-    noted = true;
-    fprintf(stderr,
-            "options_fuzzer: note: tolerating the known parse_size bug (UINT64_MAX - 5 .. "
-            "UINT64_MAX refused); PG_FUZZ_STRICT=1 to fail on it\n");
-  }
-  return true;
-}
-
 // Printable form of a value for the reports (it may hold any byte).
 std::string show(std::string_view s) {
   std::string out = "\"";
@@ -137,10 +114,29 @@ bool ref_range(const char* values, uint64_t* lo, uint64_t* hi) {
   return true;
 }
 
+// One of the boolean spellings every on/off option takes, in any case (pool/options.inc).
+bool ref_boolean(std::string_view s, bool* on) {
+  std::string lower(s);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lower.size() != s.size()) return false;
+  for (const char* t : {"on", "1", "yes", "true"}) {
+    if (lower == t) return *on = true;
+  }
+  for (const char* f : {"off", "0", "no", "false"}) {
+    if (lower == f) {
+      *on = false;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool ref_enum(const char* values, std::string_view s, uint64_t* out) {
   std::string_view v(values);
-  if (v == "off|on" && (s == "0" || s == "1")) {
-    *out = s == "1" ? 1 : 0;
+  if (v == "off|on" || v == "on|off") {
+    bool on;
+    if (!ref_boolean(s, &on)) return false;
+    *out = (v == "on|off") == on ? 0 : 1;
     return true;
   }
   uint64_t idx = 0;
@@ -211,7 +207,6 @@ void check_parse_size(const std::string& text) {
   uint64_t want = 0, got = 0;
   bool ok_want = ref_size(text, &want);
   bool ok_got = pg::parse_size(text.c_str(), &got);
-  if (known_size_bug(text, ok_want, ok_got, want)) return;
   if (ok_want != ok_got || (ok_got && want != got)) {
     fail("parse_size(%s): got %s %" PRIu64 ", expected %s %" PRIu64, show(text).c_str(),
          ok_got ? "true" : "false", ok_got ? got : 0, ok_want ? "true" : "false",
@@ -242,7 +237,6 @@ void check_option(const Spec& spec, const std::string& text) {
       break;
   }
   bool ok_got = pg::option_parse(spec.name, text.c_str(), &got);
-  if (spec.kind == Kind::Size && known_size_bug(text, ok_want, ok_got, want)) return;
   if (ok_want != ok_got || (ok_got && want != got)) {
     fail("option_parse(%s, %s): got %s %#" PRIx64 ", expected %s %#" PRIx64, spec.name,
          show(text).c_str(), ok_got ? "true" : "false", ok_got ? got : 0,
@@ -279,8 +273,6 @@ void check_unknown(const std::string& name, const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* strict = getenv("PG_FUZZ_STRICT");
-  g_strict = strict != nullptr && strcmp(strict, "1") == 0;
   // Every default in the table must parse as its own option would parse it.
   for (const Spec& s : kSpecs) {
     uint64_t v;
