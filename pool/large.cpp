@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include "pool/init.h"
 #include "pool/limit.h"
 #include "pool/lock.h"
+#include "pool/os.h"
 #include "pool/shared.h"
 
 #define PG_LIKELY_LARGE(x) __builtin_expect(!!(x), 1)
@@ -82,6 +85,7 @@ size_t g_slots_used = 0;
 uint32_t g_free[kMaxHeaps];
 size_t g_free_count = 0;
 pthread_t g_slot_owner[kMaxHeaps];
+int g_slot_tid[kMaxHeaps];  // kernel thread id of each owner, to tell a dead owner (see below)
 pthread_key_t g_key;
 bool g_key_made = false;
 
@@ -93,6 +97,7 @@ size_t slot_index(const stats::SegmentLargeSlot* slot) {
 void release_slot_locked(LargeStats* s, ThreadState next_state) {
   size_t i = slot_index(s->slot);
   g_slot_owner[i] = 0;
+  g_slot_tid[i] = 0;
   g_free[g_free_count++] = static_cast<uint32_t>(i);
   s->slot = nullptr;
   s->state = next_state;
@@ -123,14 +128,31 @@ void large_after_fork_child() {
   for (size_t i = g_slots_used; i-- > 0;) {
     if (mine && i == slot_index(t_stats.slot)) {
       g_slot_owner[i] = self;
+      g_slot_tid[i] = os::thread_id();  // a new id in the child
     } else {
       g_slot_owner[i] = 0;
+      g_slot_tid[i] = 0;
       g_free[g_free_count++] = static_cast<uint32_t>(i);
     }
   }
 }
 
 namespace {
+
+// A thread may register after its exit hook has run without being marked as past it: glibc frees
+// other cached stacks' TLS blocks on an exiting thread after its key destructors (a thread that
+// never used the large path has no exit hook to mark it). Its slot is never given back. When no
+// slot is left, the slots whose owner no longer exists are taken back. Under g_stats_lock.
+void reclaim_dead_owners_locked() {
+  int pid = os::process_id();
+  for (size_t i = 0; i < g_slots_used; ++i) {
+    if (g_slot_owner[i] == 0 || g_slot_tid[i] == 0) continue;
+    if (syscall(SYS_tgkill, pid, g_slot_tid[i], 0) == 0 || errno != ESRCH) continue;
+    g_slot_owner[i] = 0;
+    g_slot_tid[i] = 0;
+    g_free[g_free_count++] = static_cast<uint32_t>(i);
+  }
+}
 
 [[gnu::noinline]] void register_thread() {
   LargeStats* s = &t_stats;
@@ -140,6 +162,10 @@ namespace {
   {
     LockGuard guard(g_stats_lock);
     size_t i;
+    if (g_free_count == 0 && slots != nullptr && g_slots_used == shared_large_capacity()) {
+      os::SavedErrno keep;
+      reclaim_dead_owners_locked();
+    }
     if (g_free_count > 0) {
       i = g_free[--g_free_count];
     } else if (slots != nullptr && g_slots_used < shared_large_capacity()) {
@@ -149,6 +175,7 @@ namespace {
       return;  // no slot: this thread counts into the shared totals
     }
     g_slot_owner[i] = pthread_self();
+    g_slot_tid[i] = os::thread_id();
     s->slot = &slots[i];
     s->state = ThreadState::kRegistered;
     s->budget = kTrimCheckEvery;

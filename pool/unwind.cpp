@@ -7,6 +7,7 @@
 #include <libunwind.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,11 +44,6 @@ bool is_our_pipe_end(int fd, uint64_t* dev, uint64_t* ino) {
   return true;
 }
 
-// The lowest free descriptor, held open (the caller closes it), or -1.
-int lowest_free() {
-  return open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
 // True when libunwind's descriptors are still its pipe.
 bool pipe_safe() {
   int state = g_pipe_state.load(std::memory_order_acquire);
@@ -63,14 +59,41 @@ bool pipe_safe() {
   return false;
 }
 
+// Descriptors below this are left to the program: libunwind's pipe is placed at or above it.
+constexpr int kPipeFloor = 100;
+
 // The first walk: under kProbing (the caller won the race to it). pipe2 takes the two lowest free
-// descriptors, which are found just before; afterwards they must be one pipe.
+// descriptors. So that these are not the low numbers programs expect their own open() to return
+// (a test suite that checks which number its first file gets would see 5 instead of 3), every
+// free descriptor below kPipeFloor (or half the descriptor limit, if that is lower) is held open
+// for the moment of the walk; the two lowest free ones above are then where the pipe goes,
+// which is checked afterwards: they must be one pipe.
 int first_walk(void** frames, int max) {
-  int a = lowest_free();
-  int b = lowest_free();
-  if (a >= 0) close(a);
-  if (b >= 0) close(b);
+  int floor = kPipeFloor;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur / 2 < static_cast<rlim_t>(floor)) {
+    floor = static_cast<int>(rl.rlim_cur / 2);
+  }
+  int held[kPipeFloor];
+  int nheld = 0;
+  int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int a = -1, b = -1;
+  if (probe >= 0) {
+    // Fill the free numbers from the bottom until one at or above the floor comes up: that one
+    // and the next free one are the pipe's.
+    int fd = probe;
+    while (fd >= 0 && fd < floor && nheld < kPipeFloor) {
+      held[nheld++] = fd;
+      fd = fcntl(probe, F_DUPFD_CLOEXEC, 0);
+    }
+    a = fd;  // open now: probe itself, or the last duplicate
+    b = a >= 0 ? fcntl(a, F_DUPFD_CLOEXEC, 0) : -1;
+    if (b >= 0) close(b);
+    if (a >= 0) close(a);
+  }
   int n = unw_backtrace(frames, max);
+  for (int i = 0; i < nheld; ++i) close(held[i]);
   uint64_t d0, i0, d1, i1;
   if (a >= 0 && b >= 0 && is_our_pipe_end(a, &d0, &i0) && is_our_pipe_end(b, &d1, &i1) &&
       d0 == d1 && i0 == i1) {

@@ -6,9 +6,11 @@
 //    it opens on first use, at the lowest free descriptor numbers, and reading it back. A program
 //    that closes every descriptor it did not open (closefrom) and opens its own files gets those
 //    numbers: libunwind would then write into the program's files and read from them. So the
-//    first walk is made where the pipe's numbers are known in advance (the two lowest free ones,
-//    checked afterwards to be one non-blocking close-on-exec pipe), and every later walk first
-//    checks that both descriptors are still that pipe (two fstat calls). Once they are not,
+//    first walk is made where the pipe's numbers are known in advance (the free descriptors
+//    below 100 are held open meanwhile, so that the pipe goes above, out of the way of programs
+//    that expect their first file to be descriptor 3; checked afterwards to be one non-blocking
+//    close-on-exec pipe), and every later walk first checks that both descriptors are still that
+//    pipe (two fstat calls). Once they are not,
 //    stacks are no longer walked (unwind_available() says so): a report without stacks, never a
 //    write into the program's files.
 //  - fork(). libunwind takes its own mutex (its global cache); a thread inside a walk when
