@@ -4,11 +4,11 @@
 set -euo pipefail
 
 # Build tools and libraries (bench/ compares against jemalloc, mimalloc and tcmalloc), then the
-# programs the integration tests run under the preload.
+# programs the integration tests run under the preload, and CPython's own test suite.
 packages=(
   cmake ninja-build g++ pkg-config googletest libgtest-dev libbenchmark-dev libunwind-dev
   libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
-  python3 sqlite3 git gcc coreutils file
+  python3 sqlite3 git gcc coreutils file libpython3.11-testsuite
 )
 
 say() { echo "deps.sh: $*" >&2; }
