@@ -261,7 +261,7 @@ def run_module(module, pat_args, label, env, timeout, outdir, tag=None):
                                                                      os.path.basename(stem))
     elif rc < 0:
         status = "CRASHED (%s)" % signal.Signals(-rc).name
-    elif re.search(r"^Timeout \(\d+:\d\d:\d\d(\.\d+)?\)!$", text, re.M):
+    elif re.search(r"(^|\.\.\. )Timeout \(\d+:\d\d:\d\d(\.\d+)?\)!$", text, re.M):
         status = "TIMED OUT (faulthandler, %d s)" % timeout
     elif said("1 test OK.") and rc == 0:
         status = "OK"
