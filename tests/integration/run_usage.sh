@@ -30,3 +30,16 @@ done
 out="$(bash "$ab" --help)" || fail "ab.sh --help failed"
 grep -q 'scripts/ab.sh \[--rounds R\]' <<<"$out" || fail "ab.sh --help printed: $out"
 echo "run_usage: ab.sh usage errors exit 2, --help exits 0"
+
+# scripts/cpython_tests.sh: the same rules, checked before it installs, builds or runs anything.
+ct="${1}/scripts/cpython_tests.sh"
+for args in "--bogus" "--modes" "--modes pymalloc,nosuchmode" "--lib /no/such/lib.so" "--out"; do
+  rc=0
+  # shellcheck disable=SC2086 # split on purpose
+  err="$(bash "$ct" $args 2>&1 >/dev/null)" || rc=$?
+  [[ $rc -eq 2 ]] || fail "cpython_tests.sh $args: exit $rc, expected 2"
+  grep -q '^usage: scripts/cpython_tests.sh' <<<"$err" || fail "cpython_tests.sh $args: no usage in: $err"
+done
+out="$(bash "$ct" --help)" || fail "cpython_tests.sh --help failed"
+grep -q '^usage: scripts/cpython_tests.sh' <<<"$out" || fail "cpython_tests.sh --help printed: $out"
+echo "run_usage: cpython_tests.sh usage errors exit 2, --help exits 0"
