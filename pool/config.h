@@ -31,10 +31,12 @@ inline constexpr size_t kMaxPoolAlign = kPoolLead;
 // Thread heaps live in one table of kMaxHeaps slots kHeapStride bytes apart (pool/heap.h), and
 // the counters the fast paths keep for each heap sit kHeapCountersOffset bytes after its slot, in
 // the memory shared with statistics readers (pool/shared.h): one constant displacement, so that
-// counting costs the fast path no more than a field of the heap would.
+// counting costs the fast path no more than a field of the heap would. The displacement is twice
+// the table's size: the shared segment's other parts sit just below the counters (pool/shared.cpp).
 inline constexpr size_t kMaxHeaps = 16384;
 inline constexpr size_t kHeapStride = 1024;
-inline constexpr size_t kHeapCountersOffset = kMaxHeaps * kHeapStride;
+inline constexpr size_t kHeapTableBytes = kMaxHeaps * kHeapStride;
+inline constexpr size_t kHeapCountersOffset = 2 * kHeapTableBytes;
 
 static_assert(kSmallMax % kAlign == 0 && kSmallMax <= 1024, "classes are 16 bytes apart");
 static_assert(kPoolsPerArena == 64, "arena pool masks are one uint64_t");

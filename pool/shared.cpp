@@ -1,11 +1,12 @@
-// The stats segment's memory (pool/shared.h, stats/segment.h), and the memfd calls every shared
-// part uses. The memfd and mapping calls live here rather than in pool/os.*: only the shared
-// memory needs them.
+// The stats segment's memory (pool/shared.h, stats/segment.h), and the System V shared memory
+// calls every shared part uses. They live here rather than in pool/os.*: only the shared memory
+// needs them.
 #include "pool/shared.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -37,20 +38,24 @@ constexpr size_t round_page(size_t n) {
   return (n + kPage - 1) & ~(kPage - 1);
 }
 
-// The file's layout: the head part (header to arena map) is mapped anywhere, the heap slots as
-// the heap table's counters half.
+// The segment's layout: the head (header to arena map), then the heap slots, which must land
+// kHeapCountersOffset bytes after the heap table's private part. So the region reserved at start
+// is three tables long: [table, table + kHeapTableBytes) the private heaps, then unused address
+// space, then the segment, ending where the counters end.
 constexpr size_t kGlobalsOffset = kPage;
 constexpr size_t kLargeOffset = kGlobalsOffset + round_page(sizeof(SegmentGlobals));
 constexpr size_t kArenasOffset =
     kLargeOffset + round_page(kLargeCapacity * sizeof(SegmentLargeSlot));
 constexpr size_t kHeapsOffset = kArenasOffset + round_page(kMaxArenas * sizeof(SegmentArena));
-constexpr size_t kHeadBytes = kHeapsOffset;
-constexpr size_t kFileBytes = kHeapsOffset + kHeapCountersOffset;
+constexpr size_t kSegmentBytes = kHeapsOffset + kHeapTableBytes;
+constexpr size_t kRegionBytes = kHeapCountersOffset + kHeapTableBytes;
+static_assert(kHeapsOffset <= kHeapCountersOffset - kHeapTableBytes,
+              "the segment's head fits between the heap table and its counters");
 
 struct Region {
-  char* head = nullptr;   // kHeadBytes: header, globals, large slots, arena map
-  char* heaps = nullptr;  // 2 * kHeapCountersOffset: the heap table, then its counters
-  int fd = -1;            // the memfd when published
+  char* table = nullptr;    // the heap table (private), kRegionBytes reserved from here
+  char* segment = nullptr;  // table + kHeapCountersOffset - kHeapsOffset
+  int id = -1;              // the segment's id when published
 };
 Region g_region;
 
@@ -75,7 +80,7 @@ uint64_t process_start_time() {
 }
 
 void write_header(SegmentHeader* h) {
-  h->size = kFileBytes;
+  h->size = kSegmentBytes;
   h->version = stats::kSegmentVersion;
   h->pid = os::process_id();
   h->uid = geteuid();
@@ -102,41 +107,14 @@ void write_header(SegmentHeader* h) {
   __atomic_store_n(&h->magic, stats::kSegmentMagic, __ATOMIC_RELEASE);
 }
 
-// Where file offset `offset` of a memfd is mapped, given its mappings; nullptr if nowhere.
-const char* address_in(const SharedMapping* maps, size_t n, size_t offset) {
-  for (size_t i = 0; i < n; ++i) {
-    if (offset >= maps[i].offset && offset - maps[i].offset < maps[i].bytes) {
-      return maps[i].at + (offset - maps[i].offset);
-    }
-  }
-  return nullptr;
+// Private zeroed memory at `at` (replacing what is mapped there), or nullptr.
+char* map_private(char* at, size_t bytes) {
+  void* p = mmap(at, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (at ? MAP_FIXED : 0), -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
 }
 
-// Replaces mapping m with private memory holding the same runs (the rest reads as zero, as it
-// did in the file, whose untouched pages are zero).
-void privatize(const SharedMapping& m, const SharedMapping* maps, size_t nmaps,
-               const SharedRun* runs, size_t nruns) {
-  void* tmp = mmap(nullptr, m.bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (tmp == MAP_FAILED) return;
-  for (size_t i = 0; i < nruns; ++i) {
-    if (runs[i].offset < m.offset || runs[i].offset - m.offset >= m.bytes) continue;
-    const char* from = address_in(maps, nmaps, runs[i].offset);
-    if (from != nullptr) {
-      memcpy(static_cast<char*>(tmp) + (runs[i].offset - m.offset), from, runs[i].length);
-    }
-  }
-  if (mremap(tmp, m.bytes, m.bytes, MREMAP_MAYMOVE | MREMAP_FIXED, m.at) == MAP_FAILED) {
-    munmap(tmp, m.bytes);
-  }
-}
-
-// The stats segment's mappings and the parts of it in use now.
-size_t segment_mappings(SharedMapping* maps) {
-  maps[0] = {g_region.head, kHeadBytes, 0};
-  maps[1] = {g_region.heaps + kHeapCountersOffset, kHeapCountersOffset, kHeapsOffset};
-  return 2;
-}
+// The parts of the stats segment in use now (what a fork child copies).
 size_t segment_runs(SharedRun* runs) {
   const SegmentGlobals& g = *g_globals;
   size_t large = g.large_slots < kLargeCapacity ? g.large_slots : kLargeCapacity;
@@ -151,133 +129,119 @@ size_t segment_runs(SharedRun* runs) {
 
 }  // namespace
 
-int shared_memfd(const char* name, size_t bytes) {
-  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return -1;
-  // Sealed: nobody (a reader, or the program by mistake) can shrink it under the mappings, which
-  // would kill the process with SIGBUS at its next count.
-  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    close(fd);
-    return -1;
-  }
-  // Out of the way of programs that expect the next descriptors they open to be low numbers.
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, 100);
-  if (high >= 0) {
-    close(fd);
-    fd = high;
-  }
-  return fd;
-}
-
-char* shared_map(char* at, size_t bytes, int fd, size_t offset) {
-  int flags = (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS) | (at ? MAP_FIXED : 0);
-  void* p =
-      mmap(at, bytes, PROT_READ | PROT_WRITE, flags, fd, fd >= 0 ? static_cast<off_t>(offset) : 0);
-  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
-}
-
-int shared_move_to_child(const char* name, size_t file_bytes, const SharedMapping* maps,
-                         size_t nmaps, const SharedRun* runs, size_t nruns) {
+char* shared_segment(size_t bytes, char* at, int* id) {
   int saved = errno;
-  int fd = shared_memfd(name, file_bytes);
-  bool ok = fd >= 0;
-  for (size_t i = 0; ok && i < nruns; ++i) {
-    const char* from = address_in(maps, nmaps, runs[i].offset);
-    for (size_t done = 0; from != nullptr && ok && done < runs[i].length;) {
-      ssize_t w =
-          pwrite(fd, from + done, runs[i].length - done, static_cast<off_t>(runs[i].offset + done));
-      if (w < 0 && errno == EINTR) continue;
-      ok = w > 0;
-      if (ok) done += static_cast<size_t>(w);
+  *id = shmget(IPC_PRIVATE, bytes, IPC_CREAT | IPC_EXCL | 0600);
+  char* p = nullptr;
+  if (*id >= 0) {
+    void* a = shmat(*id, at, at != nullptr ? SHM_REMAP : 0);
+    // Marked for removal at once: the kernel destroys it when the last attachment goes (this
+    // process's end, or a reader's detach after it), and readers can still attach it meanwhile
+    // (Linux allows that).
+    shmctl(*id, IPC_RMID, nullptr);
+    if (a != reinterpret_cast<void*>(-1)) {
+      p = static_cast<char*>(a);
+    } else {
+      *id = -1;
     }
   }
-  for (size_t i = 0; ok && i < nmaps; ++i) {
-    ok = shared_map(maps[i].at, maps[i].bytes, fd, maps[i].offset) != nullptr;
+  errno = saved;
+  return p;
+}
+
+int shared_move_to_child(char* at, size_t bytes, const SharedRun* runs, size_t nruns) {
+  int saved = errno;
+  int id;
+  // A new segment, attached anywhere first to copy the parent's contents in (the parent's pages
+  // are still attached at `at`), then at `at` in place of the parent's.
+  char* copy = shared_segment(bytes, nullptr, &id);
+  bool ok = false;
+  if (copy != nullptr) {
+    for (size_t i = 0; i < nruns; ++i)
+      memcpy(copy + runs[i].offset, at + runs[i].offset, runs[i].length);
+    ok = shmat(id, at, SHM_REMAP) != reinterpret_cast<void*>(-1);
+    shmdt(copy);
   }
   if (!ok) {
-    // Private copies instead. Without memory even for those, the child keeps writing into its
-    // parent's memory (mixed figures, nothing worse).
-    if (fd >= 0) close(fd);
-    fd = -1;
-    for (size_t i = 0; i < nmaps; ++i) privatize(maps[i], maps, nmaps, runs, nruns);
+    // Private memory with the same contents instead. Without memory even for that, the child
+    // keeps writing into its parent's segment (mixed figures, nothing worse).
+    id = -1;
+    char* tmp = map_private(nullptr, bytes);
+    if (tmp != nullptr) {
+      for (size_t i = 0; i < nruns; ++i)
+        memcpy(tmp + runs[i].offset, at + runs[i].offset, runs[i].length);
+      if (mremap(tmp, bytes, bytes, MREMAP_MAYMOVE | MREMAP_FIXED, at) == MAP_FAILED) {
+        munmap(tmp, bytes);
+      }
+    }
   }
   errno = saved;
-  return fd;
+  return id;
 }
 
 void shared_init(bool publish) {
+  // One reservation for the heap table, the gap and the segment, so that the counters land
+  // kHeapCountersOffset bytes after the heaps.
+  void* v =
+      mmap(nullptr, kRegionBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (v == MAP_FAILED) return;  // no memory at all: the placeholder stays, no heaps
   Region r;
-  r.fd = publish ? shared_memfd(stats::kSegmentName, kFileBytes) : -1;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    r.head = shared_map(nullptr, kHeadBytes, r.fd, 0);
-    // The heap table: one mapping for both halves, so that they are kHeapCountersOffset apart;
-    // the private half is demand-zero memory, the counters half becomes the file's heap slots.
-    void* table = mmap(nullptr, 2 * kHeapCountersOffset, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    r.heaps = table == MAP_FAILED ? nullptr : static_cast<char*>(table);
-    if (r.heaps != nullptr && r.fd >= 0 &&
-        shared_map(r.heaps + kHeapCountersOffset, kHeapCountersOffset, r.fd, kHeapsOffset) ==
-            nullptr) {
-      munmap(r.heaps, 2 * kHeapCountersOffset);
-      r.heaps = nullptr;
-    }
-    if (r.head != nullptr && r.heaps != nullptr) break;
-    // Not with the memfd: private memory then (nothing is published).
-    if (r.head != nullptr) munmap(r.head, kHeadBytes);
-    if (r.heaps != nullptr) munmap(r.heaps, 2 * kHeapCountersOffset);
-    if (r.fd >= 0) close(r.fd);
-    r = Region{};
+  r.table = static_cast<char*>(v);
+  r.segment = r.table + kHeapCountersOffset - kHeapsOffset;
+  if (map_private(r.table, kHeapTableBytes) == nullptr) {
+    munmap(v, kRegionBytes);
+    return;
   }
-  if (r.head == nullptr) return;  // no memory at all: the placeholder stays
+  bool shared = publish && shared_segment(kSegmentBytes, r.segment, &r.id) != nullptr;
+  if (!shared && map_private(r.segment, kSegmentBytes) == nullptr) {
+    munmap(v, kRegionBytes);
+    return;
+  }
   g_region = r;
-  SegmentGlobals* globals = reinterpret_cast<SegmentGlobals*>(r.head + kGlobalsOffset);
+  SegmentGlobals* globals = reinterpret_cast<SegmentGlobals*>(r.segment + kGlobalsOffset);
   memcpy(globals, &shared_detail::g_placeholder, sizeof *globals);  // what was counted so far
   __atomic_store_n(&g_globals, globals, __ATOMIC_RELEASE);
-  write_header(reinterpret_cast<SegmentHeader*>(r.head));
+  write_header(reinterpret_cast<SegmentHeader*>(r.segment));
 }
 
 SegmentLargeSlot* shared_large_slots() {
-  return g_region.head ? reinterpret_cast<SegmentLargeSlot*>(g_region.head + kLargeOffset)
-                       : nullptr;
+  return g_region.segment ? reinterpret_cast<SegmentLargeSlot*>(g_region.segment + kLargeOffset)
+                          : nullptr;
 }
 
 size_t shared_large_capacity() {
-  return g_region.head ? kLargeCapacity : 0;
+  return g_region.segment ? kLargeCapacity : 0;
 }
 
 SegmentArena* shared_arena_map() {
-  return g_region.head ? reinterpret_cast<SegmentArena*>(g_region.head + kArenasOffset) : nullptr;
+  return g_region.segment ? reinterpret_cast<SegmentArena*>(g_region.segment + kArenasOffset)
+                          : nullptr;
 }
 
 size_t shared_max_arenas() {
-  return g_region.head ? kMaxArenas : 0;
+  return g_region.segment ? kMaxArenas : 0;
 }
 
 char* shared_heap_table() {
-  return g_region.heaps;
+  return g_region.table;
 }
 
-int shared_segment_fd() {
-  return g_region.fd;
+int shared_segment_id() {
+  return g_region.id;
 }
 
 uint64_t shared_start_time() {
-  if (g_region.head == nullptr) return process_start_time();
-  return reinterpret_cast<const SegmentHeader*>(g_region.head)->start_time;
+  if (g_region.segment == nullptr) return process_start_time();
+  return reinterpret_cast<const SegmentHeader*>(g_region.segment)->start_time;
 }
 
 void shared_after_fork_child() {
-  if (g_region.fd < 0) return;  // private memory: the child has its own copy already
-  SharedMapping maps[2];
+  if (g_region.id < 0) return;  // private memory: the child has its own copy already
   SharedRun runs[4];
-  size_t nmaps = segment_mappings(maps);
-  size_t nruns = segment_runs(runs);
-  int inherited = g_region.fd;
-  g_region.fd = shared_move_to_child(stats::kSegmentName, kFileBytes, maps, nmaps, runs, nruns);
-  close(inherited);  // the parent's: a reader of this process must not find it here
-  if (g_region.fd >= 0) {
-    SegmentHeader* h = reinterpret_cast<SegmentHeader*>(g_region.head);
+  size_t n = segment_runs(runs);
+  g_region.id = shared_move_to_child(g_region.segment, kSegmentBytes, runs, n);
+  if (g_region.id >= 0) {
+    SegmentHeader* h = reinterpret_cast<SegmentHeader*>(g_region.segment);
     h->pid = os::process_id();
     h->start_time = process_start_time();
   }

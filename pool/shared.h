@@ -2,17 +2,24 @@
 // has its layout and reading rules). It is set up first in initialisation, and the modules keep
 // their figures in it directly (the arenas, the heaps, the large blocks, the limit, the error
 // counts), so that a reader in another process sees them as they are, with no thread or request
-// in this process. The heap table lives here too: its private half holds the Heap structs, and
+// in this process. The heap table lives here too: its private part holds the Heap structs, and
 // the counters the fast paths keep for each heap sit kHeapCountersOffset bytes further, in the
-// shared half (pool/config.h).
+// shared segment (pool/config.h).
+//
+// The segment is a System V shared memory segment, marked for removal as soon as it is attached:
+// the process keeps no descriptor for it (programs that enumerate or close their descriptors see
+// nothing of poolguard's), nothing is left behind however the process ends (the kernel destroys
+// the segment when the last attachment goes), and it cannot be truncated under the process. A
+// reader finds it in /proc/PID/maps (the mapping named /SYSV00000000, whose inode is its id) and
+// attaches it read-only; the segment's mode lets only the process's user (and root) do so.
 //
 // When the process does not publish (POOLGUARD_SEGMENT=off, a setuid process, or the kernel
-// refused a memfd), the same layout is private memory: every module works the same, and nothing
-// is visible from outside.
+// refused a segment: kernel.shmmni), the same layout is private memory: every module works the
+// same, and nothing is visible from outside.
 //
-// fork(): the child must not write into its parent's segment, so its fork handler moves the
-// segment to a new memfd of its own (copying it), at the same addresses. A child made by a raw
-// clone() without fork handlers keeps sharing its parent's: the statistics of both are then mixed
+// fork(): the child must not write into its parent's segment, so its fork handler moves it into a
+// segment of its own (copying what is in use) at the same addresses. A child made by a raw
+// clone() without fork handlers keeps sharing its parent's: the figures of both are then mixed
 // (the heaps themselves are private memory and stay sound); readers see that the segment names
 // another pid.
 #pragma once
@@ -28,9 +35,9 @@ namespace shared_detail {
 extern stats::SegmentGlobals* g_globals __attribute__((visibility("hidden")));
 }
 
-// Sets the segment up: a sealed memfd mapped shared when `publish`, else private memory. Called
-// once, from initialisation, before any module writes a figure. Never fails as a whole: without
-// any memory for it, figures go to a private placeholder and threads get no heap table.
+// Sets the segment up: shared when `publish`, else private memory. Called once, from
+// initialisation, before any module writes a figure. Never fails as a whole: without any memory
+// for it, figures go to a private placeholder and threads get no heap table.
 void shared_init(bool publish);
 
 // The slow-path figures. Valid at any time (a placeholder until shared_init, whose contents move
@@ -61,8 +68,8 @@ size_t shared_max_arenas();
 // mapped (then no thread gets a heap, and small requests go to the large path).
 char* shared_heap_table();
 
-// The memfd of a published segment, or -1.
-int shared_segment_fd();
+// The id of the published segment, or -1.
+int shared_segment_id();
 // This process's start time in clock ticks after boot (/proc/self/stat), as the segment records
 // it; readers compare it with the process's to tell a live segment from an inherited one.
 uint64_t shared_start_time();
@@ -72,27 +79,16 @@ uint64_t shared_start_time();
 void shared_after_fork_child();
 
 // For other memory shared the same way (the heap profile, track/profile_table.h):
-// A memfd named `name` of `bytes`, sealed against shrinking and growing, numbered 100 or above
-// when the descriptor limit allows, close-on-exec; -1 on failure.
-int shared_memfd(const char* name, size_t bytes);
-// Maps `bytes` of memfd `fd` from file offset `offset`, shared, at `at` (MAP_FIXED, replacing
-// what is there) or anywhere when `at` is null; with fd -1, private zeroed memory. nullptr on
-// failure.
-char* shared_map(char* at, size_t bytes, int fd, size_t offset);
-// A byte range of a memfd that is in use: `length` bytes at file offset `offset`.
+// A new segment of `bytes`, mode 0600, attached at `at` (replacing what is mapped there) or
+// anywhere when `at` is null, and marked for removal at once; nullptr on failure (*id is -1).
+char* shared_segment(size_t bytes, char* at, int* id);
+// A byte range of a segment that is in use: `length` bytes at `offset`.
 struct SharedRun {
   size_t offset, length;
 };
-// One mapping of a memfd: `bytes` at `at`, from file offset `offset`.
-struct SharedMapping {
-  char* at;
-  size_t bytes, offset;
-};
-// fork() child: gives the child its own copy of a memfd the parent shares with readers: a new
-// memfd named `name` of `file_bytes` into which the runs in use are copied (from the parent's
-// pages, still mapped here), mapped over each of `maps` at the same addresses; failing that,
-// private copies at the same addresses. Returns the new memfd, or -1 when the copy is private.
-int shared_move_to_child(const char* name, size_t file_bytes, const SharedMapping* maps,
-                         size_t nmaps, const SharedRun* runs, size_t nruns);
+// fork() child: moves the segment of `bytes` attached at `at` (the parent's) into a segment of
+// the child's own, at the same address, copying the runs in use; failing that, into private
+// memory. Returns the new segment's id, or -1 when the copy is private.
+int shared_move_to_child(char* at, size_t bytes, const SharedRun* runs, size_t nruns);
 
 }  // namespace pg

@@ -1,6 +1,7 @@
 #include "stats/profile_reader.h"
 
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,11 +24,9 @@ ProfileReader::~ProfileReader() {
 }
 
 void ProfileReader::close() {
-  if (mem_ != nullptr && mapped_) munmap(const_cast<char*>(mem_), size_);
-  if (fd_ >= 0) ::close(fd_);
+  if (mem_ != nullptr && attached_) shmdt(mem_);
   mem_ = nullptr;
-  mapped_ = false;
-  fd_ = -1;
+  attached_ = false;
   size_ = 0;
 }
 
@@ -35,21 +34,12 @@ OpenStatus ProfileReader::open(int pid, std::string* why) {
   close();
   uint64_t size = 0;
   ProcessInfo proc;
-  OpenStatus status =
-      open_published(pid, kProfileLinkName, "heap profile", &proc, &fd_, &size, why);
+  const void* mem;
+  OpenStatus status = open_published(pid, kProfileMagic, "heap profile", &proc, &mem, &size, why);
   proc_ = proc;
   if (status != OpenStatus::kOk) return status;
-  if (size < kProfileEntriesOffset) {
-    *why = "the heap profile of " + describe_process(proc_) + " is too small to be one";
-    return OpenStatus::kInvalid;
-  }
-  void* mem = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
-  if (mem == MAP_FAILED) {
-    *why = "cannot map the heap profile of " + describe_process(proc_) + ": " + strerror(errno);
-    return OpenStatus::kError;
-  }
   status = attach(static_cast<const char*>(mem), size, proc, why);
-  mapped_ = true;
+  attached_ = true;
   return status;
 }
 

@@ -57,10 +57,9 @@ class ProfileReader {
 
  private:
   void close();
-  int fd_ = -1;
   const char* mem_ = nullptr;
   size_t size_ = 0;
-  bool mapped_ = false;  // mem_ is our mapping (open), not the caller's memory (attach)
+  bool attached_ = false;  // mem_ is our attachment (open), not the caller's memory (attach)
   ProfileHeader header_{};
   ProcessInfo proc_;
 };

@@ -4,10 +4,9 @@
 // pointers into the reader's address space, and the only interface between the writer (the
 // tracker, track/profile_table.cpp, inside the preloaded library) and readers (tools/).
 //
-// Where: a memfd named "poolguard.profile" (/proc/PID/fd/N links to "/memfd:poolguard.profile
-// (deleted)"), sealed against shrinking and mapped shared by the process for its whole life,
-// opened read-only by readers through /proc/PID/fd/N. It is kept up to date as allocations are
-// sampled and freed: there is nothing to ask for.
+// Where: a System V shared memory segment of its own, found and attached like the stats segment
+// (stats/segment.h), kept up to date as allocations are sampled and freed: there is nothing to ask
+// for.
 //
 // Layout: the header (magic last, with release order), then the totals, then `max_stacks`
 // entries, one per allocation stack, of which [0, entries_used) have been assigned. An entry is
@@ -30,8 +29,6 @@ namespace pg::stats {
 
 inline constexpr uint64_t kProfileMagic = 0x32464f5250474750ull;  // "PGGPROF2" in memory
 inline constexpr uint32_t kProfileVersion = 2;
-inline constexpr const char kProfileName[] = "poolguard.profile";
-inline constexpr const char kProfileLinkName[] = "/memfd:poolguard.profile (deleted)";
 inline constexpr size_t kProfileMaxFrames = 32;
 inline constexpr size_t kProfileMaxStacks = 8192;
 
@@ -48,7 +45,7 @@ struct ProfileEntry {
 
 struct ProfileHeader {
   uint64_t magic;         // kProfileMagic, stored last
-  uint64_t size;          // bytes of the file
+  uint64_t size;          // bytes of the segment
   uint32_t version;       // kProfileVersion
   int32_t pid;            // the process (a fork child rewrites it in its copy)
   uint32_t uid;           // its effective user id
@@ -72,10 +69,10 @@ struct ProfileTotals {
 static_assert(sizeof(ProfileEntry) == 40 + 8 * kProfileMaxFrames);
 static_assert(sizeof(ProfileHeader) <= 512 && sizeof(ProfileTotals) <= 512);
 
-// Offsets in the file.
+// Offsets in the segment.
 inline constexpr size_t kProfileTotalsOffset = 512;
 inline constexpr size_t kProfileEntriesOffset = 1024;
-inline constexpr size_t kProfileFileBytes =
+inline constexpr size_t kProfileSegmentBytes =
     kProfileEntriesOffset + kProfileMaxStacks * sizeof(ProfileEntry);
 
 }  // namespace pg::stats

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -48,6 +49,27 @@ bool maps_contain(int pid, const char* needle) {
   return false;
 }
 
+// The ids of the System V segments process pid has attached (the inode field of their lines in
+// /proc/PID/maps), in order of address, each once.
+std::vector<int> attached_segments(int pid) {
+  std::vector<int> ids;
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    // start-end perms offset dev inode path
+    unsigned long long inode;
+    int path_at = 0;
+    if (sscanf(line.c_str(), "%*s %*s %*s %*s %llu %n", &inode, &path_at) != 1 || path_at <= 0 ||
+        line.compare(static_cast<size_t>(path_at), strlen(kSysvMapPrefix), kSysvMapPrefix) != 0 ||
+        inode > INT_MAX) {
+      continue;
+    }
+    int id = static_cast<int>(inode);
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  return ids;
+}
+
 // The value of `name` in the process's environment as it was at exec (/proc/PID/environ), or
 // "" when unset or unreadable.
 std::string environ_value(int pid, const std::string& name) {
@@ -57,20 +79,17 @@ std::string environ_value(int pid, const std::string& name) {
   for (size_t at = 0; ok && at < env.size();) {
     size_t end = env.find('\0', at);
     if (end == std::string::npos) end = env.size();
-    if (env.compare(at, key.size(), key) == 0)
+    if (env.compare(at, key.size(), key) == 0) {
       return env.substr(at + key.size(), end - at - key.size());
+    }
     at = end + 1;
   }
   return "";
 }
 
-// Why process `proc` publishes no memfd named `link_name`, as far as /proc tells.
-std::string why_missing(const ProcessInfo& proc, const char* link_name, const char* what) {
+// Why process `proc` publishes no segment with `magic`, as far as /proc tells.
+std::string why_missing(const ProcessInfo& proc, uint64_t magic, const char* what) {
   std::string who = describe_process(proc);
-  if (maps_contain(proc.pid, link_name)) {
-    return who + " maps its " + what + " but has closed the descriptor readers open it by (a " +
-           "program that closes every descriptor it did not open); they cannot be read";
-  }
   if (!maps_contain(proc.pid, "libpoolguard")) {
     return who + " does not run under poolguard (libpoolguard.so is not loaded)";
   }
@@ -79,12 +98,22 @@ std::string why_missing(const ProcessInfo& proc, const char* link_name, const ch
     return who + " runs under poolguard with POOLGUARD_SEGMENT=" + segment + ": it publishes no " +
            what;
   }
-  if (strcmp(link_name, kSegmentLinkName) != 0) {
+  if (magic != kSegmentMagic) {
     return who + " runs under poolguard without a heap profile (POOLGUARD_PROFILE or " +
            "POOLGUARD_LEAKS not set)";
   }
   return who + " runs under poolguard but publishes no " + what + " (a set-user-ID program, " +
-         "or the kernel refused its memfd)";
+         "or the kernel refused a shared memory segment: kernel.shmmni)";
+}
+
+// Attaches segment `id` read-only; nullptr (errno set) on failure. *size gets its size.
+const void* attach_readonly(int id, uint64_t* size) {
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) != 0) return nullptr;
+  void* p = shmat(id, nullptr, SHM_RDONLY);
+  if (p == reinterpret_cast<void*>(-1)) return nullptr;
+  *size = ds.shm_segsz;
+  return p;
 }
 
 }  // namespace
@@ -133,29 +162,38 @@ bool read_process(int pid, ProcessInfo* out) {
   return true;
 }
 
-std::vector<int> pids_mapping(const char* link_name) {
+std::vector<int> segment_pids() {
   std::vector<int> pids;
-  DIR* d = opendir("/proc");
-  if (d == nullptr) return pids;
-  while (dirent* e = readdir(d)) {
-    const char* n = e->d_name;
-    if (*n < '1' || *n > '9' || strlen(n) > 9) continue;
-    if (!std::all_of(n, n + strlen(n), [](char c) { return c >= '0' && c <= '9'; })) continue;
-    int pid = atoi(n);
-    if (maps_contain(pid, link_name)) pids.push_back(pid);
+  std::ifstream in("/proc/sysvipc/shm");
+  std::string line;
+  std::getline(in, line);  // the column titles
+  while (std::getline(in, line)) {
+    // key shmid perms size cpid lpid nattch uid ...
+    long long key, id, size, cpid, lpid, nattch;
+    unsigned perms;
+    if (sscanf(line.c_str(), "%lld %lld %o %lld %lld %lld %lld", &key, &id, &perms, &size, &cpid,
+               &lpid, &nattch) != 7 ||
+        id < 0 || id > INT_MAX || nattch == 0 ||
+        size < static_cast<long long>(sizeof(SegmentHeader))) {
+      continue;
+    }
+    uint64_t got;
+    const void* mem = attach_readonly(static_cast<int>(id), &got);
+    if (mem == nullptr) continue;  // another user's, or gone meanwhile
+    const SegmentHeader* h = static_cast<const SegmentHeader*>(mem);
+    if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == kSegmentMagic && h->pid > 0 &&
+        std::find(pids.begin(), pids.end(), h->pid) == pids.end()) {
+      pids.push_back(h->pid);
+    }
+    shmdt(mem);
   }
-  closedir(d);
   std::sort(pids.begin(), pids.end());
   return pids;
 }
 
-std::vector<int> segment_pids() {
-  return pids_mapping(kSegmentLinkName);
-}
-
-OpenStatus open_published(int pid, const char* link_name, const char* what, ProcessInfo* proc,
-                          int* fd, uint64_t* size, std::string* why) {
-  *fd = -1;
+OpenStatus open_published(int pid, uint64_t magic, const char* what, ProcessInfo* proc,
+                          const void** mem, uint64_t* size, std::string* why) {
+  *mem = nullptr;
   if (!read_process(pid, proc)) {
     *why = "no process with pid " + std::to_string(pid);
     return OpenStatus::kNoProcess;
@@ -171,52 +209,36 @@ OpenStatus open_published(int pid, const char* link_name, const char* what, Proc
            "; only that user (or root) may read its " + what;
     return OpenStatus::kNotOwner;
   }
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) {
-    int err = errno;
-    if (err == EACCES || err == EPERM) {
-      *why = describe_process(*proc) + " does not let other processes see its descriptors (it " +
-             "is not dumpable: set-user-ID, or prctl(PR_SET_DUMPABLE, 0)); its " + what +
-             " cannot be read";
-      return OpenStatus::kNotOwner;
+  std::string maps = "/proc/" + std::to_string(pid) + "/maps";
+  if (access(maps.c_str(), R_OK) != 0) {
+    *why = describe_process(*proc) + " does not let other processes read its memory map (it is " +
+           "not dumpable: set-user-ID, or prctl(PR_SET_DUMPABLE, 0)); its " + what +
+           " cannot be found";
+    return OpenStatus::kNotOwner;
+  }
+  bool refused = false;
+  for (int id : attached_segments(pid)) {
+    uint64_t got = 0;
+    const void* m = attach_readonly(id, &got);
+    if (m == nullptr) {
+      refused = refused || errno == EACCES || errno == EPERM;
+      continue;
     }
-    *why = err == ENOENT ? "no process with pid " + std::to_string(pid)
-                         : "cannot read " + dir + ": " + strerror(err);
-    return err == ENOENT ? OpenStatus::kNoProcess : OpenStatus::kError;
-  }
-  std::string found;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::string path = dir + "/" + e->d_name;
-    char target[256];
-    ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
-    if (n <= 0) continue;
-    target[n] = '\0';
-    if (strcmp(target, link_name) == 0) {
-      found = path;
-      break;
+    if (got >= sizeof(uint64_t) &&
+        __atomic_load_n(static_cast<const uint64_t*>(m), __ATOMIC_ACQUIRE) == magic) {
+      *mem = m;
+      *size = got;
+      return OpenStatus::kOk;
     }
+    shmdt(m);
   }
-  closedir(d);
-  if (found.empty()) {
-    *why = why_missing(*proc, link_name, what);
-    return OpenStatus::kNoSegment;
+  if (refused) {
+    *why = "the " + std::string(what) + " of " + describe_process(*proc) + " belongs to another " +
+           "user; only its owner (or root) may read it";
+    return OpenStatus::kNotOwner;
   }
-  *fd = ::open(found.c_str(), O_RDONLY | O_CLOEXEC);
-  if (*fd < 0) {
-    int err = errno;
-    *why = "cannot open the " + std::string(what) + " of " + describe_process(*proc) + ": " +
-           strerror(err);
-    return err == EACCES || err == EPERM ? OpenStatus::kNotOwner : OpenStatus::kError;
-  }
-  struct stat st;
-  if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    *why = "the " + std::string(what) + " of " + describe_process(*proc) + " is not a file";
-    return OpenStatus::kInvalid;
-  }
-  *size = static_cast<uint64_t>(st.st_size);
-  return OpenStatus::kOk;
+  *why = why_missing(*proc, magic, what);
+  return OpenStatus::kNoSegment;
 }
 
 OpenStatus check_published_header(uint64_t magic, uint64_t want_magic, uint32_t version,
@@ -254,31 +276,21 @@ SegmentReader::~SegmentReader() {
 }
 
 void SegmentReader::close() {
-  if (mem_ != nullptr && mapped_) munmap(const_cast<void*>(mem_), size_);
-  if (fd_ >= 0) ::close(fd_);
+  if (mem_ != nullptr && attached_) shmdt(mem_);
   mem_ = nullptr;
-  mapped_ = false;
-  fd_ = -1;
+  attached_ = false;
 }
 
 OpenStatus SegmentReader::open(int pid, std::string* why) {
   close();
   uint64_t size = 0;
   ProcessInfo proc;
-  OpenStatus status = open_published(pid, kSegmentLinkName, "statistics", &proc, &fd_, &size, why);
+  const void* mem;
+  OpenStatus status = open_published(pid, kSegmentMagic, "statistics", &proc, &mem, &size, why);
   proc_ = proc;
   if (status != OpenStatus::kOk) return status;
-  if (size < sizeof(SegmentHeader)) {
-    *why = "the segment of " + describe_process(proc_) + " is too small to be one";
-    return OpenStatus::kInvalid;
-  }
-  void* mem = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
-  if (mem == MAP_FAILED) {
-    *why = "cannot map the segment of " + describe_process(proc_) + ": " + strerror(errno);
-    return OpenStatus::kError;
-  }
   status = attach(mem, size, proc, why);
-  mapped_ = true;
+  attached_ = true;
   return status;
 }
 

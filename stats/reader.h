@@ -28,30 +28,28 @@ bool read_process(int pid, ProcessInfo* out);
 // "process PID (comm)", for messages.
 std::string describe_process(const ProcessInfo& p);
 
-// Pids of the processes that map a memfd named `link_name` (kSegmentLinkName,
-// kProfileLinkName), from /proc/PID/maps, in increasing order. Processes of other users are
-// included only for root (their maps are not readable otherwise).
-std::vector<int> pids_mapping(const char* link_name);
-// pids_mapping(kSegmentLinkName).
+// Pids of the processes that publish a stats segment the caller may read (from
+// /proc/sysvipc/shm, each segment's header), in increasing order.
 std::vector<int> segment_pids();
 
 enum class OpenStatus {
   kOk,
   kNoProcess,  // no process with this pid
-  kNotOwner,   // the process belongs to another user, or hides its descriptors
+  kNotOwner,   // the process belongs to another user, or hides its memory map
   kNoSegment,  // the process publishes nothing (the message says why, as far as /proc tells)
   kInvalid,    // not a segment this reader understands (magic, version, size, pid)
   kError,      // a system call failed
 };
 
-// Opens the memfd named `link_name` that process `pid` publishes, read-only, through
-// /proc/PID/fd, after checking that the process exists, is a process (not a thread) and belongs
-// to the caller (unless the caller is root). On kOk, *fd is open and *size is the file's size.
-// `what` names what is read in messages ("statistics", "heap profile"). On failure *fd is -1
-// and `*why` holds one sentence for the user, saying what /proc tells: no poolguard in the
-// process, POOLGUARD_SEGMENT=off, a descriptor the program closed, ...
-OpenStatus open_published(int pid, const char* link_name, const char* what, ProcessInfo* proc,
-                          int* fd, uint64_t* size, std::string* why);
+// Attaches, read-only, the segment process `pid` publishes whose first word is `magic`
+// (kSegmentMagic, kProfileMagic): among the System V segments /proc/PID/maps shows, after checking
+// that the process exists, is a process (not a thread) and belongs to the caller (unless the
+// caller is root). On kOk, *mem is attached (detach it with shmdt) and *size is the segment's
+// size. `what` names what is read in messages ("statistics", "heap profile"). On failure *mem is
+// null and `*why` holds one sentence for the user, saying what /proc tells: no poolguard in the
+// process, POOLGUARD_SEGMENT=off, no heap profile, ...
+OpenStatus open_published(int pid, uint64_t magic, const char* what, ProcessInfo* proc,
+                          const void** mem, uint64_t* size, std::string* why);
 
 // Checks a published file's header: magic, version, size, pid and start time. `kind` names the
 // file in messages ("segment", "profile").
@@ -133,10 +131,9 @@ class SegmentReader {
  private:
   void close();
   const char* at(uint64_t offset) const { return static_cast<const char*>(mem_) + offset; }
-  int fd_ = -1;
   const void* mem_ = nullptr;
   size_t size_ = 0;
-  bool mapped_ = false;     // mem_ is our mapping (open), not the caller's memory (attach)
+  bool attached_ = false;   // mem_ is our attachment (open), not the caller's memory (attach)
   SegmentHeader header_{};  // a validated copy
   ProcessInfo proc_;
 };

@@ -6,13 +6,14 @@
 // the allocator's headers. A reader includes this file only; inside the library it is a leaf
 // header every layer may include.
 //
-// Where: a memfd named "poolguard.stats" (so /proc/PID/fd/N links to "/memfd:poolguard.stats
-// (deleted)" and /proc/PID/maps shows it), sealed against shrinking, that the process maps shared
-// for its whole life. A reader of the same user opens /proc/PID/fd/N read-only (the kernel allows
-// it to whoever may read the process's /proc entries) and maps it. Nothing is left behind when the
-// process ends, however it ends.
+// Where: a System V shared memory segment the process attaches for its whole life and marks for
+// removal at once (it keeps no descriptor, and the kernel destroys the segment when the last
+// attachment goes, however the process ends). /proc/PID/maps shows it as a mapping named
+// /SYSV00000000 whose inode field is the segment's id; a reader of the same user (or root)
+// attaches it read-only with shmat(id, NULL, SHM_RDONLY), which Linux allows for a segment marked
+// for removal, and checks the magic: the profile (stats/profile_segment.h) is another segment.
 //
-// Layout (offsets in the file, all given in the header):
+// Layout (offsets in the segment, all given in the header):
 //   header        page 0, written once before `magic`, which is stored last with release order
 //   globals       SegmentGlobals: figures changed only on the allocator's slow paths
 //   large slots   large_capacity x SegmentLargeSlot: one per thread that used the large path
@@ -39,9 +40,8 @@ namespace pg::stats {
 
 inline constexpr uint64_t kSegmentMagic = 0x3253544154534750ull;  // "PGSTATS2" in memory
 inline constexpr uint32_t kSegmentVersion = 2;
-// The memfd's name; /proc/PID/fd/N and /proc/PID/maps show it as kSegmentLinkName.
-inline constexpr const char kSegmentName[] = "poolguard.stats";
-inline constexpr const char kSegmentLinkName[] = "/memfd:poolguard.stats (deleted)";
+// How /proc/PID/maps names a System V segment (the key, 0 for IPC_PRIVATE, follows).
+inline constexpr const char kSysvMapPrefix[] = "/SYSV";
 
 inline constexpr size_t kSegmentMaxClasses = 64;  // room for classes up to 1024 bytes, 16 apart
 inline constexpr size_t kSegmentMaxSlots = kSegmentMaxClasses + 1;
@@ -49,7 +49,7 @@ inline constexpr size_t kSegmentPoolsPerArena = 64;
 
 struct SegmentHeader {
   uint64_t magic;       // kSegmentMagic, stored last
-  uint64_t size;        // bytes of the file
+  uint64_t size;        // bytes of the segment
   uint32_t version;     // kSegmentVersion
   int32_t pid;          // the process that publishes here (a fork child rewrites it in its copy)
   uint32_t uid;         // its effective user id
@@ -63,7 +63,7 @@ struct SegmentHeader {
   uint32_t pool_size;    // bytes per pool
   uint32_t pool_header;  // bytes at the start of each pool before its first block
   uint32_t arena_size;   // bytes per arena
-  // Where the parts are (file offsets) and how big.
+  // Where the parts are (offsets in the segment) and how big.
   uint64_t globals_offset;
   uint64_t large_offset;
   uint32_t large_capacity;  // large slots

@@ -37,8 +37,8 @@ struct IndexSlot {
 };
 
 struct Table {
-  char* mem = nullptr;  // the whole file's mapping
-  int fd = -1;
+  char* mem = nullptr;         // the whole segment
+  int id = -1;                 // its id when published
   IndexSlot* index = nullptr;  // private, kIndexSlots
   size_t tombs = 0;
   size_t next_victim = 0;  // where the search for a reusable entry resumes
@@ -173,22 +173,18 @@ void add_counts(ProfileEntry* en, uint64_t size, uint64_t weight, bool add) {
 bool profile_table_init(bool publish, uint64_t sample_bytes) {
   void* index = os::map(kIndexSlots * sizeof(IndexSlot));
   if (index == nullptr) return false;
-  int fd = publish ? shared_memfd(stats::kProfileName, stats::kProfileFileBytes) : -1;
-  char* mem = shared_map(nullptr, stats::kProfileFileBytes, fd, 0);
-  if (mem == nullptr && fd >= 0) {
-    close(fd);
-    fd = -1;
-    mem = shared_map(nullptr, stats::kProfileFileBytes, -1, 0);
-  }
+  int id = -1;
+  char* mem = publish ? shared_segment(stats::kProfileSegmentBytes, nullptr, &id) : nullptr;
+  if (mem == nullptr) mem = static_cast<char*>(os::map(stats::kProfileSegmentBytes, true));
   if (mem == nullptr) {
     os::unmap(index, kIndexSlots * sizeof(IndexSlot));
     return false;
   }
   g_table.index = static_cast<IndexSlot*>(index);
-  g_table.fd = fd;
+  g_table.id = id;
   g_table.mem = mem;
   ProfileHeader* h = header();
-  h->size = stats::kProfileFileBytes;
+  h->size = stats::kProfileSegmentBytes;
   h->version = stats::kProfileVersion;
   h->pid = os::process_id();
   h->uid = geteuid();
@@ -216,8 +212,8 @@ void profile_table_remove(uint32_t entry, uint64_t size, uint64_t weight) {
   add_counts(entry != kNoProfileEntry ? &entries()[entry] : nullptr, size, weight, false);
 }
 
-int profile_table_fd() {
-  return g_table.fd;
+int profile_table_id() {
+  return g_table.id;
 }
 
 void profile_table_lock_for_fork() {
@@ -229,16 +225,12 @@ void profile_table_unlock_after_fork() {
 }
 
 void profile_table_after_fork_child() {
-  if (g_table.fd < 0) return;  // private memory: the child has its own copy already
-  SharedMapping map{g_table.mem, stats::kProfileFileBytes, 0};
+  if (g_table.id < 0) return;  // private memory: the child has its own copy already
   size_t used = totals()->entries_used;
   SharedRun runs[2] = {{0, stats::kProfileEntriesOffset},
                        {stats::kProfileEntriesOffset, used * sizeof(ProfileEntry)}};
-  int inherited = g_table.fd;
-  g_table.fd =
-      shared_move_to_child(stats::kProfileName, stats::kProfileFileBytes, &map, 1, runs, 2);
-  close(inherited);
-  if (g_table.fd >= 0) {
+  g_table.id = shared_move_to_child(g_table.mem, stats::kProfileSegmentBytes, runs, 2);
+  if (g_table.id >= 0) {
     header()->pid = os::process_id();
     header()->start_time = shared_start_time();
   }

@@ -16,10 +16,10 @@ namespace pg {
 
 inline constexpr uint32_t kNoProfileEntry = UINT32_MAX;
 
-// Sets the profile up: a sealed memfd ("poolguard.profile") mapped shared when `publish`, else
-// private memory. `sample_bytes` is POOLGUARD_PROFILE's figure (1 in leak mode). Called once
-// from tracker_init when the tracker is on. false when there is no memory for it (nothing is
-// profiled then; tracking goes on).
+// Sets the profile up: a shared segment (pool/shared.h) when `publish`, else private memory.
+// `sample_bytes` is POOLGUARD_PROFILE's figure (1 in leak mode). Called once from tracker_init when
+// the tracker is on. false when there is no memory for it (nothing is profiled then; tracking goes
+// on).
 bool profile_table_init(bool publish, uint64_t sample_bytes);
 
 // A tracked block of `size` bytes, standing for `weight` bytes, was allocated from `stack` (a
@@ -28,10 +28,10 @@ uint32_t profile_table_add(uint32_t stack, uint64_t size, uint64_t weight);
 // That block was freed.
 void profile_table_remove(uint32_t entry, uint64_t size, uint64_t weight);
 
-// The memfd of a published profile, or -1.
-int profile_table_fd();
+// The id of the published profile's segment, or -1.
+int profile_table_id();
 
-// fork() child: moves the profile into a memfd of the child's own (pool/shared.h). From the fork
+// fork() child: moves the profile into a segment of the child's own (pool/shared.h). From the fork
 // handler, in the child.
 void profile_table_after_fork_child();
 void profile_table_lock_for_fork();

@@ -64,24 +64,21 @@ BASELINE_ENV = {"pymalloc": {}, "malloc": {"PYTHONMALLOC": "malloc"}}
 # listed its result is reported, not compared. Either way a known-bug test that passes under the
 # preload fails the run: remove its entry once the bug is fixed.
 ALL_MODES = tuple(MODES)
-PUBLISHER_KEEPS_PROCESS = (
-    "the child of a fork() from a non-main thread ends its only thread with pthread_exit(); "
-    "poolguard's statistics thread (poolguard-stats, restarted in the child, every signal "
-    "blocked) keeps that process alive for ever, and SIGTERM stays pending "
-    "(POOLGUARD_SEGMENT=off passes)")
+# (Fixed since: test_threading's fork from a non-main thread that ends with pthread_exit() was
+# kept alive by poolguard's statistics thread, which is gone.)
 UNWIND_PIPE = (
-    "with stack capture on, every process has fds 3 and 4 open from its first allocation "
-    "(libunwind's memory-validation pipe, close-on-exec, so each new program opens its own), "
-    "and fd 100 with POOLGUARD_LEAKS (poolguard's duplicate of stderr): the child that should "
-    "see only fds 0-2 and those passed lists them too")
+    "with stack capture on (guard and leak modes), every process keeps libunwind's "
+    "memory-validation pipe open, two descriptors placed at 100 and above (pool/unwind.h): the "
+    "child that should see only fds 0-2 and those passed lists them too")
+LEAK_REPORT = (
+    "the fork child's leak report (POOLGUARD_LEAKS) goes to its stderr, which the test requires "
+    "empty; blocks only the parent's other threads pointed to are unreachable in the child")
 KNOWN_BUGS = {
-    "test_threading": {
-        "test_main_thread_after_fork_from_nonmain_thread": ("hangs", ALL_MODES,
-                                                            PUBLISHER_KEEPS_PROCESS),
-        "test_3_join_in_forked_from_thread": ("hangs", ALL_MODES, PUBLISHER_KEEPS_PROCESS),
-    },
     "test_subprocess": {
         "test_pass_fds_redirected": ("fails", ("redzone", "leaks"), UNWIND_PIPE),
+    },
+    "test_threading": {
+        "test_main_thread_after_fork_from_nonmain_thread": ("fails", ("leaks",), LEAK_REPORT),
     },
 }
 KNOWN_BUG_TIMEOUT = 20  # seconds for one known-bug test run alone (--known-bugs check)

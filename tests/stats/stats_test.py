@@ -9,6 +9,7 @@ waits (no timing assertions) and kills them on the way out. Uses only Debian's p
 """
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -19,7 +20,6 @@ import sys
 import tempfile
 import time
 
-LINK = "/memfd:poolguard.stats (deleted)"  # what /proc/PID/fd/N of the segment links to
 WAIT = 20.0  # seconds: the bound on every wait for a process to answer
 
 
@@ -60,50 +60,63 @@ def stat_json(args, pid):
 MAGIC = int.from_bytes(b"PGSTATS2", "little")
 
 
-def segment_fd(pid):
-    """The /proc/PID/fd path of pid's segment, or None."""
-    d = "/proc/%d/fd" % pid
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.shmat.restype = ctypes.c_void_p
+_libc.shmat.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+_libc.shmdt.argtypes = (ctypes.c_void_p,)
+SHM_RDONLY = 0o10000
+
+
+def sysv_ids(pid):
+    """The ids of the System V segments pid has attached (their inode in /proc/PID/maps)."""
+    ids = []
     try:
-        for fd in os.listdir(d):
-            try:
-                if os.readlink(os.path.join(d, fd)) == LINK:
-                    return os.path.join(d, fd)
-            except OSError:
-                pass
+        with open("/proc/%d/maps" % pid) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 6 and fields[5].startswith("/SYSV") and int(fields[4]) not in ids:
+                    ids.append(int(fields[4]))
     except OSError:
         pass
-    return None
+    return ids
 
 
-def segment_inode(pid):
-    """The inode of pid's segment once it is complete (its magic written), else None."""
-    path = segment_fd(pid)
+def segment_head(shmid, n=24):
+    """The first n bytes of segment shmid (attached read-only, as readers do), or None."""
+    addr = _libc.shmat(shmid, None, SHM_RDONLY)
+    if addr is None or addr == ctypes.c_void_p(-1).value:
+        return None
     try:
-        with open(path, "rb") as f:
-            if int.from_bytes(f.read(8), "little") == MAGIC:
-                return os.fstat(f.fileno()).st_ino
-    except (OSError, TypeError):
-        pass
+        return ctypes.string_at(addr, n)
+    finally:
+        _libc.shmdt(ctypes.c_void_p(addr))
+
+
+def segment_id(pid):
+    """The id of pid's stats segment once it is complete (its magic written), else None."""
+    for shmid in sysv_ids(pid):
+        head = segment_head(shmid)
+        if head is not None and int.from_bytes(head[:8], "little") == MAGIC:
+            return shmid
     return None
 
 
 def segment_owner(pid):
     """The pid pid's segment names in its header (a fork child's becomes its own once its fork
     handler has run), or None."""
-    path = segment_fd(pid)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-            if int.from_bytes(head[:8], "little") == MAGIC:
-                return int.from_bytes(head[20:24], "little", signed=True)
-    except (OSError, TypeError):
-        pass
-    return None
+    shmid = segment_id(pid)
+    head = segment_head(shmid) if shmid is not None else None
+    return int.from_bytes(head[20:24], "little", signed=True) if head else None
 
 
-def shm_files():
-    """poolguard's names in /dev/shm (it should leave none: its segments are memfds)."""
-    return sorted(n for n in os.listdir("/dev/shm") if n.startswith("poolguard."))
+def sysv_segments():
+    """The ids of every System V segment that exists now (/proc/sysvipc/shm)."""
+    with open("/proc/sysvipc/shm") as f:
+        return sorted(int(line.split()[1]) for line in f.readlines()[1:] if line.strip())
+
+
+def fds(pid):
+    return sorted(int(n) for n in os.listdir("/proc/%d/fd" % pid))
 
 
 def threads(pid):
@@ -129,7 +142,7 @@ class Hold:
         self.buf = b""
         self.pid = int(self.expect("ready").split()[1])
         # The segment exists from the first allocation, before main: it must be there already.
-        check(segment_inode(self.pid), "pid %d has no segment when main runs" % self.pid)
+        check(segment_id(self.pid), "pid %d has no segment when main runs" % self.pid)
 
     def expect(self, word):
         deadline = time.monotonic() + WAIT
@@ -240,18 +253,24 @@ def case_exact(args):
 
 
 def case_other_user(args):
-    """nobody cannot read root's statistics: the tool refuses, and the file mode forbids it."""
+    """nobody cannot read root's statistics: the tool refuses, and the segment's mode forbids it."""
     check(os.geteuid() == 0, "this test needs root (it switches to nobody with setpriv)")
     as_nobody = AS_NOBODY
     with Hold(args) as h:
-        path = segment_fd(h.pid)
+        shmid = segment_id(h.pid)
         rc, out, refusal = run_tool(args, "stat", str(h.pid), prefix=as_nobody)
         check(rc != 0, "nobody read root's statistics (exit 0):\n%s" % out)
         check("belongs to user root" in refusal, "no clear refusal on stderr: %r" % refusal)
         rc, out, err = run_tool(args, "map", str(h.pid), prefix=as_nobody)
         check(rc != 0 and "belongs to user root" in err, "map as nobody: exit %d, %r" % (rc, err))
-        p = subprocess.run(as_nobody + ["cat", path], capture_output=True, timeout=60)
-        check(p.returncode != 0, "nobody could read %s directly" % path)
+        p = subprocess.run(as_nobody + ["/usr/bin/python3", "-c",
+                                        "import ctypes, sys; l = ctypes.CDLL(None); "
+                                        "l.shmat.restype = ctypes.c_void_p; "
+                                        "sys.exit(0 if l.shmat(%d, None, 0o10000) not in "
+                                        "(None, ctypes.c_void_p(-1).value) else 3)" % shmid],
+                           capture_output=True, timeout=60)
+        check(p.returncode == 3, "nobody could attach segment %d directly (exit %d)"
+              % (shmid, p.returncode))
         rc, out, err = run_tool(args, "ls", prefix=as_nobody)
         check(rc == 0 and not re.search(r"^\s*%d\s" % h.pid, out, re.M),
               "ls as nobody lists root's process %d:\n%s" % (h.pid, out))
@@ -270,24 +289,31 @@ def hold_as_nobody(args):
 
 
 def case_stale(args):
-    """Nothing is left behind, however a process ends (its segment is a memfd); a process that
-    exec'd a program without poolguard, or closed the segment's descriptor, is explained."""
-    before = shm_files()
+    """Nothing is left behind, however a process ends (its segment is destroyed with its last
+    attachment); a process that exec'd a program without poolguard is explained; a program that
+    closes every descriptor it did not open can still be read (poolguard keeps none)."""
+    def shm_names():
+        return sorted(n for n in os.listdir("/dev/shm") if n.startswith("poolguard."))
+
+    before = shm_names()
     h = Hold(args)
     pid = h.pid
     h.send("alloc", "allocated")
+    shmid = segment_id(pid)
+    check(shmid in sysv_segments(), "segment %d not in /proc/sysvipc/shm" % shmid)
     h.proc.kill()
     h.proc.wait()
     rc, out, err = run_tool(args, "stat", str(pid))
     check(rc == 1 and "no process" in err, "stat of a dead pid: exit %d, %r" % (rc, err))
-    check(shm_files() == before, "/dev/shm changed: %s -> %s" % (before, shm_files()))
+    check(shmid not in sysv_segments(), "segment %d outlived its process" % shmid)
+    check(shm_names() == before, "/dev/shm changed: %s -> %s" % (before, shm_names()))
     print("stale: SIGKILL leaves nothing behind")
 
     # An exec into a program without poolguard: said so.
     sh = subprocess.Popen(["sh", "-c", 'read x; exec env -u LD_PRELOAD sleep 60'],
                           stdin=subprocess.PIPE, env=clean_env(LD_PRELOAD=args.lib))
     try:
-        wait_for(lambda: segment_inode(sh.pid), "the segment of sh")
+        wait_for(lambda: segment_id(sh.pid), "the segment of sh")
         sh.stdin.write(b"go\n")
         sh.stdin.flush()
         wait_for(lambda: open("/proc/%d/comm" % sh.pid).read().strip() == "sleep",
@@ -300,21 +326,25 @@ def case_stale(args):
         sh.kill()
         sh.wait()
 
-    # A program that closes the segment's descriptor (as programs that close every descriptor
-    # they did not open do): it still maps it, and the tool says what happened.
+    # A program that closes every descriptor it did not open, and lists the ones it has: it has
+    # only its own, and its statistics can still be read.
     sh = subprocess.Popen(["/usr/bin/python3", "-c",
                            "import os, sys; sys.stdin.readline(); os.closerange(3, 1 << 16); "
-                           "sys.stdin.readline()"],
-                          stdin=subprocess.PIPE, env=clean_env(LD_PRELOAD=args.lib))
+                           "print(sorted(int(n) for n in os.listdir('/proc/self/fd')), "
+                           "flush=True); sys.stdin.readline()"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          env=clean_env(LD_PRELOAD=args.lib))
     try:
-        wait_for(lambda: segment_inode(sh.pid), "the segment of python3")
+        wait_for(lambda: segment_id(sh.pid), "the segment of python3")
         sh.stdin.write(b"go\n")
         sh.stdin.flush()
-        wait_for(lambda: segment_fd(sh.pid) is None, "python3 to close its descriptors")
-        rc, out, err = run_tool(args, "stat", str(sh.pid))
-        check(rc == 1 and "closed the descriptor" in err, "stat after closing: exit %d, %r"
-              % (rc, err))
-        print("stale: descriptor closed by the program: %s" % err.strip())
+        listed = sh.stdout.readline().decode().strip()
+        check(listed == "[0, 1, 2, 3]", "after closerange python3 lists descriptors %s (0-2 and "
+              "the one listdir opens expected)" % listed)
+        doc = stat_json(args, sh.pid)
+        check(doc["pid"] == sh.pid, "stat after closerange: pid %s" % doc["pid"])
+        print("stale: a program that closes its descriptors has only its own (%s) and is still "
+              "read" % listed)
     finally:
         sh.kill()
         sh.wait()
@@ -329,8 +359,8 @@ class ExecHold(Hold):
                                      env=clean_env(LD_PRELOAD=args.lib))
         self.buf = b""
         self.pid = self.proc.pid
-        wait_for(lambda: segment_inode(self.pid), "the segment of sh")
-        self.sh_inode = segment_inode(self.pid)
+        wait_for(lambda: segment_id(self.pid), "the segment of sh")
+        self.sh_inode = segment_id(self.pid)
         self.proc.stdin.write(b"go\n")
         self.proc.stdin.flush()
         check(int(self.expect("ready").split()[1]) == self.pid, "the exec changed the pid")
@@ -339,7 +369,7 @@ class ExecHold(Hold):
 def case_exec(args):
     """A program that execs another under poolguard: the new image replaces the segment."""
     with ExecHold(args) as h:
-        wait_for(lambda: segment_inode(h.pid) not in (None, h.sh_inode), "a new segment")
+        wait_for(lambda: segment_id(h.pid) not in (None, h.sh_inode), "a new segment")
         doc = stat_json(args, h.pid)
         check(doc["pid"] == h.pid, "pid %s after exec, expected %d" % (doc["pid"], h.pid))
         check(doc["command"].startswith("pg_stats_hold"), "command %r" % doc["command"])
@@ -355,7 +385,7 @@ def case_fork(args):
         child_pid = int(h.send("fork", "child").split()[1])
         try:
             wait_for(lambda: segment_owner(child_pid) == child_pid, "the child's segment")
-            check(segment_inode(child_pid) != segment_inode(h.pid),
+            check(segment_id(child_pid) != segment_id(h.pid),
                   "the child shares its parent's segment")
             child = stat_json(args, child_pid)
             check(child["pid"] == child_pid, "child's segment says pid %s" % child["pid"])
@@ -460,28 +490,31 @@ def case_usage(args):
     check(rc == 1 and "does not run under poolguard" in err, "process without poolguard: %d, %r"
           % (rc, err))
 
-    # Segments that are not what they claim: this very process makes a memfd of the segment's
-    # name and writes headers into it.
+    # Segments that are not what they claim: this very process makes a System V segment,
+    # attaches it (so that its maps show it) and writes headers into it.
     import struct
-    fd = os.memfd_create("poolguard.stats")
+    size = 1 << 20
+    _libc.shmget.argtypes = (ctypes.c_int, ctypes.c_size_t, ctypes.c_int)
+    shmid = _libc.shmget(0, size, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT
+    check(shmid >= 0, "shmget: errno %d" % ctypes.get_errno())
+    addr = _libc.shmat(shmid, None, 0)
+    _libc.shmctl(shmid, 0, None)  # IPC_RMID: gone when detached
     try:
         start = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
-        size = 1 << 20
         bad = {
-            "bad magic": struct.pack("<QQIi", 0x1234, size, 2, os.getpid()),
+            "does not run under poolguard": struct.pack("<QQIi", 0x1234, size, 2, os.getpid()),
             "version 99": struct.pack("<QQIi", MAGIC, size, 99, os.getpid()),
             "geometry": struct.pack("<QQIiIIQ", MAGIC, size, 2, os.getpid(), os.geteuid(), 0,
                                     start),
             "shares the segment of process 1": struct.pack("<QQIi", MAGIC, size, 2, 1),
         }
         for what, data in bad.items():
-            os.ftruncate(fd, 0)
-            os.ftruncate(fd, size)
-            os.pwrite(fd, data, 0)
+            ctypes.memset(addr, 0, 4096)
+            ctypes.memmove(addr, data, len(data))
             rc, out, err = run_tool(args, "stat", str(os.getpid()))
             check(rc == 1 and what in err, "segment with %s: exit %d, %r" % (what, rc, err))
     finally:
-        os.close(fd)
+        _libc.shmdt(ctypes.c_void_p(addr))
     print("usage: exit 2 on bad arguments, 1 on unknown pid, no segment or bad segment, "
           "0 on --help")
 
@@ -524,7 +557,7 @@ def case_segment_off(args):
         check(threads(h.pid) == 1, "reading the statistics started a thread")
     with OffHold(args) as h:
         check(threads(h.pid) == 1, "%d threads with POOLGUARD_SEGMENT=off" % threads(h.pid))
-        check(segment_fd(h.pid) is None, "a segment exists with POOLGUARD_SEGMENT=off")
+        check(segment_id(h.pid) is None, "a segment exists with POOLGUARD_SEGMENT=off")
         rc, out, err = run_tool(args, "stat", str(h.pid))
         check(rc == 1 and "POOLGUARD_SEGMENT=off" in err, "stat: exit %d, %r" % (rc, err))
     print("segment_off: one thread, segment or not; none with POOLGUARD_SEGMENT=off")
