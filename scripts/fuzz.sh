@@ -31,7 +31,7 @@ for arg in "$@"; do
     *) seconds="$arg" ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(api_fuzzer api_fuzzer_sampled options_fuzzer)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(api_fuzzer api_fuzzer_sampled options_fuzzer segment_fuzzer)
 
 "$root/scripts/deps.sh"
 

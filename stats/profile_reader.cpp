@@ -91,7 +91,7 @@ void ProfileReader::copy(Profile* out) const {
     // An entry being given to another stack has `seq` odd: copy again until it is stable.
     ProfileEntry e;
     bool stable = false;
-    for (int tries = 0; tries < 1000 && !stable; ++tries) {
+    for (int tries = 0; tries < 64 && !stable; ++tries) {
       uint64_t before = __atomic_load_n(&entries[i].seq, __ATOMIC_ACQUIRE);
       memcpy(&e, &entries[i], sizeof e);
       __atomic_thread_fence(__ATOMIC_ACQUIRE);

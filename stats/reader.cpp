@@ -417,14 +417,17 @@ void SegmentReader::read(Figures* out) const {
   for (uint64_t i = 0; i < listed; ++i) {
     const SegmentArena* e =
         reinterpret_cast<const SegmentArena*>(at(h.arenas_offset + i * h.arena_stride));
+    // An entry still being rewritten after a few tries (its writer died midway, or the segment
+    // is not what it claims) is left out.
     SegmentArena copy;
-    for (int tries = 0; tries < 1000; ++tries) {
+    bool stable = false;
+    for (int tries = 0; tries < 64 && !stable; ++tries) {
       uint64_t before = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
       memcpy(&copy, e, sizeof copy);
       __atomic_thread_fence(__ATOMIC_ACQUIRE);
-      if ((before & 1) == 0 && __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == before) break;
+      stable = (before & 1) == 0 && __atomic_load_n(&e->seq, __ATOMIC_RELAXED) == before;
     }
-    if (copy.base == 0) continue;
+    if (!stable || copy.base == 0) continue;
     ArenaFigures a;
     a.base = copy.base;
     for (size_t k = 0; k < kSegmentPoolsPerArena; ++k) {

@@ -1,7 +1,8 @@
-// make_seeds: writes the seed corpus of the fuzzers, tests/fuzz/corpus/{api,options}_fuzzer/seed-*:
+// make_seeds: writes the seed corpus of the fuzzers, tests/fuzz/corpus/*_fuzzer/seed-*:
 // a few dozen inputs, each a scenario worth starting from (every operation and error path, pools
 // filled to full, arenas emptied, blocks handed between threads, heaps detached and threads
-// exited; every option with good and bad values). Built with the fuzzers; run by
+// exited; every option with good and bad values; small well-formed statistics and profile
+// segments). Built with the fuzzers; run by
 // `run_fuzz.sh seeds` (scripts/fuzz.sh --seeds). Inputs the fuzzers find on their own are added
 // next to these by `run_fuzz.sh merge`.
 //
@@ -9,12 +10,16 @@
 //                                 CORPUS_DIR/options_fuzzer/seed-*)
 #include <sys/stat.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "stats/profile_segment.h"
+#include "stats/segment.h"
 #include "tests/fuzz/api_input.h"
 #include "tests/fuzz/options_input.h"
 
@@ -366,6 +371,122 @@ void options_seeds() {
   }
 }
 
+// ---- segment_fuzzer: small well-formed segments (flags byte, then the segment) ----
+
+template <typename T>
+void put(std::vector<uint8_t>& b, size_t at, const T& v) {
+  if (b.size() < at + sizeof v) b.resize(at + sizeof v);
+  memcpy(b.data() + at, &v, sizeof v);
+}
+
+// A stats segment in miniature: the real layout's parts with small counts, some figures set.
+std::vector<uint8_t> mini_stats(uint32_t heaps, uint32_t large, uint32_t arenas) {
+  using namespace pg::stats;
+  SegmentHeader h{};
+  h.magic = kSegmentMagic;
+  h.version = kSegmentVersion;
+  h.num_classes = 16;
+  for (uint32_t c = 0; c < 16; ++c) h.class_size[c] = (c + 1) * 16;
+  h.num_slots = 17;
+  h.small_max = 256;
+  h.pool_size = 16384;
+  h.pool_header = 128;
+  h.arena_size = 1 << 20;
+  h.globals_offset = (sizeof h + 63) & ~size_t{63};
+  h.large_offset = h.globals_offset + sizeof(SegmentGlobals);
+  h.large_capacity = large;
+  h.large_stride = sizeof(SegmentLargeSlot);
+  h.arenas_offset = h.large_offset + large * sizeof(SegmentLargeSlot);
+  h.max_arenas = arenas;
+  h.arena_stride = sizeof(SegmentArena);
+  h.heaps_offset = h.arenas_offset + arenas * sizeof(SegmentArena);
+  h.max_heaps = heaps;
+  h.heap_stride = (2 * 17 + 16) * 8;
+  h.pool_meta_size = 256;
+  h.pool_used_offset = 72;
+  h.size = h.heaps_offset + uint64_t{heaps} * h.heap_stride;
+  std::vector<uint8_t> b(h.size, 0);
+  put(b, 0, h);
+  SegmentGlobals g{};
+  g.heap_slots = heaps;
+  g.large_slots = large;
+  g.arenas_listed = arenas;
+  g.arenas_total = arenas;
+  g.arenas_in_use = arenas;
+  g.pools_in_use = 3;
+  g.class_pools[1] = 2;
+  g.class_pools[12] = 1;
+  put(b, h.globals_offset, g);
+  for (uint32_t i = 0; i < heaps; ++i) {
+    size_t at = h.heaps_offset + size_t{i} * h.heap_stride;
+    put<uint64_t>(b, at + 2 * 8, 1000 + i);           // allocs of slot 2 (class 1, 32 bytes)
+    put<uint64_t>(b, at + (17 + 2) * 8, 24000);       // requested
+    put<uint64_t>(b, at + (2 * 17 + 1) * 8, 10 * i);  // frees of class 1
+  }
+  for (uint32_t i = 0; i < large; ++i) {
+    SegmentLargeSlot slot{};
+    slot.allocs = 11;
+    slot.frees = 1;
+    slot.bytes_in = 55000;
+    slot.bytes_out = 5000;
+    put(b, h.large_offset + i * sizeof slot, slot);
+  }
+  for (uint32_t i = 0; i < arenas; ++i) {
+    SegmentArena e{};
+    e.base = 0x7f0000000000ull + (uint64_t{i} << 20);
+    e.pools[0].state = kSegPoolHeaders;
+    e.pools[1] = {kSegPoolInUse, 1, 0};
+    e.pools[2] = {kSegPoolFreeDirty, 0, 0};
+    put(b, h.arenas_offset + i * sizeof e, e);
+  }
+  b.insert(b.begin(), 6);  // flags: stats, the reader's identity, magic and version right
+  return b;
+}
+
+// A profile in miniature: `entries` stacks, the header's entries_offset right after the totals.
+std::vector<uint8_t> mini_profile(uint32_t entries) {
+  using namespace pg::stats;
+  ProfileHeader h{};
+  h.magic = kProfileMagic;
+  h.version = kProfileVersion;
+  h.max_stacks = entries;
+  h.sample_bytes = 512 * 1024;
+  h.entries_offset = kProfileEntriesOffset;
+  h.size = kProfileEntriesOffset + entries * sizeof(ProfileEntry);
+  std::vector<uint8_t> b(h.size, 0);
+  put(b, 0, h);
+  ProfileTotals t{};
+  t.entries_used = entries;
+  t.live_samples = 3 * entries;
+  t.bytes = 1536 * 1024 * entries;
+  t.blocks = 100 * entries;
+  t.sampled_total = 10 * entries;
+  put(b, kProfileTotalsOffset, t);
+  for (uint32_t i = 0; i < entries; ++i) {
+    ProfileEntry e{};
+    e.bytes = (i + 1) * 512 * 1024;
+    e.blocks = 10 * (i + 1);
+    e.samples = i == 1 ? 0 : i + 1;  // the second holds nothing any more
+    e.depth = 3 + i;
+    e.stack = i + 1;
+    for (uint32_t f = 0; f < e.depth; ++f) e.pcs[f] = 0x555500001000ull + 16 * f + i;
+    put(b, kProfileEntriesOffset + i * sizeof e, e);
+  }
+  b.insert(b.begin(), 7);  // flags: profile, identity, magic and version right
+  return b;
+}
+
+void segment_seeds() {
+  write("segment_fuzzer", "stats-mini", mini_stats(2, 2, 1));
+  write("segment_fuzzer", "stats-empty", mini_stats(0, 0, 0));
+  write("segment_fuzzer", "stats-arenas", mini_stats(1, 1, 3));
+  write("segment_fuzzer", "profile-mini", mini_profile(3));
+  write("segment_fuzzer", "profile-empty", mini_profile(0));
+  std::vector<uint8_t> raw = mini_stats(2, 2, 1);
+  raw[0] = 0;  // as found: another process's pid, no help with the header
+  write("segment_fuzzer", "stats-as-found", raw);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -374,10 +495,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   g_dir = argv[1];
-  for (const char* sub : {"api_fuzzer", "options_fuzzer"}) {
+  for (const char* sub : {"api_fuzzer", "options_fuzzer", "segment_fuzzer"}) {
     mkdir((g_dir + "/" + sub).c_str(), 0755);
   }
   api_seeds();
   options_seeds();
+  segment_seeds();
   return 0;
 }

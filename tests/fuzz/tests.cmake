@@ -8,6 +8,7 @@
 #   fuzz_api_sampled  api_fuzzer_sampled (guard sampling and the sampled profile on): the same,
 #                   plus regressions/api_fuzzer_sampled/
 #   fuzz_options    options_fuzzer: the same for the option parser
+#   fuzz_segment    segment_fuzzer: the same for the statistics and profile segment readers
 #
 # A crash, a sanitizer report or a model mismatch fails the entry; the input is left in
 # <build>/fuzz/artifacts/<fuzzer>/.
@@ -30,8 +31,8 @@ add_test(NAME fuzz_build COMMAND bash ${pg_fuzz_script} build ${PG_FUZZ_DIR})
 # busy cores.
 set_tests_properties(fuzz_build PROPERTIES LABELS "fuzz" TIMEOUT 900 FIXTURES_SETUP pg_fuzzers)
 math(EXPR pg_fuzz_timeout "${POOLGUARD_FUZZ_SECONDS} + 240")
-foreach(fuzzer api_fuzzer api_fuzzer_sampled options_fuzzer)
-  string(REPLACE "_fuzzer" "" name ${fuzzer})  # fuzz_api, fuzz_api_sampled, fuzz_options
+foreach(fuzzer api_fuzzer api_fuzzer_sampled options_fuzzer segment_fuzzer)
+  string(REPLACE "_fuzzer" "" name ${fuzzer})  # fuzz_api, fuzz_api_sampled, fuzz_options, ...
   add_test(NAME fuzz_${name}
            COMMAND bash ${pg_fuzz_script} run ${PG_FUZZ_DIR} ${fuzzer} ${POOLGUARD_FUZZ_SECONDS})
   set_tests_properties(fuzz_${name} PROPERTIES LABELS "fuzz" TIMEOUT ${pg_fuzz_timeout}
