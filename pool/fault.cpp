@@ -126,4 +126,18 @@ const char* call_name_for_testing(Call call) {
   return "?";
 }
 
+namespace {
+std::atomic<void (*)()> g_point_hooks[kNumPoints];
+}  // namespace
+
+void reached(Point point) {
+  if (void (*hook)() = g_point_hooks[static_cast<size_t>(point)].load(std::memory_order_acquire)) {
+    hook();
+  }
+}
+
+void set_point_hook_for_testing(Point point, void (*hook)()) {
+  g_point_hooks[static_cast<size_t>(point)].store(hook, std::memory_order_release);
+}
+
 }  // namespace pg::fault

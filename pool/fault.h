@@ -56,4 +56,17 @@ uint64_t refusals_for_testing(Call call);
 // A name for messages ("map", "commit", ...).
 const char* call_name_for_testing(Call call);
 
+// ---- Stop points -------------------------------------------------------------------------------
+// Places in the core, in the middle of a multi-step update, where a test can hold a thread (its
+// hook runs there, on that thread) while another thread does something the update must survive,
+// such as fork().
+//   kUnsetCurrent  a heap's current pool has given up its extra count but is still current
+enum class Point : uint8_t { kUnsetCurrent };
+inline constexpr size_t kNumPoints = 1;
+
+// Called by the core at `point`: runs the hook set for it, if any.
+void reached(Point point);
+// Sets (nullptr: clears) the hook run at `point`, on whichever thread gets there.
+void set_point_hook_for_testing(Point point, void (*hook)());
+
 }  // namespace pg::fault

@@ -12,6 +12,9 @@
 #include "pool/os.h"
 #include "pool/report.h"
 #include "pool/shared.h"
+#if defined(POOLGUARD_FAULT_INJECTION)
+#include "pool/fault.h"
+#endif
 
 namespace pg {
 
@@ -124,6 +127,29 @@ void abandoned_remove(size_t cls, Pool* p) {
   queue_remove(g_abandoned[cls], p);
   g_abandoned_count[cls].store(g_abandoned[cls].count, std::memory_order_relaxed);
 }
+
+// Marks h busy (Heap::busy) for its lifetime; nests. The mark is stored before any list update
+// and cleared after the last one, in program order for another CPU too (release), so that a fork
+// that snapshots the memory while this thread is anywhere inside sees the mark.
+class HeapBusy {
+ public:
+  explicit HeapBusy(Heap* h) : h_(h) {
+    __atomic_store_n(&h->busy, h->busy + 1, __ATOMIC_RELAXED);
+#if defined(__x86_64__)
+    asm volatile("" ::: "memory");  // x86 keeps stores in order: only the compiler might not
+#else
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
+  }
+  ~HeapBusy() {
+    __atomic_store_n(&h_->busy, h_->busy - 1, __ATOMIC_RELEASE);
+  }
+  HeapBusy(const HeapBusy&) = delete;
+  HeapBusy& operator=(const HeapBusy&) = delete;
+
+ private:
+  Heap* h_;
+};
 
 uint64_t next_random(Heap* h) {
   uint64_t x = h->rng;
@@ -254,6 +280,9 @@ void set_current(Heap* h, Pool* pool) {
 // Stops `pool` being current (drops the extra count); it stays in the ring, as kListAvail.
 void unset_current(Heap* h, Pool* pool) {
   --pool->used;
+#if defined(POOLGUARD_FAULT_INJECTION)
+  fault::reached(fault::Point::kUnsetCurrent);
+#endif
   pool->list = kListAvail;
   h->cur[pool->cls + 1] = &g_empty_pool;
   if (pool->cls == 0) h->cur[0] = &g_empty_pool;
@@ -363,6 +392,7 @@ void sweep_abandoned(size_t budget) {
 
 // Gives up all of h's pools (thread exit). Empty ones go back to their arenas.
 void heap_abandon(Heap* h) {
+  HeapBusy busy(h);
   process_delayed(h);
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     Pool* cur = h->cur[cls + 1];
@@ -464,6 +494,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   } else if (PG_UNLIKELY(h == &g_dead_heap)) {
     return nullptr;
   }
+  HeapBusy busy(h);
   // The fast path stopped at the end of a sampling countdown, and the caller chose not to sample
   // (or could not): start the next one.
   if (PG_UNLIKELY(h->sample_left <= 0)) heap_sample_fire(h);
@@ -566,6 +597,7 @@ uint64_t heap_random(Heap* h) {
 
 void heap_free_slow(Heap* h, Pool* pool) {
   os::SavedErrno keep;  // releasing a pool may madvise
+  HeapBusy busy(h);
   // Filed as full (kFullBias set): the block just freed is room again.
   if (pool->list == kListFull) move_to_avail(h, pool);
   if (pool->used == 0) {  // never the current pool (see set_current)
@@ -722,6 +754,7 @@ void heaps_init() {
 void heap_collect_current() {
   Heap* h = t_heap;
   if (h != &g_empty_heap && h != &g_dead_heap) {
+    HeapBusy busy(h);
     process_delayed(h);
     for (size_t cls = 0; cls < kNumClasses; ++cls) {
       Pool* cur = h->cur[cls + 1];
@@ -788,7 +821,12 @@ void heaps_after_fork_child() {
   g_abandon_lock.unlock_after_fork();
   g_heap_lock.unlock_after_fork();
   // Only the forking thread exists in the child: the other heaps' threads are gone, so abandon
-  // their pools now; this thread and its heap go on as before.
+  // their pools now; this thread and its heap go on as before. A heap whose thread was changing
+  // its lists at the fork (busy) may have them half-updated: a pool unlinked from its ring and not
+  // yet filed, or the current pool's extra count already dropped while it is still current.
+  // Abandoning it could release a pool that holds live blocks, so it is retired untouched instead:
+  // its pools keep it as their owner, so frees into them are remote frees that nobody collects,
+  // and the heap slot is never reused in this process. Those pools leak; the heap stays sound.
   pthread_t self = pthread_self();
   Heap* others[64];
   for (;;) {
@@ -798,7 +836,14 @@ void heaps_after_fork_child() {
       char* table = shared_heap_table();
       for (size_t i = 0; i < g_heap_slots && n < 64; ++i) {
         Heap* h = reinterpret_cast<Heap*>(table + i * kHeapStride);
-        if (h->active && h->thread != self) others[n++] = h;
+        if (!h->active || h->thread == self) continue;
+        if (__atomic_load_n(&h->busy, __ATOMIC_RELAXED) != 0) {
+          h->active = false;  // retired: neither abandoned nor on the free list
+          h->thread = 0;
+          shared_add(shared_globals().heaps_abandoned, 1);
+          continue;
+        }
+        others[n++] = h;
       }
     }
     if (n == 0) break;

@@ -116,6 +116,10 @@ struct alignas(64) Heap {
   uint64_t rng = 0;      // xorshift state for pool keys
   pthread_t thread = 0;  // owning thread while active
   bool active = false;
+  // Nonzero while the owner changes its pool lists (slow paths, abandon; HeapBusy in heap.cpp).
+  // A fork child must not take over a heap caught in the middle of that: the other threads are
+  // gone and their heaps are abandoned in the child, but only the ones whose lists are whole.
+  uint32_t busy = 0;
   Heap* next_free = nullptr;  // recycled heaps
 };
 
