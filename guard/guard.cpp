@@ -4,11 +4,10 @@
 
 #include <cstring>
 
-#include "guard/depot.h"
+#include "base/depot.h"
+#include "base/os.h"
+#include "base/report.h"
 #include "guard/internal.h"
-#include "pool/init.h"
-#include "pool/os.h"
-#include "pool/report.h"
 #include "pool/shared.h"
 
 namespace pg {
@@ -185,7 +184,6 @@ void guard_init(const GuardConfig& config) {
     flags = 1;
   }
   guard_detail::g_flags.store(flags, std::memory_order_release);
-  set_large_detour(kDetourGuard, flags != 0);
 }
 
 int64_t guard_sample_interval(uint64_t random) {

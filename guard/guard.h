@@ -17,10 +17,10 @@
 //            malloc fast path one decrement and branch (Heap::sample_left, pool/heap.h).
 //
 // Metadata never lives next to user memory: records of blocks are out of band (guard/registry.cpp),
-// stacks are kept once each in the stack depot (guard/depot.h), all in mmap'ed memory.
+// stacks are kept once each in the stack depot (base/depot.h), all in mmap'ed memory.
 //
 // Layering: guard/ sits above the pools (pool/os, pool/format, pool/stack, pool/report, pool/large,
-// pool/limit, pool/log) and never touches the heaps; pool/alloc.cpp and pool/init.cpp, the API
+// pool/limit, pool/log) and never touches the heaps; front/alloc.cpp and front/init.cpp, the API
 // layer, call it. Nothing here allocates through malloc.
 #pragma once
 

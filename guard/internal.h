@@ -21,8 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/lock.h"
 #include "guard/guard.h"
-#include "pool/lock.h"
 
 namespace pg::guard {
 

@@ -20,9 +20,9 @@
 // page_alloc returns nullptr and the caller falls back.
 #include <cstring>
 
+#include "base/os.h"
 #include "guard/internal.h"
 #include "pool/limit.h"
-#include "pool/os.h"
 
 namespace pg::guard {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "guard/internal.h"
-#include "pool/large.h"
+#include "large/large.h"
 
 namespace pg::guard {
 

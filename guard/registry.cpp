@@ -12,8 +12,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "base/os.h"
 #include "guard/internal.h"
-#include "pool/os.h"
 
 namespace pg::guard {
 

@@ -17,14 +17,14 @@
 
 #include <atomic>
 
-#include "guard/depot.h"
+#include "base/depot.h"
+#include "base/format.h"
+#include "base/log.h"
+#include "base/os.h"
+#include "base/report.h"
+#include "base/unwind.h"
 #include "guard/internal.h"
-#include "pool/format.h"
-#include "pool/log.h"
-#include "pool/os.h"
-#include "pool/report.h"
 #include "pool/shared.h"
-#include "pool/unwind.h"
 
 namespace pg::guard {
 

@@ -10,8 +10,8 @@
 #include <signal.h>
 #include <ucontext.h>
 
+#include "base/os.h"
 #include "guard/internal.h"
-#include "pool/os.h"
 
 namespace pg::guard {
 

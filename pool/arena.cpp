@@ -2,14 +2,15 @@
 
 #include <cstring>
 
-#include "pool/init.h"
-#include "pool/lock.h"
-#include "pool/meta.h"
-#include "pool/os.h"
-#include "pool/seqlock.h"
+#include "base/lock.h"
+#include "base/meta.h"
+#include "base/os.h"
+#include "base/seqlock.h"
 #include "pool/shared.h"
 
 namespace pg {
+
+std::atomic<bool> g_any_fallback_arena{false};
 
 AddressSpace g_space;
 
@@ -21,6 +22,7 @@ size_t g_purge_threshold_pools = (4u << 20) / kPoolSize;
 
 SpinLock g_arena_lock;
 bool g_inited = false;
+void (*g_on_fallback)() = nullptr;  // arenas_init's on_first_fallback
 
 // Pool 0 of every arena holds the pool headers (pool/pool.h): it is never free.
 constexpr uint64_t kDataPoolsMask = ~uint64_t{1};
@@ -197,7 +199,9 @@ Arena* arena_new() {
     }
     a->fallback = true;
     bump(figures().fallback_arenas, 1);
-    set_large_detour(kDetourFallback, true);
+    if (!g_any_fallback_arena.exchange(true, std::memory_order_acq_rel) && g_on_fallback) {
+      g_on_fallback();
+    }
   }
   a->map_index = static_cast<uint32_t>(g_all_count);
   g_all[g_all_count++] = a;
@@ -250,10 +254,11 @@ void purge_locked() {
 
 }  // namespace
 
-void arenas_init(size_t reserve) {
+void arenas_init(size_t reserve, void (*on_first_fallback)()) {
   LockGuard guard(g_arena_lock);
   if (g_inited) return;
   g_inited = true;
+  g_on_fallback = on_first_fallback;
   size_t limit = os::address_space_limit();
   if (limit != SIZE_MAX && reserve > limit / 4) reserve = limit / 4;
   reserve &= ~(kArenaSize - 1);

@@ -28,7 +28,6 @@
 #include <cstdint>
 
 #include "pool/config.h"
-#include "pool/init.h"
 #include "pool/pool.h"
 
 namespace pg {
@@ -60,15 +59,16 @@ struct AddressSpace {
 extern AddressSpace g_space __attribute__((visibility("hidden")));
 
 // Sets up the reservation. Idempotent; called once from global init with `reserve` bytes asked.
-void arenas_init(size_t reserve);
+// `on_first_fallback` runs once, when the first arena outside the reservation is mapped.
+void arenas_init(size_t reserve, void (*on_first_fallback)());
+extern std::atomic<bool> g_any_fallback_arena __attribute__((visibility("hidden")));
 
 // True if p lies in an arena poolguard mapped (live or released). O(1), lock-free.
 bool arena_owns(const void* p);
 // arena_owns() for a pointer already known to be outside the reservation: one load when no
-// fallback arena exists (the common case: kDetourFallback, pool/init.h, is set once one is
-// mapped), so that the large path does not pay for the map.
+// fallback arena exists (the common case), so that the large path does not pay for the map.
 inline bool arena_owns_outside_reservation(const void* p) {
-  return (g_large_detours.load(std::memory_order_relaxed) & kDetourFallback) != 0 && arena_owns(p);
+  return g_any_fallback_arena.load(std::memory_order_relaxed) && arena_owns(p);
 }
 // Only the reservation test, for the inlined fast path. On x86-64 it is written out: four
 // instructions, both fields read as memory operands (the compiler loads each into a register and

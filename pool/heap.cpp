@@ -4,16 +4,15 @@
 
 #include <new>
 
+#include "base/lock.h"
+#include "base/meta.h"
+#include "base/os.h"
+#include "base/report.h"
 #include "pool/arena.h"
-#include "pool/init.h"
 #include "pool/limit.h"
-#include "pool/lock.h"
-#include "pool/meta.h"
-#include "pool/os.h"
-#include "pool/report.h"
 #include "pool/shared.h"
 #if defined(POOLGUARD_FAULT_INJECTION)
-#include "pool/fault.h"
+#include "base/fault.h"
 #endif
 
 namespace pg {
@@ -47,6 +46,7 @@ size_t g_sweep_cursor = 0;
 
 // heaps_configure(): whether threads get heaps at all, and the samplers' interval sources.
 bool g_attach = true;
+std::atomic<bool> g_open{false};  // heaps_open()
 int64_t (*g_guard_interval)(uint64_t) = nullptr;
 int64_t (*g_profile_interval)(uint64_t) = nullptr;
 
@@ -484,7 +484,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
   size_t cls = slot_class(slot);
   Heap* h = t_heap;
   if (PG_UNLIKELY(h == &g_empty_heap)) {
-    if (t_in_setup || !ensure_init()) return nullptr;
+    if (t_in_setup || !g_open.load(std::memory_order_acquire)) return nullptr;
     if (!g_attach) return nullptr;  // every allocation is guarded: no pools
     t_in_setup = true;
     h = attach_heap();
@@ -745,6 +745,10 @@ void heap_registry_counters(uint64_t* created, uint64_t* abandoned) {
   const stats::SegmentGlobals& g = shared_globals();
   *created = __atomic_load_n(&g.heaps_created, __ATOMIC_RELAXED);
   *abandoned = __atomic_load_n(&g.heaps_abandoned, __ATOMIC_RELAXED);
+}
+
+void heaps_open() {
+  g_open.store(true, std::memory_order_release);
 }
 
 void heaps_init() {

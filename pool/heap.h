@@ -124,7 +124,7 @@ struct alignas(64) Heap {
 };
 
 // The statistics a heap's fast paths keep, kHeapCountersOffset bytes after the heap, in the memory
-// shared with readers (pool/shared.h; stats/segment.h has the layout readers see: u64 allocs,
+// shared with readers (pool/shared.h; base/segment.h has the layout readers see: u64 allocs,
 // requested, frees, in this order). Only the heap's owner thread writes them; they are kept when
 // the heap is recycled for another thread, so that summed over every heap slot they are totals.
 // The sentinel heaps below have none: the fast paths never count on them.
@@ -302,8 +302,11 @@ uint64_t heap_random(Heap* h);
 void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested);
 void heap_registry_counters(uint64_t* created, uint64_t* abandoned);
 
-// Sets up thread-exit handling and fork handlers. Called once from global init.
+// Sets up thread-exit handling. Called once from global init.
 void heaps_init();
+// From now on threads get heaps (heap_alloc_slow returns nullptr before): initialisation calls it
+// last, once every other part is set up.
+void heaps_open();
 // Collects the caller's remote frees and releases its empty pools and the abandoned ones.
 void heap_collect_current();
 // Abandons the caller's heap now (as at thread exit); its next allocation attaches a new heap.

@@ -5,11 +5,11 @@
 
 #include <atomic>
 
+#include "base/log.h"
+#include "base/options.h"
+#include "base/stack.h"
 #include "pool/config.h"
-#include "pool/log.h"
-#include "pool/options.h"
 #include "pool/shared.h"
-#include "pool/stack.h"
 
 namespace pg {
 

@@ -1,4 +1,4 @@
-// The stats segment's memory (pool/shared.h, stats/segment.h), and the System V shared memory
+// The stats segment's memory (pool/shared.h, base/segment.h), and the System V shared memory
 // calls every shared part uses. They live here rather than in pool/os.*: only the shared memory
 // needs them.
 #include "pool/shared.h"
@@ -11,8 +11,8 @@
 
 #include <cstring>
 
+#include "base/os.h"
 #include "pool/config.h"
-#include "pool/os.h"
 #include "pool/pool.h"
 
 namespace pg {

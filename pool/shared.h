@@ -1,4 +1,4 @@
-// The memory this process shares with statistics readers: the stats segment (stats/segment.h
+// The memory this process shares with statistics readers: the stats segment (base/segment.h
 // has its layout and reading rules). It is set up first in initialisation, and the modules keep
 // their figures in it directly (the arenas, the heaps, the large blocks, the limit, the error
 // counts), so that a reader in another process sees them as they are, with no thread or request
@@ -27,7 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "stats/segment.h"
+#include "base/segment.h"
 
 namespace pg {
 

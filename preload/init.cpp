@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "base/log.h"
+#include "base/options.h"
+#include "front/init.h"
 #include "guard/guard.h"
-#include "pool/init.h"
-#include "pool/log.h"
-#include "pool/options.h"
 #include "stats/summary.h"
 #include "track/leak_report.h"
 #include "track/tracker.h"

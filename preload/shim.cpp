@@ -1,19 +1,21 @@
-// libpoolguard.so's exported malloc family: one-line forwards to the core (pool/alloc.h), which
+// libpoolguard.so's exported malloc family: one-line forwards to the core (front/alloc.h), which
 // holds all the semantics. The C++ operators differ only in how they fail.
 #include <errno.h>
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <new>
 
-#include "pool/alloc.h"
+#include "front/alloc.h"
+#include "front/descriptors.h"
 
 #define PG_EXPORT extern "C" __attribute__((visibility("default")))
 #define PG_EXPORT_CXX __attribute__((visibility("default")))
 
 // The resource limits: a program that lowers RLIMIT_AS must not find the arena reservation in
-// its way (pool/alloc.h). All four names are
+// its way (front/alloc.h). All four names are
 // needed to see every call (glibc's setrlimit reaches its own prlimit64 without the PLT).
 PG_EXPORT int setrlimit(__rlimit_resource_t resource, const struct rlimit* limit) noexcept {
   return pg::prlimit_impl(0, resource, limit, nullptr);
@@ -28,6 +30,24 @@ PG_EXPORT int prlimit(__pid_t pid, enum __rlimit_resource resource, const struct
 PG_EXPORT int prlimit64(__pid_t pid, enum __rlimit_resource resource, const struct rlimit64* limit,
                         struct rlimit64* old) noexcept {
   return pg::prlimit_impl(pid, resource, limit, old);
+}
+
+// Descriptors: libunwind's pipe (stack walks in guard, leak and profile modes) must not be
+// closed or replaced behind poolguard's back (front/descriptors.h).
+PG_EXPORT int close(int fd) {
+  return pg::close_impl(fd);
+}
+PG_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags) noexcept {
+  return pg::close_range_impl(lo, hi, flags);
+}
+PG_EXPORT void closefrom(int lo) noexcept {
+  pg::closefrom_impl(lo);
+}
+PG_EXPORT int dup2(int from, int to) noexcept {
+  return pg::dup2_impl(from, to);
+}
+PG_EXPORT int dup3(int from, int to, int flags) noexcept {
+  return pg::dup3_impl(from, to, flags);
 }
 
 PG_EXPORT void* malloc(size_t size) {

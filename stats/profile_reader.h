@@ -1,4 +1,4 @@
-// The reader side of the profile segment (stats/profile_segment.h), for tools: open a process's
+// The reader side of the profile segment (base/profile_segment.h), for tools: open a process's
 // live heap profile with the same checks as its stats segment (stats/reader.h) and copy it. The
 // process keeps it current as it allocates and frees: a copy is the profile of that moment.
 // Ordinary C++ (it allocates): never linked into the preloaded library.
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "stats/profile_segment.h"
+#include "base/profile_segment.h"
 #include "stats/reader.h"
 
 namespace pg::stats {

@@ -1,4 +1,4 @@
-// The reader side of the stats segment (stats/segment.h), for tools: find a process's segment,
+// The reader side of the stats segment (base/segment.h), for tools: find a process's segment,
 // check that the caller may read it and that it is what it claims to be, and compute the figures
 // from it (sums over the per-thread slots). Ordinary C++ (it allocates): never linked into the
 // preloaded library.
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "stats/segment.h"
+#include "base/segment.h"
 
 namespace pg::stats {
 

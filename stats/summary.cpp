@@ -2,12 +2,12 @@
 
 #include <unistd.h>
 
+#include "base/format.h"
+#include "base/log.h"
+#include "base/os.h"
+#include "front/introspect.h"
 #include "pool/config.h"
-#include "pool/format.h"
-#include "pool/introspect.h"
 #include "pool/limit.h"
-#include "pool/log.h"
-#include "pool/os.h"
 
 namespace pg {
 

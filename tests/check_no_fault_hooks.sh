@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fault-injection hook (pool/fault.h) is for the pgcore_faults test flavour only: the release
+# The fault-injection hook (base/fault.h) is for the pgcore_faults test flavour only: the release
 # core and the preloaded library must not contain any of it.
 #   check_no_fault_hooks.sh FILE...     (libpoolguard.so, libpgcore.a)
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The options tables in the docs must be exactly what pool/options.inc generates.
+# The options tables in the docs must be exactly what base/options.inc generates.
 #   check_options_doc.sh PG_OPTIONS DOC.md...
 set -euo pipefail
 tool=$1

@@ -1,12 +1,12 @@
 // pg_options: prints poolguard's runtime options from the one table that defines them
-// (pool/options.inc): `--markdown` writes docs/OPTIONS.md's table, `--help` the help text, and
+// (base/options.inc): `--markdown` writes docs/OPTIONS.md's table, `--help` the help text, and
 // `--check NAME VALUE` tells whether VALUE parses for POOLGUARD_NAME (exit 0) or not (exit 1).
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 
-#include "pool/options.h"
+#include "base/options.h"
 
 namespace {
 

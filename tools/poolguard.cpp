@@ -1,5 +1,5 @@
 // poolguard: runs programs under the preloaded allocator and reads the live statistics that every
-// such process publishes (stats/segment.h, docs/STATS.md).
+// such process publishes (base/segment.h, docs/STATS.md).
 //
 //   poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]
 //                 [--profile BYTES] -- CMD [ARGS...]
@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "pool/options.h"
+#include "base/options.h"
+#include "base/segment.h"
 #include "stats/profile_reader.h"
 #include "stats/reader.h"
-#include "stats/segment.h"
 #include "tools/flamegraph.h"
 #include "track/symbolize.h"
 

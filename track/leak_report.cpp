@@ -14,12 +14,12 @@
 #include <algorithm>
 #include <cstring>
 
-#include "guard/depot.h"
-#include "pool/format.h"
-#include "pool/large.h"
-#include "pool/log.h"
-#include "pool/options.h"
-#include "pool/os.h"
+#include "base/depot.h"
+#include "base/format.h"
+#include "base/log.h"
+#include "base/options.h"
+#include "base/os.h"
+#include "large/large.h"
 #include "track/leak_scan.h"
 #include "track/symbolize.h"
 #include "track/tracker.h"

@@ -50,8 +50,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "pool/lock.h"
-#include "pool/os.h"
+#include "base/lock.h"
+#include "base/os.h"
 
 // The scan reads words that a sanitizer would call races (other threads' memory) or poisoned
 // (redzones in the roots); they are only compared with block bounds.

@@ -1,5 +1,5 @@
 // The live profile by stack in shared memory. See track/profile_table.h and
-// stats/profile_segment.h.
+// base/profile_segment.h.
 //
 // Locking: assigning an entry (and the index that finds it) is under g_lock, and so is the add
 // of a block's counters, so that an entry is never reassigned between the lookup and the add
@@ -11,12 +11,12 @@
 
 #include <cstring>
 
-#include "guard/depot.h"
-#include "pool/lock.h"
-#include "pool/os.h"
-#include "pool/seqlock.h"
+#include "base/depot.h"
+#include "base/lock.h"
+#include "base/os.h"
+#include "base/profile_segment.h"
+#include "base/seqlock.h"
 #include "pool/shared.h"
-#include "stats/profile_segment.h"
 
 namespace pg {
 

@@ -1,5 +1,5 @@
 // The live heap profile by allocation stack, kept up to date as tracked allocations are made and
-// freed, in memory shared with readers (the profile segment, stats/profile_segment.h): a reader
+// freed, in memory shared with readers (the profile segment, base/profile_segment.h): a reader
 // in another process sees it as it is, with nothing running in this process to publish it.
 //
 // Each stack gets an entry on its first live sample: its frames are copied in once, and its

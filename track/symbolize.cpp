@@ -27,8 +27,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "pool/format.h"
-#include "pool/os.h"
+#include "base/format.h"
+#include "base/os.h"
 
 namespace pg {
 

@@ -15,12 +15,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "guard/depot.h"
-#include "pool/init.h"
-#include "pool/large.h"
+#include "base/depot.h"
+#include "base/lock.h"
+#include "base/os.h"
+#include "large/large.h"
 #include "pool/limit.h"
-#include "pool/lock.h"
-#include "pool/os.h"
 #include "track/profile_table.h"
 
 namespace pg {
@@ -168,7 +167,6 @@ void tracker_init(const TrackConfig& config) {
   g_period = g_bytes >= kSmallMax ? g_bytes / kSmallMax : 1;
   if (flags != 0) profile_table_init(config.publish, g_bytes);
   g_flags.store(flags, std::memory_order_release);
-  set_large_detour(kDetourTrack, flags != 0);
 }
 
 uint64_t track_sample_bytes() {

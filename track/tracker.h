@@ -1,7 +1,7 @@
 // The tracker: allocations poolguard follows one by one, with their allocation stack, for the
 // sampled heap profile (POOLGUARD_PROFILE) and the leak report at exit (POOLGUARD_LEAKS).
 //
-// A tracked allocation is a plain glibc block from the large path (pool/large.h: counted against
+// A tracked allocation is a plain glibc block from the large path (large/large.h: counted against
 // POOLGUARD_LIMIT like any other) plus a record {address, size, weight, stack} in the tracker's
 // table. Tracked blocks never come from the pools, so the pool fast paths know nothing of them:
 // their frees reach free_outside(), which asks tracked_may_own() (a few instructions) before the

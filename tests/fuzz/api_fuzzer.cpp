@@ -44,10 +44,10 @@
 #include <thread>
 #include <vector>
 
+#include "front/alloc.h"
+#include "front/introspect.h"
 #include "guard/guard.h"
-#include "pool/alloc.h"
 #include "pool/config.h"
-#include "pool/introspect.h"
 #include "tests/fuzz/api_input.h"
 #include "track/tracker.h"
 

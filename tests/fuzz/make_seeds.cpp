@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "stats/profile_segment.h"
-#include "stats/segment.h"
+#include "base/profile_segment.h"
+#include "base/segment.h"
 #include "tests/fuzz/api_input.h"
 #include "tests/fuzz/options_input.h"
 

@@ -1,5 +1,5 @@
 // options_fuzzer: libFuzzer target for the option parser (pg::option_parse, pg::parse_size; linked
-// from pgcore_fuzz). The option table is read from pool/options.inc, as the core reads it, and
+// from pgcore_fuzz). The option table is read from base/options.inc, as the core reads it, and
 // each answer is checked against a reference parser written here from the documented syntax:
 //   Enum      one of the '|'-separated values (its index); an off|on option also takes 0 and 1
 //   Size      digits, then optionally K, M, G or T (either case, powers of 1024), optionally
@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "pool/options.h"
+#include "base/options.h"
 #include "tests/fuzz/options_input.h"
 
 namespace {
@@ -114,7 +114,7 @@ bool ref_range(const char* values, uint64_t* lo, uint64_t* hi) {
   return true;
 }
 
-// One of the boolean spellings every on/off option takes, in any case (pool/options.inc).
+// One of the boolean spellings every on/off option takes, in any case (base/options.inc).
 bool ref_boolean(std::string_view s, bool* on) {
   std::string lower(s);
   for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);

@@ -1,4 +1,4 @@
-// The input format of options_fuzzer and the option table it reads from pool/options.inc, shared
+// The input format of options_fuzzer and the option table it reads from base/options.inc, shared
 // with make_seeds.cpp (one definition, so that the seeds mean what they say).
 //
 // The first byte picks the target, modulo kNumTargets: an option of the table (the rest of the
@@ -24,7 +24,7 @@ struct Spec {
 
 inline constexpr Spec kSpecs[] = {
 #define POOLGUARD_OPTION(kind, name, def, values, doc) {#name, Kind::kind, def, values},
-#include "pool/options.inc"
+#include "base/options.inc"
 #undef POOLGUARD_OPTION
 };
 inline constexpr size_t kNumSpecs = sizeof kSpecs / sizeof kSpecs[0];

@@ -17,10 +17,10 @@
 #include <cstring>
 #include <vector>
 
+#include "base/profile_segment.h"
+#include "base/segment.h"
 #include "stats/profile_reader.h"
-#include "stats/profile_segment.h"
 #include "stats/reader.h"
-#include "stats/segment.h"
 
 namespace {
 

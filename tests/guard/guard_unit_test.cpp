@@ -12,11 +12,11 @@
 #include <utility>
 #include <vector>
 
-#include "guard/depot.h"
+#include "base/depot.h"
+#include "base/os.h"
+#include "front/introspect.h"
 #include "guard/guard.h"
 #include "guard/internal.h"
-#include "pool/introspect.h"
-#include "pool/os.h"
 
 namespace pg::guard {
 namespace {

@@ -68,7 +68,7 @@ ALL_MODES = tuple(MODES)
 # kept alive by poolguard's statistics thread, which is gone.)
 UNWIND_PIPE = (
     "with stack capture on (guard and leak modes), every process keeps libunwind's "
-    "memory-validation pipe open, two descriptors placed at 100 and above (pool/unwind.h): the "
+    "memory-validation pipe open, two descriptors placed at 100 and above (base/unwind.h): the "
     "child that should see only fds 0-2 and those passed lists them too")
 LEAK_REPORT = (
     "the fork child's leak report (POOLGUARD_LEAKS) goes to its stderr, which the test requires "

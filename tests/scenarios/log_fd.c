@@ -72,16 +72,28 @@ static void new_call_sites(void) {
   SCEN_CHECK(pthread_join(t, NULL) == 0, "pthread_join");
 }
 
-// The child's work for the descriptor check (argv: child DIR data).
-static int child_data(const char* dir, int poolguard) {
+// The child's work for the descriptor check (argv: child DIR data|data-high). "data" closes its
+// descriptors with closefrom(3); "data-high" closes them one by one with close() and then puts
+// its data files at every number from 100 to 131 with dup2(), where a library that keeps a
+// descriptor out of the program's way would put it (poolguard puts libunwind's pipe there).
+static int child_data(const char* dir, int poolguard, int high) {
   over_limit(poolguard);  // the first record: the log opened (and, before the fix, kept) as fd 3
-  closefrom(3);
+  if (high) {
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+  } else {
+    closefrom(3);
+  }
   int fds[kDataFiles];
   for (int f = 0; f < kDataFiles; ++f) {
     char path[512];
     PATH_FORMAT(path, "%s/data%d", dir, f);
     fds[f] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     SCEN_CHECK(fds[f] >= 0, "child: open(%s): %m", path);
+  }
+  if (high) {
+    for (int fd = 100; fd < 132; ++fd) {
+      SCEN_CHECK(dup2(fds[fd % kDataFiles], fd) == fd, "child: dup2(%d): %m", fd);
+    }
   }
   over_limit(poolguard);  // the second record: must go to the log, not to fds[0]
   new_call_sites();
@@ -94,6 +106,14 @@ static int child_data(const char* dir, int poolguard) {
     if (line == kDataLines / 2) over_limit(poolguard);  // the third, amid the program's writes
   }
   for (int f = 0; f < kDataFiles; ++f) SCEN_CHECK(close(fds[f]) == 0, "child: close: %m");
+  if (high) {
+    // Before the unwinder learnt of the program's closes, libunwind met a data file where its
+    // pipe had been, closed it (descriptors 100 and 101) and opened a new pipe among the
+    // program's numbers.
+    for (int fd = 100; fd < 132; ++fd) {
+      SCEN_CHECK(close(fd) == 0, "child: descriptor %d closed behind the program's back", fd);
+    }
+  }
   return 0;
 }
 
@@ -197,17 +217,19 @@ static void check_data_files(const char* dir) {
   }
 }
 
-static void descriptor_check(const char* self, const char* dir, int poolguard, int extra) {
+static void descriptor_check(const char* self, const char* dir, int poolguard, int extra,
+                             const char* how) {
   char log[512];
   PATH_FORMAT(log, "%s/pg.%%p.log", dir);
-  pid_t pid = run_child(self, dir, "data", log, NULL, extra);
+  pid_t pid = run_child(self, dir, how, log, NULL, extra);
   check_data_files(dir);
   PATH_FORMAT(log, "%s/pg.%d.log", dir, (int)pid);
   size_t size;
   char* text = slurp(log, &size);
   if (!poolguard) {
     SCEN_CHECK(text == NULL, "a log %s without poolguard", log);
-    scen_note("descriptors (%d inherited): data files intact (no poolguard: no log)", 3 + extra);
+    scen_note("descriptors (%d inherited, %s): data files intact (no poolguard: no log)", 3 + extra,
+              how);
     return;
   }
   SCEN_CHECK(text != NULL, "no log at %s", log);
@@ -217,8 +239,8 @@ static void descriptor_check(const char* self, const char* dir, int poolguard, i
              text);
   free(text);
   unlink(log);
-  scen_note("descriptors (%d inherited): data files intact, %d records in the log", 3 + extra,
-            records);
+  scen_note("descriptors (%d inherited, %s): data files intact, %d records in the log", 3 + extra,
+            how, records);
 }
 
 // POOLGUARD_LOG naming a path poolguard must not write: `victim` stays as it was and the
@@ -291,7 +313,8 @@ static void remove_dir(const char* dir) {
 int main(int argc, char** argv) {
   int poolguard = scen_under_poolguard();
   if (argc == 4 && strcmp(argv[1], "child") == 0) {
-    if (strcmp(argv[3], "data") == 0) return child_data(argv[2], poolguard);
+    if (strcmp(argv[3], "data") == 0) return child_data(argv[2], poolguard, 0);
+    if (strcmp(argv[3], "data-high") == 0) return child_data(argv[2], poolguard, 1);
     over_limit(poolguard);
     over_limit(poolguard);
     return 0;
@@ -303,8 +326,9 @@ int main(int argc, char** argv) {
   // The child starts with 3 and with 4 descriptors: a descriptor the allocator (or a library it
   // uses) keeps across the program's closefrom() can then be any of the numbers the program and
   // the allocator open afterwards.
-  descriptor_check(argv[0], dir, poolguard, 0);
-  descriptor_check(argv[0], dir, poolguard, 1);
+  descriptor_check(argv[0], dir, poolguard, 0, "data");
+  descriptor_check(argv[0], dir, poolguard, 1, "data");
+  descriptor_check(argv[0], dir, poolguard, 0, "data-high");
   if (poolguard) {
     hostile_paths(argv[0], dir);
   } else {

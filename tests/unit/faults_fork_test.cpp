@@ -1,5 +1,5 @@
 // fork() while another thread is in the middle of updating its heap's pool lists. The stop points
-// of pool/fault.h hold that thread there, deterministically, while the test forks: the child must
+// of base/fault.h hold that thread there, deterministically, while the test forks: the child must
 // be able to free every block the held thread had handed out, without an error report, and go on
 // allocating. (Found by CPython's test_threading, whose threads exit and fork at the same time: a
 // child abandoned a heap caught between the two steps of unset_current and later reported a live
@@ -12,8 +12,8 @@
 
 #include <atomic>
 
-#include "pool/alloc.h"
-#include "pool/fault.h"
+#include "base/fault.h"
+#include "front/alloc.h"
 #include "test_util.h"
 
 namespace pg::test {

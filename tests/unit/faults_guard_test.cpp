@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "base/depot.h"
+#include "base/os.h"
 #include "faults_util.h"
-#include "guard/depot.h"
+#include "front/init.h"
 #include "guard/guard.h"
 #include "guard/internal.h"
-#include "pool/init.h"
-#include "pool/os.h"
 
 namespace pg::test {
 namespace {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "faults_util.h"
+#include "front/init.h"
 #include "guard/guard.h"
-#include "pool/init.h"
 
 namespace pg::test {
 namespace {

@@ -1,4 +1,4 @@
-// Memory refused at chosen points (pool/fault.h, pgcore_faults): the injection plans themselves,
+// Memory refused at chosen points (base/fault.h, pgcore_faults): the injection plans themselves,
 // then the core under them. What must hold whatever the platform refuses: no crash, no NULL where
 // another path can serve the request (a small request whose pool cannot be had is glibc's),
 // blocks already handed out keep their contents and free normally, free() keeps errno, and once
@@ -17,11 +17,11 @@
 #include <thread>
 #include <vector>
 
+#include "base/os.h"
 #include "faults_util.h"
+#include "front/init.h"
 #include "pool/heap.h"
-#include "pool/init.h"
 #include "pool/limit.h"
-#include "pool/os.h"
 
 namespace pg::test {
 namespace {
@@ -197,7 +197,7 @@ TEST(FaultPlan, ProtectNoneRefusedStepByStep) {
 
 // ---- Small requests: pools and arenas refused -------------------------------------------------
 
-// Uses up the metadata chunk in hand (pool/meta.cpp), so that the next metadata allocation (an
+// Uses up the metadata chunk in hand (base/meta.cpp), so that the next metadata allocation (an
 // arena descriptor, a thread heap) must map a new chunk: a kMap call. A request of a chunk minus
 // 32 bytes either fits what is left, or gets a fresh chunk of its own; either way at most 32 bytes
 // stay, less than any descriptor or heap.

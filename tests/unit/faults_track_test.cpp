@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "faults_util.h"
-#include "pool/init.h"
+#include "front/init.h"
 #include "track/tracker.h"
 
 namespace pg::test {

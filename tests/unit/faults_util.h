@@ -10,9 +10,9 @@
 #include <cstring>
 #include <vector>
 
-#include "pool/alloc.h"
-#include "pool/fault.h"
-#include "pool/meta.h"
+#include "base/fault.h"
+#include "base/meta.h"
+#include "front/alloc.h"
 #include "test_util.h"
 
 namespace pg::test {
@@ -126,7 +126,7 @@ inline Baseline baseline() {
 }
 
 // Metadata is never given back, so a test that creates arenas or heaps may map some: up to one
-// chunk (pool/meta.cpp maps 256 KiB at a time) is that; more means state leaked with each refusal.
+// chunk (base/meta.cpp maps 256 KiB at a time) is that; more means state leaked with each refusal.
 inline constexpr size_t kMetaSlack = 256 * 1024;
 
 // Pools hold exactly their live and free blocks, class by class.

@@ -6,9 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "pool/alloc.h"
+#include "front/alloc.h"
+#include "front/introspect.h"
 #include "pool/config.h"
-#include "pool/introspect.h"
 
 namespace pg::test {
 

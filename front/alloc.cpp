@@ -1,0 +1,470 @@
+#include "front/alloc.h"
+
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "base/os.h"
+#include "base/report.h"
+#include "front/init.h"
+#include "front/introspect.h"
+#include "guard/guard.h"
+#include "large/large.h"
+#include "pool/arena.h"
+#include "pool/heap.h"
+#include "pool/limit.h"
+#include "pool/shared.h"
+#include "track/tracker.h"
+
+namespace pg {
+
+namespace {
+
+size_t page() {
+  return static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+bool is_pow2(size_t a) {
+  return a != 0 && (a & (a - 1)) == 0;
+}
+
+// Zeroes a small block for calloc: n bytes (a multiple of kAlign, at most kSmallMax) from p
+// (kAlign-aligned), with 16-byte stores. GCC turns memset() of a variable length with known
+// alignment into `rep stosq`, whose start-up cost exceeds the whole job for blocks this small
+// (measured: Calloc/256 17.6 ns, mimalloc 9.4); it would also recognise a plain loop as a
+// memset, which the empty asm (the pointer "changes" each step) prevents.
+inline void zero_small_block(void* p, size_t n) {
+#if defined(__SSE2__)
+  __m128i* v = static_cast<__m128i*>(p);
+  __m128i* const end = v + n / kAlign;
+  const __m128i z = _mm_setzero_si128();
+  if ((n & kAlign) != 0) _mm_store_si128(v++, z);  // an odd number of 16-byte units
+  while (v != end) {
+    _mm_store_si128(v, z);
+    _mm_store_si128(v + 1, z);
+    v += 2;
+    asm("" : "+r"(v));
+  }
+#else
+  memset(p, 0, n);
+#endif
+}
+
+[[gnu::noinline]] void* alloc_large(size_t size, size_t alignment, bool zero) {
+  void* p = large_alloc(size, alignment < kAlign ? kAlign : alignment, zero);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+// Sampling and whole-program modes: which requests the fast path did not serve go elsewhere.
+//   kSampleGuard    the guarded allocator (guard/guard.h): every request in redzone and page modes,
+//                   and with POOLGUARD_GUARD_SAMPLE the one whose countdown ran out;
+//   kSampleProfile  the tracker (track/tracker.h): every request in leak mode, and with
+//                   POOLGUARD_PROFILE the sampled ones.
+// `small`: a request the pools may serve, which the fast path (heap_try_alloc) counts against the
+// heap's countdown unless it gave up earlier, on an empty free list; every other request is
+// counted here. Threads without a heap (all of them when every block is guarded or tracked)
+// decide on shared countdowns, after initialisation.
+inline unsigned sample_events(bool small, size_t size) {
+  Heap* h = t_heap;
+  if (PG_LIKELY(heap_is_real(h))) {
+    unsigned events = 0;
+    // A countdown still above zero was not counted down by the fast path for this request.
+    if (!small || h->sample_left > 0) --h->sample_left;
+    if (PG_UNLIKELY(h->sample_left <= 0)) {
+      events = heap_sample_fire(h);
+      // A small request's profile event is kept with a probability that grows with its size; a
+      // larger request draws its own sample below instead.
+      if ((events & kSampleProfile) != 0 && (!small || !track_keep_small(size, heap_random(h)))) {
+        events &= ~kSampleProfile;
+      }
+    }
+    if (!small && PG_UNLIKELY(tracking()) && track_keep_large(size, heap_random(h))) {
+      events |= kSampleProfile;
+    }
+    return events;
+  }
+  if (!ensure_init()) return 0;
+  unsigned events = 0;
+  if (guard_enabled() && (guard_all() || guard_sample_heapless())) events |= kSampleGuard;
+  if (tracking() && track_keep_heapless(size)) events |= kSampleProfile;
+  return events;
+}
+
+// Serves a request sample_events() gave to the guard or the tracker (the guard first: a block
+// cannot be both). *done is false when they declined it (sampling without a free page guard, or
+// a re-entrant tracker): the caller goes on as usual. With every block guarded, a failure is
+// final: nullptr and ENOMEM.
+[[gnu::noinline]] void* alloc_sampled(unsigned events, size_t size, size_t alignment, bool zero,
+                                      bool* done) {
+  if (alignment < kAlign) alignment = kAlign;
+  if ((events & kSampleGuard) != 0 && alignment <= kGuardMaxAlignment) {
+    void* p = guard_alloc(size, alignment, zero);
+    *done = p != nullptr || guard_all();
+    if (*done) {
+      if (p == nullptr) errno = ENOMEM;
+      return p;
+    }
+  }
+  if ((events & kSampleProfile) != 0) {
+    bool refused;
+    void* p = tracked_alloc(size, alignment, zero, &refused);
+    *done = p != nullptr || refused;
+    if (refused) errno = ENOMEM;
+    return p;
+  }
+  *done = false;
+  return nullptr;
+}
+
+// Serves size bytes aligned to `alignment` (a power of two): from the pools when a class that is a
+// multiple of the alignment fits, else from glibc.
+void* alloc_aligned(size_t alignment, size_t size) {
+  if (alignment <= kAlign) return malloc_impl(size);
+  size_t slot = 0;
+  if (alignment <= kMaxPoolAlign && size <= kSmallMax) {
+    size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+    if (rounded == 0) rounded = alignment;
+    if (rounded <= kSmallMax) {
+      slot = slot_of(rounded);
+      if (void* p = heap_try_alloc(slot, size)) return p;
+    }
+  }
+  if (unsigned events = sample_events(slot != 0, size); PG_UNLIKELY(events != 0)) {
+    bool done;
+    void* p = alloc_sampled(events, size, alignment, false, &done);
+    if (done) return p;
+  }
+  if (slot != 0) {
+    if (void* p = heap_alloc_slow(slot, size)) return p;
+  }
+  return alloc_large(size, alignment, false);
+}
+
+// A pointer outside the arenas may take the plain large path (free, realloc): it must lie outside
+// the whole reservation (its unused part is inaccessible: the caller has already ruled out the used
+// part), and route_plain() (front/init.h) must hold, which also rules out fallback arenas.
+inline bool plain_outside(const void* p) {
+  return !in_reservation(p) && route_plain();
+}
+
+[[gnu::noinline]] void* calloc_slow(size_t total) {
+  if (total > kSmallMax && PG_LIKELY(route_plain())) return large_calloc_plain(total);
+  if (unsigned events = sample_events(total <= kSmallMax, total); PG_UNLIKELY(events != 0)) {
+    bool done;
+    void* p = alloc_sampled(events, total, kAlign, true, &done);
+    if (done) return p;
+  }
+  if (total <= kSmallMax) {
+    if (void* p = heap_alloc_slow(slot_of(total), total)) {
+      zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
+      return p;
+    }
+  }
+  return alloc_large(total, kAlign, true);
+}
+
+// malloc_slow and free_outside only choose between the plain large path and the general one, by
+// tail calls, so that neither needs a stack frame on the way to glibc.
+[[gnu::noinline]] void* malloc_general(size_t size) {
+  if (unsigned events = sample_events(size <= kSmallMax, size); PG_UNLIKELY(events != 0)) {
+    bool done;
+    void* p = alloc_sampled(events, size, kAlign, false, &done);
+    if (done) return p;
+  }
+  if (size <= kSmallMax) {
+    if (void* p = heap_alloc_slow(slot_of(size), size)) return p;
+  }
+  return alloc_large(size, kAlign, false);
+}
+
+[[gnu::noinline]] void free_outside_general(void* p) {
+  os::SavedErrno keep;  // the guard's mprotect and mmap, reports, trims
+  if (arena_owns_outside_reservation(p)) return heap_free(p);  // a fallback arena
+  if (in_reservation_unused(p)) {
+    return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
+  }
+  // Guarded blocks are never in the arenas, and a page-guarded one must be recognised before
+  // large_owns reads the 16 bytes before it (a guard page, when the block starts a page).
+  if (PG_UNLIKELY(guard_may_own(p)) && guard_free(p)) return;
+  if (PG_UNLIKELY(tracked_may_own(p)) && tracked_free(p)) return;
+  if (large_owns(p)) return large_free(p);
+  __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
+}
+
+}  // namespace
+
+void* malloc_slow(size_t size) {
+  if (size > kSmallMax && PG_LIKELY(route_plain())) return large_malloc_plain(size);
+  return malloc_general(size);
+}
+
+// Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
+void free_outside(void* p) {
+  if (PG_LIKELY(plain_outside(p))) return large_free_plain(p);
+  return free_outside_general(p);
+}
+
+int prlimit_impl(int pid, int resource, const void* new_limit, void* old_limit) {
+  if (resource == RLIMIT_AS && new_limit != nullptr && (pid == 0 || pid == getpid())) {
+    const struct rlimit64* n = static_cast<const struct rlimit64*>(new_limit);
+    if (n->rlim_cur != RLIM64_INFINITY) {
+      arena_fit_reservation(static_cast<size_t>(n->rlim_cur));
+      guard_fit_address_space(static_cast<size_t>(n->rlim_cur));
+    }
+  }
+  return static_cast<int>(syscall(SYS_prlimit64, pid, resource, new_limit, old_limit));
+}
+
+bool is_pool_pointer(const void* p) {
+  return p != nullptr && arena_owns(p);
+}
+
+void free_sized_impl(void* p, size_t) {
+  free_impl(p);
+}
+
+void* calloc_impl(size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (total <= kSmallMax) {
+    if (void* p = heap_try_alloc(slot_of(total), total)) {
+      zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
+      return p;
+    }
+  }
+  return calloc_slow(total);
+}
+
+void* realloc_impl(void* p, size_t size) {
+  if (p == nullptr) return malloc_impl(size);
+  if (size == 0) {
+    // glibc's semantics (REALLOC_ZERO_BYTES_FREES): free and return NULL.
+    free_impl(p);
+    return nullptr;
+  }
+  // A large block staying large, with nothing but statistics in play: glibc resizes it.
+  if (size > kSmallMax && PG_LIKELY(plain_outside(p))) {
+    if (void* q; large_realloc_plain(p, size, &q)) return q;
+  }
+  size_t old_usable;
+  if (arena_owns(p)) {
+    if (!heap_is_block(p)) {
+      heap_free_bad(p);  // reports, as free() would
+      errno = EINVAL;
+      return nullptr;
+    }
+    old_usable = heap_block_size(p);
+    // Stay in place while the new size maps to the same class.
+    if (size <= kSmallMax && class_size(class_of(size)) == old_usable) return p;
+  } else if (in_reservation_unused(p)) {
+    report_invalid_free(p, nullptr, 0, "realloc of a pointer poolguard never handed out");
+    errno = EINVAL;
+    return nullptr;
+  } else if (GuardLookup g =
+                 guard_may_own(p) ? guard_lookup(p, &old_usable) : GuardLookup::kNotGuarded;
+             g != GuardLookup::kNotGuarded) {
+    if (g != GuardLookup::kLive) {
+      guard_free(p);  // reports the double or invalid free, as free() would
+      errno = EINVAL;
+      return nullptr;
+    }
+    // A guarded block always moves: the new one gets fresh redzones (or guard page), and the old
+    // one's are checked when it is freed below.
+  } else if (tracked_may_own(p) && tracked_size(p, &old_usable)) {
+    // A tracked block always moves too: its record goes with the free below, and the new block
+    // is sampled (or tracked) on its own. Its whole usable size moves with it: that is what
+    // malloc_usable_size told the program it may use (the glibc block's, beyond the request).
+    old_usable = large_size(p);
+  } else if (large_owns(p)) {
+    old_usable = large_size(p);
+    if (size > kSmallMax) {
+      if (void* q = large_realloc(p, size)) return q;
+      if (large_alignment(p) <= kAlign) {
+        errno = ENOMEM;
+        return nullptr;  // glibc could not grow it: the old block stays valid
+      }
+    }
+  } else {
+    // A foreign (glibc) block: let glibc resize it; it stays glibc's.
+    return __libc_realloc(p, size);
+  }
+  void* q = malloc_impl(size);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  free_impl(p);
+  return q;
+}
+
+void* reallocarray_impl(void* p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc_impl(p, total);
+}
+
+void* memalign_impl(size_t alignment, size_t size) {
+  // glibc rounds a non-power-of-two alignment up to the next power of two.
+  if (!is_pow2(alignment)) {
+    if (alignment > (SIZE_MAX >> 1) + 1) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    size_t a = 1;
+    while (a < alignment) a <<= 1;
+    alignment = a;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+int posix_memalign_impl(void** out, size_t alignment, size_t size) {
+  if (!is_pow2(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  // posix_memalign reports through its result, never errno: not on failure, and not on a success
+  // that took a detour (a pool refused by the OS, then served by glibc) either.
+  int saved = errno;
+  void* p = alloc_aligned(alignment, size);
+  errno = saved;
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void* aligned_alloc_impl(size_t alignment, size_t size) {
+  // C11 with DR 460: an alignment that is not a power of two fails; the size need not be a
+  // multiple of it (glibc's behaviour).
+  if (!is_pow2(alignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+void* valloc_impl(size_t size) {
+  return alloc_aligned(page(), size);
+}
+
+void* pvalloc_impl(size_t size) {
+  size_t pg = page();
+  size_t rounded = (size + pg - 1) & ~(pg - 1);
+  if (rounded < size) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return alloc_aligned(pg, rounded == 0 ? pg : rounded);
+}
+
+size_t usable_size_impl(const void* p) {
+  if (p == nullptr) return 0;
+  if (arena_owns(p)) return heap_is_block(p) ? heap_block_size(p) : 0;
+  if (in_reservation_unused(p)) return 0;
+  if (guard_may_own(p)) {
+    size_t n;
+    GuardLookup g = guard_lookup(p, &n);
+    if (g == GuardLookup::kLive) return n;  // exactly the bytes asked for: the rest is redzone
+    if (g != GuardLookup::kNotGuarded) return 0;
+  }
+  if (large_owns(p)) return large_size(p);
+  return foreign_usable_size(p);
+}
+
+void take_snapshot(Snapshot* out) {
+  memset(out, 0, sizeof *out);
+  uint64_t allocs[kNumClasses], frees[kNumClasses], pools[kNumClasses], requested[kNumClasses];
+  heap_class_counters(allocs, frees, pools, requested);
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    ClassSnapshot& cs = out->classes[c];
+    cs.block_size = static_cast<uint32_t>(class_size(c));
+    cs.allocs = allocs[c];
+    cs.requested_bytes = requested[c];
+    cs.frees = frees[c];
+    cs.live_blocks = allocs[c] >= frees[c] ? allocs[c] - frees[c] : 0;
+    cs.pools = pools[c];
+    uint64_t capacity = pools[c] * ((kPoolSize - kPoolLead) / cs.block_size);
+    cs.free_blocks = capacity >= cs.live_blocks ? capacity - cs.live_blocks : 0;
+    out->small_allocs += allocs[c];
+    out->small_frees += frees[c];
+  }
+  LargeCounters lc;
+  large_counters(&lc);
+  out->large_allocs = lc.allocs;
+  out->large_frees = lc.frees;
+  out->large_live_bytes = lc.live_bytes;
+  ArenaCounters ac;
+  arena_counters(&ac);
+  out->arenas_mapped = ac.mapped;
+  out->arenas_released = ac.released;
+  out->arenas_in_use = ac.live;
+  out->pools_in_use = ac.pools_in_use;
+  out->pools_purged = ac.pools_purged;
+  out->peak_small_bytes = ac.peak_pools * kPoolSize;
+  out->reserved_bytes = ac.reserved;
+  out->fallback_arenas = ac.fallback;
+  heap_registry_counters(&out->heaps_created, &out->heaps_abandoned);
+  const stats::SegmentGlobals& g = shared_globals();
+  out->double_frees = __atomic_load_n(&g.double_frees, __ATOMIC_RELAXED);
+  out->invalid_frees = __atomic_load_n(&g.invalid_frees, __ATOMIC_RELAXED);
+  out->corruptions = __atomic_load_n(&g.corruptions, __ATOMIC_RELAXED);
+}
+
+namespace {
+struct ViewFill {
+  ArenaView* out;
+  size_t max;
+  size_t n;
+};
+
+void fill_view(const Arena* a, void* ctx) {
+  ViewFill* f = static_cast<ViewFill*>(ctx);
+  size_t i = f->n++;
+  if (i >= f->max) return;
+  ArenaView& v = f->out[i];
+  v.base = reinterpret_cast<uintptr_t>(a->base);
+  for (size_t k = 0; k < kPoolsPerArena; ++k) {
+    PoolView& pv = v.pools[k];
+    uint64_t bit = uint64_t{1} << k;
+    pv = PoolView{};
+    if (k == 0) {
+      pv.state = PoolState::kHeaders;
+      continue;
+    }
+    if (a->free_mask & bit) {
+      pv.state = (a->dirty_mask & bit) ? PoolState::kFreeDirty : PoolState::kFreeClean;
+      continue;
+    }
+    // In use: the header is read without the owner's cooperation, so the figures are a moment's.
+    Pool* pool = reinterpret_cast<Pool*>(a->base + k * kPoolMetaSize);
+    pv.state = PoolState::kInUse;
+    pv.cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
+    pv.used = static_cast<uint16_t>(__atomic_load_n(&pool->used, __ATOMIC_RELAXED) & ~kFullBias);
+    pv.capacity = __atomic_load_n(&pool->capacity, __ATOMIC_RELAXED);
+    if (pv.used > pv.capacity) pv.used = pv.capacity;  // the current pool's extra count
+  }
+}
+}  // namespace
+
+size_t arena_views(ArenaView* out, size_t max) {
+  ViewFill f{out, max, 0};
+  arena_for_each(fill_view, &f);
+  return f.n;
+}
+
+void thread_collect() {
+  heap_collect_current();
+}
+
+void thread_detach() {
+  heap_detach_current();
+}
+
+}  // namespace pg
