@@ -19,9 +19,8 @@
 // Metadata never lives next to user memory: records of blocks are out of band (guard/registry.cpp),
 // stacks are kept once each in the stack depot (base/depot.h), all in mmap'ed memory.
 //
-// Layering: guard/ sits above the pools (pool/os, pool/format, pool/stack, pool/report, pool/large,
-// pool/limit, pool/log) and never touches the heaps; front/alloc.cpp and front/init.cpp, the API
-// layer, call it. Nothing here allocates through malloc.
+// Layering: guard/ uses base/, the large path (large/) and the limit (pool/limit.h), never the
+// heaps; front/ calls it (docs/DESIGN.md). Nothing here allocates through malloc.
 #pragma once
 
 #include <atomic>
