@@ -184,18 +184,63 @@ inline bool plain_outside(const void* p) {
   return alloc_large(size, kAlign, false);
 }
 
+// Who handed out p, a pointer that is not null: the one decision free, realloc and
+// malloc_usable_size take for any pointer their fast paths did not settle.
+enum class Owner : uint8_t {
+  kPools,        // an arena's range (the reservation's or a fallback arena): a pool's block, or
+                 // not a block at all (heap_is_block tells)
+  kUnusedRange,  // the reservation's unused part: never handed out
+  kGuard,        // the guard's (live, or already freed or not a block start: see `guard`)
+  kTracked,      // the tracker's: a glibc block with a record
+  kLarge,        // the large path's (large/large.h)
+  kForeign,      // glibc's: allocated before poolguard, or by glibc itself
+};
+struct Ownership {
+  Owner owner;
+  GuardLookup guard;  // kGuard: what the guard knows of p
+  size_t usable;      // kGuard (when live) and kTracked: the bytes the program may use
+};
+
+// The order matters: guarded blocks are never in the arenas, and a page-guarded one must be
+// recognised before large_owns reads the 16 bytes before it (a guard page, when the block starts
+// a page); tracked blocks are glibc blocks, which large_owns would take for its own.
+Ownership owner_of(const void* p) {
+  Ownership o{Owner::kForeign, GuardLookup::kNotGuarded, 0};
+  if (in_reserved_arenas(p) || arena_owns_outside_reservation(p)) {
+    o.owner = Owner::kPools;
+  } else if (in_reservation_unused(p)) {
+    o.owner = Owner::kUnusedRange;
+  } else if (PG_UNLIKELY(guard_may_own(p)) &&
+             (o.guard = guard_lookup(p, &o.usable)) != GuardLookup::kNotGuarded) {
+    o.owner = Owner::kGuard;
+  } else if (PG_UNLIKELY(tracked_may_own(p)) && tracked_size(p, &o.usable)) {
+    o.owner = Owner::kTracked;
+  } else if (large_owns(p)) {
+    o.owner = Owner::kLarge;
+  }
+  return o;
+}
+
 [[gnu::noinline]] void free_outside_general(void* p) {
   os::SavedErrno keep;  // the guard's mprotect and mmap, reports, trims
-  if (arena_owns_outside_reservation(p)) return heap_free(p);  // a fallback arena
-  if (in_reservation_unused(p)) {
-    return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
+  switch (owner_of(p).owner) {
+    case Owner::kPools:
+      return heap_free(p);  // a fallback arena: the reservation's pools took the fast path
+    case Owner::kUnusedRange:
+      return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (unused range)");
+    case Owner::kGuard:
+      guard_free(p);  // frees, or reports a double or invalid free
+      return;
+    case Owner::kTracked:
+      if (tracked_free(p)) return;
+      // Its record went meanwhile (another thread freed it first): as an untracked block.
+      if (large_owns(p)) return large_free(p);
+      return __libc_free(p);
+    case Owner::kLarge:
+      return large_free(p);
+    case Owner::kForeign:
+      return __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's
   }
-  // Guarded blocks are never in the arenas, and a page-guarded one must be recognised before
-  // large_owns reads the 16 bytes before it (a guard page, when the block starts a page).
-  if (PG_UNLIKELY(guard_may_own(p)) && guard_free(p)) return;
-  if (PG_UNLIKELY(tracked_may_own(p)) && tracked_free(p)) return;
-  if (large_owns(p)) return large_free(p);
-  __libc_free(p);  // allocated before poolguard, or by glibc internals: glibc's to free
 }
 
 }  // namespace
@@ -256,47 +301,52 @@ void* realloc_impl(void* p, size_t size) {
   if (size > kSmallMax && PG_LIKELY(plain_outside(p))) {
     if (void* q; large_realloc_plain(p, size, &q)) return q;
   }
-  size_t old_usable;
-  if (arena_owns(p)) {
-    if (!heap_is_block(p)) {
-      heap_free_bad(p);  // reports, as free() would
-      errno = EINVAL;
-      return nullptr;
-    }
-    old_usable = heap_block_size(p);
-    // Stay in place while the new size maps to the same class.
-    if (size <= kSmallMax && class_size(class_of(size)) == old_usable) return p;
-  } else if (in_reservation_unused(p)) {
-    report_invalid_free(p, nullptr, 0, "realloc of a pointer poolguard never handed out");
-    errno = EINVAL;
-    return nullptr;
-  } else if (GuardLookup g =
-                 guard_may_own(p) ? guard_lookup(p, &old_usable) : GuardLookup::kNotGuarded;
-             g != GuardLookup::kNotGuarded) {
-    if (g != GuardLookup::kLive) {
-      guard_free(p);  // reports the double or invalid free, as free() would
-      errno = EINVAL;
-      return nullptr;
-    }
-    // A guarded block always moves: the new one gets fresh redzones (or guard page), and the old
-    // one's are checked when it is freed below.
-  } else if (tracked_may_own(p) && tracked_size(p, &old_usable)) {
-    // A tracked block always moves too: its record goes with the free below, and the new block
-    // is sampled (or tracked) on its own. Its whole usable size moves with it: that is what
-    // malloc_usable_size told the program it may use (the glibc block's, beyond the request).
-    old_usable = large_size(p);
-  } else if (large_owns(p)) {
-    old_usable = large_size(p);
-    if (size > kSmallMax) {
-      if (void* q = large_realloc(p, size)) return q;
-      if (large_alignment(p) <= kAlign) {
-        errno = ENOMEM;
-        return nullptr;  // glibc could not grow it: the old block stays valid
+  size_t old_usable = 0;
+  Ownership o = owner_of(p);
+  switch (o.owner) {
+    case Owner::kPools:
+      if (!heap_is_block(p)) {
+        heap_free_bad(p);  // reports, as free() would
+        errno = EINVAL;
+        return nullptr;
       }
-    }
-  } else {
-    // A foreign (glibc) block: let glibc resize it; it stays glibc's.
-    return __libc_realloc(p, size);
+      old_usable = heap_block_size(p);
+      // Stay in place while the new size maps to the same class.
+      if (size <= kSmallMax && class_size(class_of(size)) == old_usable) return p;
+      break;
+    case Owner::kUnusedRange:
+      report_invalid_free(p, nullptr, 0, "realloc of a pointer poolguard never handed out");
+      errno = EINVAL;
+      return nullptr;
+    case Owner::kGuard:
+      if (o.guard != GuardLookup::kLive) {
+        guard_free(p);  // reports the double or invalid free, as free() would
+        errno = EINVAL;
+        return nullptr;
+      }
+      // A guarded block always moves: the new one gets fresh redzones (or guard page), and the
+      // old one's are checked when it is freed below.
+      old_usable = o.usable;
+      break;
+    case Owner::kTracked:
+      // A tracked block always moves too: its record goes with the free below, and the new block
+      // is sampled (or tracked) on its own. Its whole usable size moves with it: that is what
+      // malloc_usable_size told the program it may use (the glibc block's, beyond the request).
+      old_usable = large_size(p);
+      break;
+    case Owner::kLarge:
+      old_usable = large_size(p);
+      if (size > kSmallMax) {
+        if (void* q = large_realloc(p, size)) return q;
+        if (large_alignment(p) <= kAlign) {
+          errno = ENOMEM;
+          return nullptr;  // glibc could not grow it: the old block stays valid
+        }
+      }
+      break;
+    case Owner::kForeign:
+      // A foreign (glibc) block: let glibc resize it; it stays glibc's.
+      return __libc_realloc(p, size);
   }
   void* q = malloc_impl(size);
   if (q == nullptr) return nullptr;
@@ -366,15 +416,21 @@ void* pvalloc_impl(size_t size) {
 
 size_t usable_size_impl(const void* p) {
   if (p == nullptr) return 0;
-  if (arena_owns(p)) return heap_is_block(p) ? heap_block_size(p) : 0;
-  if (in_reservation_unused(p)) return 0;
-  if (guard_may_own(p)) {
-    size_t n;
-    GuardLookup g = guard_lookup(p, &n);
-    if (g == GuardLookup::kLive) return n;  // exactly the bytes asked for: the rest is redzone
-    if (g != GuardLookup::kNotGuarded) return 0;
+  Ownership o = owner_of(p);
+  switch (o.owner) {
+    case Owner::kPools:
+      return heap_is_block(p) ? heap_block_size(p) : 0;
+    case Owner::kUnusedRange:
+      return 0;
+    case Owner::kGuard:
+      // Exactly the bytes asked for (the rest is redzone); nothing for a freed or bad pointer.
+      return o.guard == GuardLookup::kLive ? o.usable : 0;
+    case Owner::kTracked:
+    case Owner::kLarge:
+      return large_size(p);
+    case Owner::kForeign:
+      break;
   }
-  if (large_owns(p)) return large_size(p);
   return foreign_usable_size(p);
 }
 

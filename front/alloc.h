@@ -12,6 +12,10 @@
 //   a sampled or tracked request (guard sampling,       -> guard/ or track/ (alloc.cpp,
 //   POOLGUARD_PROFILE, POOLGUARD_LEAKS)                     sample_events)
 //   free/realloc of a pointer poolguard did not hand out -> glibc's __libc_free / __libc_realloc
+//
+// free, realloc and malloc_usable_size of a pointer the fast paths did not settle ask one
+// function who handed it out (owner_of in alloc.cpp: pools, unused range, guard, tracker, large
+// path or glibc) and act on the answer.
 #pragma once
 
 #include <cstddef>
