@@ -11,14 +11,58 @@ struct Options {
 #undef POOLGUARD_OPTION
 };
 
-// Index of each Enum option's values, in the order of their `values` string.
-enum StatsMode : uint64_t { kStatsOff = 0, kStatsExit = 1 };
-enum OnErrorMode : uint64_t { kOnErrorAbort = 0, kOnErrorReport = 1 };
-enum OnLimitMode : uint64_t { kOnLimitNull = 0, kOnLimitAbort = 1, kOnLimitWarn = 2 };
-enum GuardOption : uint64_t { kGuardOff = 0, kGuardRedzone = 1, kGuardPage = 2 };  // = GuardMode
-enum GuardFillMode : uint64_t { kGuardFillOff = 0, kGuardFillOn = 1 };
-enum LeaksMode : uint64_t { kLeaksOff = 0, kLeaksOn = 1 };
-enum SegmentMode : uint64_t { kSegmentOn = 0, kSegmentOff = 1 };
+namespace option_detail {
+struct Declared {
+  const char* name;
+  const char* values;
+};
+inline constexpr Declared kDeclared[] = {
+#define POOLGUARD_OPTION(kind, name, def, values, doc) {#name, values},
+#include "base/options.inc"
+#undef POOLGUARD_OPTION
+};
+constexpr bool same(const char* a, const char* b) {
+  while (*a != '\0' && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+// Not constexpr: reaching it in option_value's compile-time evaluation is the compile error.
+inline void no_such_option_value() {}
+}  // namespace option_detail
+
+// The stored number of value `value` of the Enum option `name` (its index in the option's
+// `values` list in base/options.inc), computed from the table at compile time: a name or value
+// the table does not declare does not compile.
+consteval uint64_t option_value(const char* name, const char* value) {
+  for (const option_detail::Declared& d : option_detail::kDeclared) {
+    if (!option_detail::same(d.name, name)) continue;
+    uint64_t index = 0;
+    const char* v = d.values;
+    for (;;) {
+      const char* a = value;
+      const char* b = v;
+      while (*a != '\0' && *a == *b) ++a, ++b;
+      if (*a == '\0' && (*b == '|' || *b == '\0')) return index;
+      while (*v != '|' && *v != '\0') ++v;
+      if (*v == '\0') break;
+      ++v;
+      ++index;
+    }
+  }
+  option_detail::no_such_option_value();
+  return 0;
+}
+
+inline constexpr uint64_t kStatsExit = option_value("STATS", "exit");
+inline constexpr uint64_t kOnErrorReport = option_value("ON_ERROR", "report");
+inline constexpr uint64_t kOnLimitNull = option_value("ON_LIMIT", "null");
+inline constexpr uint64_t kOnLimitAbort = option_value("ON_LIMIT", "abort");
+inline constexpr uint64_t kOnLimitWarn = option_value("ON_LIMIT", "warn");
+inline constexpr uint64_t kGuardOff = option_value("GUARD", "off");
+inline constexpr uint64_t kGuardRedzone = option_value("GUARD", "redzone");
+inline constexpr uint64_t kGuardPage = option_value("GUARD", "page");
+inline constexpr uint64_t kGuardFillOn = option_value("GUARD_FILL", "on");
+inline constexpr uint64_t kLeaksOn = option_value("LEAKS", "on");
+inline constexpr uint64_t kSegmentOn = option_value("SEGMENT", "on");
 
 // Kinds of values (see options.inc): Enum and Size are stored as numbers; Percents packs up to 8
 // values of 1..100 one per byte, lowest byte first, 0 ending the list; Path holds a pointer to

@@ -127,6 +127,10 @@ bool publishing() {
 // request to the guard; with sampling the heaps count down to each sampled allocation.
 void init_guard() {
   GuardConfig config;
+  static_assert(static_cast<uint64_t>(GuardMode::kOff) == kGuardOff &&
+                    static_cast<uint64_t>(GuardMode::kRedzone) == kGuardRedzone &&
+                    static_cast<uint64_t>(GuardMode::kPage) == kGuardPage,
+                "GuardMode follows the values of POOLGUARD_GUARD");
   config.mode = static_cast<GuardMode>(options().GUARD);
   config.sample = options().GUARD_SAMPLE;
   config.quarantine = options().QUARANTINE;
