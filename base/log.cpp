@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/lock.h"
 #include "base/options.h"
 #include "base/os.h"
@@ -28,12 +29,6 @@ struct RateState {
 RateState g_rate[static_cast<int>(LogEvent::kCount)];
 
 SpinLock g_log_lock;  // serialises writing records, so that their lines never interleave
-
-int64_t now_ns(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // UTC calendar date of a count of days since 1970-01-01 (Howard Hinnant's civil_from_days).
 void civil_from_days(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
@@ -55,7 +50,7 @@ void two(TextBuffer<4096>& b, unsigned v) {
 
 // ISO 8601 UTC time with milliseconds: 2026-11-25T09:00:07.123Z
 void append_time(TextBuffer<4096>& b) {
-  int64_t ns = now_ns(CLOCK_REALTIME);
+  int64_t ns = clock_ns(CLOCK_REALTIME);
   int64_t secs = ns / 1000000000;
   int64_t days = secs / 86400;
   int64_t rem = secs % 86400;
@@ -264,7 +259,7 @@ const char* log_event_name(LogEvent event) {
 
 bool log_begin(LogEvent event, TextBuffer<4096>& line) {
   RateState& r = g_rate[static_cast<int>(event)];
-  int64_t now = now_ns(CLOCK_MONOTONIC);
+  int64_t now = monotonic_ns();
   if (r.written.load(std::memory_order_relaxed) >= kBurst) {
     int64_t last = r.last_ns.load(std::memory_order_relaxed);
     if (now - last < kIntervalNs || !r.last_ns.compare_exchange_strong(last, now)) {

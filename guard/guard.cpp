@@ -6,6 +6,7 @@
 
 #include "base/depot.h"
 #include "base/os.h"
+#include "base/random.h"
 #include "base/report.h"
 #include "guard/internal.h"
 #include "pool/shared.h"
@@ -54,9 +55,7 @@ std::atomic<uint64_t> g_heapless_rng{0};
 uint64_t heapless_random() {
   // xorshift: a sampling interval needs no more (os::random64 is a system call).
   uint64_t x = g_heapless_rng.load(std::memory_order_relaxed);
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
+  xorshift64(x);
   g_heapless_rng.store(x, std::memory_order_relaxed);
   return x;
 }

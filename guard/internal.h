@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/align.h"
 #include "base/lock.h"
 #include "guard/guard.h"
 
@@ -142,8 +143,6 @@ uintptr_t page_damage(const Block& b);
 void page_protect_freed(uint32_t i, const Block& b);
 // Files the span of record i (out of the quarantine) for reuse. Under the lock.
 void page_span_recycle(uint32_t i);
-// Live page blocks now (each costs two kernel mappings) and the budget.
-uint64_t page_live();
 
 // ---- stacks and thread ids ----
 
@@ -198,12 +197,5 @@ int64_t sample_interval(uint64_t n, uint64_t random);
 
 // The guard's figures live in the stats segment (pool/shared.h): guard_redzone_blocks,
 // guard_page_blocks, guard_page_fallbacks, guard_live_blocks and guard_errors of SegmentGlobals.
-
-inline uintptr_t align_up(uintptr_t v, uintptr_t a) {
-  return (v + a - 1) & ~(a - 1);
-}
-inline uintptr_t align_down(uintptr_t v, uintptr_t a) {
-  return v & ~(a - 1);
-}
 
 }  // namespace pg::guard

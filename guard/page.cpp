@@ -41,7 +41,6 @@ size_t g_page = 4096;
 size_t g_shift = 12;
 size_t g_top = 0;        // pages of the region carved into spans so far
 uint32_t g_bins[kBins];  // free spans (record indices), linked through Block::next
-uint64_t g_live = 0;     // live page blocks
 uint64_t g_spans = 0;    // spans carved (each costs about two kernel mappings for good)
 uint64_t g_budget = 0;   // most spans allowed
 
@@ -173,7 +172,6 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
     }
     if (i != 0) {
       __atomic_store_n(&record(i)->state, static_cast<uint8_t>(kFreeing), __ATOMIC_RELAXED);
-      ++g_live;
     }
   }
   if (i == 0) {
@@ -199,7 +197,6 @@ void* page_alloc(size_t size, size_t alignment, bool zero, uint32_t stack, int t
   if (!mapped || !os::commit(reinterpret_cast<void*>(data), trail - data)) {
     // Out of mappings (vm.max_map_count) or of memory: give the span back and carve no more.
     LockGuard guard(guard_lock());
-    --g_live;
     g_budget = g_spans;
     __atomic_store_n(&b->state, static_cast<uint8_t>(kSpanFree), __ATOMIC_RELAXED);
     bin_push(i);
@@ -244,17 +241,12 @@ void page_protect_freed(uint32_t i, const Block& b) {
   bool released = os::protect_none(reinterpret_cast<void*>(data), trail - data, !keep) && !keep;
   limit_release(b.size);
   LockGuard guard(guard_lock());
-  --g_live;
   record(i)->dirty = released ? 0 : 1;
 }
 
 void page_span_recycle(uint32_t i) {
   __atomic_store_n(&record(i)->state, static_cast<uint8_t>(kSpanFree), __ATOMIC_RELAXED);
   bin_push(i);
-}
-
-uint64_t page_live() {
-  return g_live;
 }
 
 }  // namespace pg::guard

@@ -10,14 +10,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/compiler.h"
+#include "base/counter.h"
 #include "base/lock.h"
 #include "base/os.h"
 #include "pool/arena.h"
 #include "pool/limit.h"
 #include "pool/shared.h"
-
-#define PG_LIKELY_LARGE(x) __builtin_expect(!!(x), 1)
-#define PG_UNLIKELY_LARGE(x) __builtin_expect(!!(x), 0)
 
 namespace pg {
 
@@ -33,26 +32,7 @@ constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
 // writes: each thread counts in its own slot of the stats segment (pool/shared.h; single writer,
 // read by others and by readers in other processes), claimed on the thread's first large block
 // and given back when the thread exits, its counts kept: summed over every slot ever used, the
-// slots are totals since the start.
-
-// Single-writer add: one plain add on x86 (no lock prefix); readers load the u64 as is.
-inline void count_add(uint64_t& v, uint64_t n) {
-#if defined(__x86_64__)
-  asm volatile("addq %1, %0" : "+m"(v) : "r"(n));
-#else
-  __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-#endif
-}
-inline void count_inc(uint64_t& v) {
-#if defined(__x86_64__)
-  asm volatile("addq $1, %0" : "+m"(v));
-#else
-  count_add(v, 1);
-#endif
-}
-inline uint64_t count_get(const uint64_t& v) {
-  return __atomic_load_n(&v, __ATOMIC_RELAXED);
-}
+// slots are totals since the start. The adds are base/counter.h's single-writer ones.
 
 // Live large bytes are summed (for the trim decision below) every kTrimCheckEvery large
 // operations of a thread, not on each.
@@ -189,24 +169,24 @@ void reclaim_dead_owners_locked() {
 // into the shared totals.
 inline stats::SegmentLargeSlot* stats_slot() {
   LargeStats* s = &t_stats;
-  if (PG_UNLIKELY_LARGE(s->state == ThreadState::kNew)) register_thread();
+  if (PG_UNLIKELY(s->state == ThreadState::kNew)) register_thread();
   return s->state == ThreadState::kRegistered ? s->slot : nullptr;
 }
 
 // Sums of every slot and the shared totals: allocs, frees, bytes_in, bytes_out.
 void large_totals(uint64_t v[4]) {
   const stats::SegmentGlobals& g = shared_globals();
-  v[0] = count_get(g.large_gone_allocs);
-  v[1] = count_get(g.large_gone_frees);
-  v[2] = count_get(g.large_gone_bytes_in);
-  v[3] = count_get(g.large_gone_bytes_out);
+  v[0] = counter_get(g.large_gone_allocs);
+  v[1] = counter_get(g.large_gone_frees);
+  v[2] = counter_get(g.large_gone_bytes_in);
+  v[3] = counter_get(g.large_gone_bytes_out);
   const stats::SegmentLargeSlot* slots = shared_large_slots();
   size_t used = __atomic_load_n(&g.large_slots, __ATOMIC_ACQUIRE);
   for (size_t i = 0; i < used; ++i) {
-    v[0] += count_get(slots[i].allocs);
-    v[1] += count_get(slots[i].frees);
-    v[2] += count_get(slots[i].bytes_in);
-    v[3] += count_get(slots[i].bytes_out);
+    v[0] += counter_get(slots[i].allocs);
+    v[1] += counter_get(slots[i].frees);
+    v[2] += counter_get(slots[i].bytes_in);
+    v[3] += counter_get(slots[i].bytes_out);
   }
 }
 
@@ -251,8 +231,8 @@ inline void count(bool alloc, size_t usable) {
     shared_add(alloc ? g.large_gone_bytes_in : g.large_gone_bytes_out, usable);
     return;
   }
-  count_inc(alloc ? slot->allocs : slot->frees);
-  count_add(alloc ? slot->bytes_in : slot->bytes_out, usable);
+  counter_inc(alloc ? slot->allocs : slot->frees);
+  counter_add(alloc ? slot->bytes_in : slot->bytes_out, usable);
   LargeStats& s = t_stats;
   if (--s.budget <= 0) {
     s.budget = kTrimCheckEvery;
@@ -296,7 +276,7 @@ uint64_t check_for(const void* p, uint64_t word) {
 // chunk header (prev_size, size), which never carries our check value.
 inline bool is_aligned_block(const void* p) {
   const Header* h = header_of(p);
-  if (PG_LIKELY_LARGE(static_cast<int64_t>(h->check) >= 0)) return false;
+  if (PG_LIKELY(static_cast<int64_t>(h->check) >= 0)) return false;
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && (h->word >> kAlignShift) > 4 &&
          h->check == check_for(p, h->word);
 }
@@ -312,13 +292,13 @@ char* aligned_raw(const void* p) {
 // stands between glibc and the memory it needs: give it back and ask once more.
 void* libc_alloc(size_t size, bool zero) {
   void* p = zero ? __libc_calloc(1, size) : __libc_malloc(size);
-  if (PG_LIKELY_LARGE(p != nullptr) || !arena_reclaim_address_space()) return p;
+  if (PG_LIKELY(p != nullptr) || !arena_reclaim_address_space()) return p;
   return zero ? __libc_calloc(1, size) : __libc_malloc(size);
 }
 
 void* libc_realloc(void* p, size_t size) {
   void* q = __libc_realloc(p, size);
-  if (PG_LIKELY_LARGE(q != nullptr) || !arena_reclaim_address_space()) return q;
+  if (PG_LIKELY(q != nullptr) || !arena_reclaim_address_space()) return q;
   return __libc_realloc(p, size);
 }
 
@@ -391,14 +371,14 @@ size_t large_alignment(const void* p) {
 template <bool kZero>
 inline void* plain_alloc(size_t size) {
   LargeStats& s = t_stats;
-  if (PG_UNLIKELY_LARGE(s.budget <= 1)) return large_alloc_general(size, kZero);
+  if (PG_UNLIKELY(s.budget <= 1)) return large_alloc_general(size, kZero);
   void* p = kZero ? __libc_calloc(1, size) : __libc_malloc(size);
-  if (PG_UNLIKELY_LARGE(p == nullptr)) return large_alloc_general(size, kZero);  // may retry
+  if (PG_UNLIKELY(p == nullptr)) return large_alloc_general(size, kZero);  // may retry
   // The slot in a register: the adds below are asm, after which TLS would be read again.
   stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
-  count_inc(slot->allocs);
-  count_add(slot->bytes_in, chunk_usable(p));
+  counter_inc(slot->allocs);
+  counter_add(slot->bytes_in, chunk_usable(p));
   return p;
 }
 
@@ -415,7 +395,7 @@ void* large_calloc_plain(size_t size) {
 // over-aligned blocks (and forgeries) take the general path and its full check; so does every
 // operation that runs the thread's budget out (the trim check).
 inline bool plain_block(uint64_t size_word, const LargeStats& s) {
-  return PG_LIKELY_LARGE(static_cast<int64_t>(size_word) >= 0 && s.budget > 1);
+  return PG_LIKELY(static_cast<int64_t>(size_word) >= 0 && s.budget > 1);
 }
 
 void large_free_plain(void* p) {
@@ -424,8 +404,8 @@ void large_free_plain(void* p) {
   if (!plain_block(size_word, s)) return large_free(p);
   stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
-  count_inc(slot->frees);
-  count_add(slot->bytes_out, chunk_usable_from(size_word));
+  counter_inc(slot->frees);
+  counter_add(slot->bytes_out, chunk_usable_from(size_word));
   __libc_free(p);
 }
 
@@ -434,22 +414,22 @@ bool large_realloc_plain(void* p, size_t size, void** out) {
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
   if (!plain_block(size_word, s)) return false;
   void* q = __libc_realloc(p, size);
-  if (PG_UNLIKELY_LARGE(q == nullptr) && arena_reclaim_address_space()) {
+  if (PG_UNLIKELY(q == nullptr) && arena_reclaim_address_space()) {
     q = __libc_realloc(p, size);
   }
   *out = q;
-  if (PG_UNLIKELY_LARGE(q == nullptr)) return true;  // glibc set errno; p is untouched
+  if (PG_UNLIKELY(q == nullptr)) return true;  // glibc set errno; p is untouched
   stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
-  count_add(slot->bytes_out, chunk_usable_from(size_word));
-  count_add(slot->bytes_in, chunk_usable(q));
+  counter_add(slot->bytes_out, chunk_usable_from(size_word));
+  counter_add(slot->bytes_in, chunk_usable(q));
   return true;
 }
 
 void large_free(void* p) {
   size_t usable;
   void* raw = p;
-  if (PG_UNLIKELY_LARGE(is_aligned_block(p))) {
+  if (PG_UNLIKELY(is_aligned_block(p))) {
     usable = header_of(p)->word & kSizeMask;
     raw = aligned_raw(p);
     header_of(p)->check = 0;  // a second free no longer looks like ours (glibc then reports it)
@@ -488,8 +468,8 @@ void* large_realloc(void* p, size_t size) {
     shared_add(shared_globals().large_gone_bytes_in, usable);
     return q;
   }
-  count_add(slot->bytes_out, old);
-  count_add(slot->bytes_in, usable);
+  counter_add(slot->bytes_out, old);
+  counter_add(slot->bytes_in, usable);
   // Counted against the budget too: a program that only reallocs would otherwise never get its
   // trim check, nor back onto the plain path.
   LargeStats& s = t_stats;

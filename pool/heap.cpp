@@ -7,6 +7,7 @@
 #include "base/lock.h"
 #include "base/meta.h"
 #include "base/os.h"
+#include "base/random.h"
 #include "base/report.h"
 #include "pool/arena.h"
 #include "pool/limit.h"
@@ -17,9 +18,9 @@
 
 namespace pg {
 
-// The sentinel pool: `free` and `data` are both null, which means "empty", so heap_alloc() always
-// falls through to the slow path for it. Its magic is 0: it is never a real pool. Both sentinels
-// are constant-initialised: malloc may run before any constructor.
+// The sentinel pool: `free` and `data` are both null, which means "empty", so heap_try_alloc()
+// always falls through to the slow path for it. Its magic is 0: it is never a real pool. Both
+// sentinels are constant-initialised: malloc may run before any constructor.
 constinit Pool g_empty_pool{};
 constinit Heap g_empty_heap{&g_empty_pool};
 constinit Heap g_dead_heap{&g_empty_pool};
@@ -153,9 +154,7 @@ class HeapBusy {
 
 uint64_t next_random(Heap* h) {
   uint64_t x = h->rng;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
+  xorshift64(x);
   h->rng = x;
   return x;
 }
@@ -415,7 +414,7 @@ void heap_abandon(Heap* h) {
       }
       LockGuard guard(g_abandon_lock);
       p->owner.store(nullptr, std::memory_order_release);
-      p->list = kListAbandoned;
+      p->list = kListNone;  // on no heap's lists
       abandoned_push(cls, p);
     }
   }

@@ -25,13 +25,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/compiler.h"
+#include "base/counter.h"
 #include "pool/config.h"
 #include "pool/pool.h"
-
-#define PG_LIKELY(x) __builtin_expect(!!(x), 1)
-#define PG_UNLIKELY(x) __builtin_expect(!!(x), 0)
-// For the fast paths, which must stay inside the exported malloc and free (no extra jump).
-#define PG_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace pg {
 
@@ -61,32 +58,6 @@ constexpr size_t slot_class(size_t slot) {
   return slot == 0 ? 0 : slot - 1;
 }
 inline constexpr size_t kNumSlots = kNumClasses + 1;
-
-// A statistics counter written only by its owner thread and read by others: one plain add on x86
-// (a single instruction, no lock prefix: there is one writer), read with a relaxed load.
-struct Counter {
-  uint64_t v = 0;
-  void inc() {
-#if defined(__x86_64__)
-    asm volatile("addq $1, %0" : "+m"(v));
-#else
-    __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-#endif
-  }
-  void add_fast(uint64_t n) {
-#if defined(__x86_64__)
-    asm volatile("addq %1, %0" : "+m"(v) : "r"(n));
-#else
-    add(n);
-#endif
-  }
-  void add(uint64_t n) {
-    __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-  }
-  uint64_t get() const {
-    return __atomic_load_n(&v, __ATOMIC_RELAXED);
-  }
-};
 
 struct alignas(64) Heap {
   constexpr Heap() = default;
@@ -229,12 +200,6 @@ PG_ALWAYS_INLINE void* heap_try_alloc(size_t slot, size_t size) {
   if (PG_UNLIKELY(pool->is_end(b))) return nullptr;
   if (PG_UNLIKELY(heap_sample_expired(h))) return nullptr;
   return heap_take(h, pool, b, slot, size);
-}
-
-// Allocates a block of slot `slot`, or nullptr (the caller then uses the large path).
-inline void* heap_alloc(size_t slot, size_t size) {
-  if (void* p = heap_try_alloc(slot, size)) return p;
-  return heap_alloc_slow(slot, size);
 }
 
 // Frees p, which lies in poolguard's arenas (arena_owns(p) is true).

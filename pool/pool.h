@@ -43,7 +43,7 @@ struct Arena;
 inline constexpr uint32_t kPoolMagic = 0x504f4f4c;  // "POOL"; zero in a pool that is not in use
 
 // Which of its owner's lists a pool is on.
-enum PoolList : uint8_t { kListNone = 0, kListCurrent, kListAvail, kListFull, kListAbandoned };
+enum PoolList : uint8_t { kListNone = 0, kListCurrent, kListAvail, kListFull };
 
 struct FreeBlock {
   uintptr_t link;  // encoded offset of the next free block (see above)
@@ -59,16 +59,15 @@ struct FreeBlock {
 // Why the headers are not in their pools: pools are 16 KiB-aligned, so a header at the start of
 // each pool would put every header in the same few sets of the caches (one set of 64 in an 8-way
 // 32 KiB L1, 8 of 2048 in an 8-way 1 MiB L2): a program with more than a few dozen pools in play
-// would miss the cache on the header at nearly every free (measured with callgrind's cache model
-// on bench/churn.c: 0.8 L2 misses per free, against almost none for mimalloc, whose page headers
-// are contiguous). Side by side in the arena's first pool, the headers of the pools in use are
-// contiguous lines.
+// would miss the cache on the header at nearly every free (callgrind's cache model on
+// bench/churn.c; docs/BENCHMARKS.md has the figures). Side by side in the arena's first pool, the
+// headers of the pools in use are contiguous lines, as mimalloc's page headers are.
 //
 // Three lines by who writes them. Line 0 holds what every free() reads (the checks, the owner,
 // the encoding) and is written only when the pool is set up; line 1 is what the owner writes on
 // each malloc and free; line 2 is what other threads write. With the owner's `free` and `used` on
-// the line remote freers read, a producer/consumer pair bounced that line on every operation:
-// split, BM_ProducerConsumer/32 went from 21.1 to 15.8 ns per item (mimalloc 17.8).
+// the line remote freers read, a producer/consumer pair bounced that line on every operation
+// (docs/BENCHMARKS.md, "Pool headers and the caches").
 struct alignas(64) Pool {
   // ---- cache line 0: read by every free, written only when the pool is set up ----
   uintptr_t key;               // link encoding key (random per pool)
@@ -100,7 +99,6 @@ struct alignas(64) Pool {
   alignas(64) std::atomic<uintptr_t> thread_free;
   char pad[64 + 64 - sizeof(std::atomic<uintptr_t>)];
 
-  char* base() const { return data; }
   uint32_t carved_span() const { return span.load(std::memory_order_relaxed); }
   char* first_block() const { return data + kPoolLead; }
   // The value of `free` (and of a decoded link) that means "no more blocks".

@@ -8,12 +8,12 @@
 #include "track/leak_report.h"
 
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/depot.h"
 #include "base/format.h"
 #include "base/log.h"
@@ -104,12 +104,6 @@ struct MappedArray {
   volatile char junk[64 * 1024];
   memset(const_cast<char*>(junk), 0, sizeof junk);
   asm volatile("" : : "r"(junk) : "memory");
-}
-
-uint64_t monotonic_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 // Sums the blocks of `state` by stack into groups[0..) and returns how many; groups must have

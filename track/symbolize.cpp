@@ -21,12 +21,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/format.h"
 #include "base/os.h"
 
@@ -175,12 +175,6 @@ bool find_addr2line(char* buf, size_t cap) {
   return find_in(kDefaultPath, buf, cap);
 }
 
-int64_t now_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 // How one addr2line run ended.
 enum class Run {
   kOk,        // it ran and wrote something (parsed for as many addresses as it answered)
@@ -211,10 +205,10 @@ enum class End { kEof, kChildGone, kTimedOut, kError };
 size_t read_all(int fd, pid_t pid, Scratch& out, End* end) {
   size_t used = 0;
   char discard[512];
-  int64_t last = now_ms();
+  int64_t last = monotonic_ms();
   while (true) {
     struct pollfd pfd = {fd, POLLIN, 0};
-    int left = static_cast<int>(kIdleTimeoutMs - (now_ms() - last));
+    int left = static_cast<int>(kIdleTimeoutMs - (monotonic_ms() - last));
     if (left <= 0) {
       *end = End::kTimedOut;
       return used;
@@ -249,7 +243,7 @@ size_t read_all(int fd, pid_t pid, Scratch& out, End* end) {
       return used;
     }
     if (keep) used += static_cast<size_t>(n);
-    last = now_ms();
+    last = monotonic_ms();
   }
 }
 

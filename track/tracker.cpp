@@ -9,15 +9,16 @@
 #include "track/tracker.h"
 
 #include <sched.h>
-#include <time.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/depot.h"
 #include "base/lock.h"
 #include "base/os.h"
+#include "base/random.h"
 #include "large/large.h"
 #include "pool/limit.h"
 #include "track/profile_table.h"
@@ -136,11 +137,9 @@ void erase(Shard& sh, Slot* s) {
 // xorshift64* over a shared word, for threads without a heap (rare: races only cost randomness).
 uint64_t heapless_random() {
   uint64_t x = g_heapless_rng.load(std::memory_order_relaxed);
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
+  uint64_t r = xorshift64star(x);
   g_heapless_rng.store(x, std::memory_order_relaxed);
-  return x * 0x2545F4914F6CDD1Dull;
+  return r;
 }
 
 // True with probability num / den (num <= den), from 64 random bits.
@@ -335,15 +334,12 @@ size_t tracker_profile(TrackedStack* out, size_t max, TrackTotals* totals) {
 }
 
 bool tracker_lock_all() {
-  timespec start{};
+  int64_t start = 0;  // when the first wait began; 0 before any
   for (size_t i = 0; i < kShards; ++i) {
     while (!g_shards[i].lock.try_lock()) {
-      timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      if (start.tv_sec == 0 && start.tv_nsec == 0) start = now;
-      int64_t waited_ns =
-          (now.tv_sec - start.tv_sec) * 1000000000ll + (now.tv_nsec - start.tv_nsec);
-      if (waited_ns > 1000000000ll) {
+      int64_t now = monotonic_ns();
+      if (start == 0) start = now;
+      if (now - start > 1000000000ll) {
         while (i-- > 0) g_shards[i].lock.unlock_raw();
         return false;
       }
