@@ -37,8 +37,8 @@ bool is_pow2(size_t a) {
 // Zeroes a small block for calloc: n bytes (a multiple of kAlign, at most kSmallMax) from p
 // (kAlign-aligned), with 16-byte stores. GCC turns memset() of a variable length with known
 // alignment into `rep stosq`, whose start-up cost exceeds the whole job for blocks this small
-// (measured: Calloc/256 17.6 ns, mimalloc 9.4); it would also recognise a plain loop as a
-// memset, which the empty asm (the pointer "changes" each step) prevents.
+// (docs/BENCHMARKS.md has the figures); it would also recognise a plain loop as a memset, which
+// the empty asm (the pointer "changes" each step) prevents.
 inline void zero_small_block(void* p, size_t n) {
 #if defined(__SSE2__)
   __m128i* v = static_cast<__m128i*>(p);
