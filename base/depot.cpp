@@ -1,3 +1,5 @@
+// The stack depot of base/depot.h: each distinct stack stored once in mmap'ed memory, found by
+// hash, named by a 32-bit id.
 #include "base/depot.h"
 
 #include <link.h>

@@ -1,3 +1,5 @@
+// The log of base/log.h: where records go (POOLGUARD_LOG or stderr), opened per record under
+// the descriptor rules written there.
 #include "base/log.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+// The metadata memory of base/meta.h: bump allocation over mmap'ed chunks, never malloc.
 #include "base/meta.h"
 
 #include <cstdint>

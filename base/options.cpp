@@ -1,3 +1,5 @@
+// The option parser of base/options.h, driven by the table in base/options.inc: environment
+// lookup, value syntax, warnings, and the generated help and Markdown.
 #include "base/options.h"
 
 #include <unistd.h>

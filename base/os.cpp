@@ -1,3 +1,5 @@
+// The platform layer of base/os.h: every system call the allocator makes, each with its
+// fault-injection check in the test flavour.
 #include "base/os.h"
 
 #include <errno.h>

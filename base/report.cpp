@@ -1,3 +1,5 @@
+// The error reports of base/report.h: one line per error through write(2), counted, then abort or
+// go on as POOLGUARD_ON_ERROR says.
 #include "base/report.h"
 
 #include <stdlib.h>

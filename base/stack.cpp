@@ -1,3 +1,5 @@
+// Stack capture (base/stack.h): the caller's return addresses through the unwinder, poolguard's
+// own frames dropped.
 #include "base/stack.h"
 
 #include "base/unwind.h"

@@ -1,3 +1,5 @@
+// The malloc family of front/alloc.h: C semantics, the slow paths, the samplers' decisions, and
+// owner_of, the one place that decides who handed a pointer out.
 #include "front/alloc.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+// Initialisation of every component in one order, the route flags, and the fork handlers that
+// take and release every lock in the central lock order (front/init.h).
 #include "front/init.h"
 #include "front/introspect.h"
 

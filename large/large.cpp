@@ -1,3 +1,5 @@
+// The large path of large/large.h: glibc's chunks for blocks above the pools, their statistics,
+// and the checked header of over-aligned blocks.
 #include "large/large.h"
 
 #include <errno.h>

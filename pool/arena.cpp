@@ -1,3 +1,5 @@
+// The arenas of pool/arena.h: the address-space reservation, 1 MiB arenas, which pool comes next
+// (fullest arenas first), and giving memory back.
 #include "pool/arena.h"
 
 #include <cstring>

@@ -1,3 +1,5 @@
+// The thread heaps of pool/heap.h: the slow paths, pool lists, cross-thread frees, abandoned
+// pools, thread exit and fork.
 #include "pool/heap.h"
 
 #include <pthread.h>

@@ -1,3 +1,5 @@
+// The heap limit of pool/limit.h (POOLGUARD_LIMIT): charging mapped memory, refusals and their
+// records.
 #include "pool/limit.h"
 
 #include <errno.h>

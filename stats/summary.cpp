@@ -1,3 +1,5 @@
+// The exit summary of stats/summary.h (POOLGUARD_STATS=exit): one JSON line and a table per size
+// class on stderr or the log.
 #include "stats/summary.h"
 
 #include <unistd.h>
