@@ -7,12 +7,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 #include "base/os.h"
+#include "base/random.h"
 #include "base/report.h"
 #include "front/init.h"
 #include "front/introspect.h"
@@ -64,6 +66,42 @@ inline void zero_small_block(void* p, size_t n) {
   return p;
 }
 
+// Threads without a heap (every thread when every block is guarded or tracked, and threads the
+// heap table had no room for) share one generator and one guard countdown. Races between them
+// only cost randomness.
+std::atomic<uint64_t> g_heapless_rng{0};
+std::atomic<int64_t> g_heapless_guard_left{0};
+
+uint64_t heapless_random() {
+  uint64_t x = g_heapless_rng.load(std::memory_order_relaxed);
+  if (PG_UNLIKELY(x == 0)) x = os::random64();
+  uint64_t r = xorshift64star(x);
+  g_heapless_rng.store(x, std::memory_order_relaxed);
+  return r;
+}
+
+// The events of a request from a thread without a heap, after initialisation: the guard's (every
+// request in redzone and page modes, else 1 in POOLGUARD_GUARD_SAMPLE on average) and the
+// tracker's (every request in leak mode, else with probability size / POOLGUARD_PROFILE).
+[[gnu::noinline]] unsigned sample_heapless(size_t size) {
+  unsigned events = 0;
+  if (guard_enabled()) {
+    if (guard_all()) {
+      events |= kSampleGuard;
+    } else if (int64_t left = g_heapless_guard_left.fetch_sub(1, std::memory_order_relaxed);
+               left <= 1) {
+      // 0: the first request of all, which starts the countdown (as the heaps' do) unsampled.
+      g_heapless_guard_left.store(guard_sample_interval(heapless_random()),
+                                  std::memory_order_relaxed);
+      if (left != 0) events |= kSampleGuard;
+    }
+  }
+  if (tracking() && (tracking_all() || track_keep_large(size, heapless_random()))) {
+    events |= kSampleProfile;
+  }
+  return events;
+}
+
 // Sampling and whole-program modes: which requests the fast path did not serve go elsewhere.
 //   kSampleGuard    the guarded allocator (guard/guard.h): every request in redzone and page modes,
 //                   and with POOLGUARD_GUARD_SAMPLE the one whose countdown ran out;
@@ -93,10 +131,7 @@ inline unsigned sample_events(bool small, size_t size) {
     return events;
   }
   if (!ensure_init()) return 0;
-  unsigned events = 0;
-  if (guard_enabled() && (guard_all() || guard_sample_heapless())) events |= kSampleGuard;
-  if (tracking() && track_keep_heapless(size)) events |= kSampleProfile;
-  return events;
+  return sample_heapless(size);
 }
 
 // Serves a request sample_events() gave to the guard or the tracker (the guard first: a block

@@ -49,16 +49,6 @@ namespace {
 GuardConfig g_config;
 constexpr uint64_t kSampleQuarantine = uint64_t{2} << 20;
 bool g_page_ok = false;
-std::atomic<int64_t> g_heapless_left{INT64_MAX};
-std::atomic<uint64_t> g_heapless_rng{0};
-
-uint64_t heapless_random() {
-  // xorshift: a sampling interval needs no more (os::random64 is a system call).
-  uint64_t x = g_heapless_rng.load(std::memory_order_relaxed);
-  xorshift64(x);
-  g_heapless_rng.store(x, std::memory_order_relaxed);
-  return x;
-}
 
 // Redzone blocks taken out of the quarantine (or never put in it), checked and released outside
 // the lock.
@@ -178,8 +168,6 @@ void guard_init(const GuardConfig& config) {
   if (config.mode != GuardMode::kOff) {
     flags = 3;
   } else if (sampling && g_page_ok) {
-    g_heapless_rng.store(os::random64(), std::memory_order_relaxed);
-    g_heapless_left.store(guard_sample_interval(os::random64()), std::memory_order_relaxed);
     flags = 1;
   }
   guard_detail::g_flags.store(flags, std::memory_order_release);
@@ -188,15 +176,6 @@ void guard_init(const GuardConfig& config) {
 int64_t guard_sample_interval(uint64_t random) {
   if (g_config.mode != GuardMode::kOff || !g_page_ok) return INT64_MAX;
   return sample_interval(g_config.sample, random);
-}
-
-bool guard_sample_heapless() {
-  if ((guard_detail::g_flags.load(std::memory_order_relaxed) & 1) == 0 || guard_all()) {
-    return false;
-  }
-  if (g_heapless_left.fetch_sub(1, std::memory_order_relaxed) > 1) return false;
-  g_heapless_left.store(guard_sample_interval(heapless_random()), std::memory_order_relaxed);
-  return true;
 }
 
 void* guard_alloc(size_t size, size_t alignment, bool zero) {

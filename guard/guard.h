@@ -86,9 +86,6 @@ inline bool guard_may_own(const void* p) {
 // page region that no block uses beyond a quarter of it (pool/arena.h does the same for arenas).
 void guard_fit_address_space(size_t limit);
 
-// Sampling for allocations made by threads without a heap (the heaps keep their own countdown):
-// true for about 1 call in N when sampling is on.
-bool guard_sample_heapless();
 // Length of the next sampling interval: random in [1, 2N-1] (mean N), or INT64_MAX when off.
 int64_t guard_sample_interval(uint64_t random);
 

@@ -57,7 +57,6 @@ Shard g_shards[kShards];
 uint64_t g_bytes = 0;   // POOLGUARD_PROFILE (1 in leak mode)
 uint64_t g_period = 0;  // K: mean allocations between countdown events for small requests
 std::atomic<uint64_t> g_tracked_total{0};
-std::atomic<uint64_t> g_heapless_rng{0};
 
 size_t hash_of(uintptr_t key, size_t cap) {
   int bits = __builtin_ctzll(cap);
@@ -134,14 +133,6 @@ void erase(Shard& sh, Slot* s) {
   --sh.live;
 }
 
-// xorshift64* over a shared word, for threads without a heap (rare: races only cost randomness).
-uint64_t heapless_random() {
-  uint64_t x = g_heapless_rng.load(std::memory_order_relaxed);
-  uint64_t r = xorshift64star(x);
-  g_heapless_rng.store(x, std::memory_order_relaxed);
-  return r;
-}
-
 // True with probability num / den (num <= den), from 64 random bits.
 bool chance(uint64_t num, uint64_t den, uint64_t random) {
   if (num >= den) return true;
@@ -154,7 +145,6 @@ __thread bool t_in_tracker __attribute__((tls_model("initial-exec"))) = false;
 }  // namespace
 
 void tracker_init(const TrackConfig& config) {
-  g_heapless_rng.store(os::random64(), std::memory_order_relaxed);
   uint8_t flags = 0;
   if (config.leaks) {
     g_bytes = 1;
@@ -192,13 +182,6 @@ bool track_keep_small(size_t size, uint64_t random) {
 
 bool track_keep_large(size_t size, uint64_t random) {
   return size != 0 && chance(size, g_bytes, random);
-}
-
-bool track_keep_heapless(size_t size) {
-  uint8_t flags = g_flags.load(std::memory_order_relaxed);
-  if ((flags & 2) != 0) return true;
-  if ((flags & 1) == 0) return false;
-  return track_keep_large(size, heapless_random());
 }
 
 void* tracked_alloc(size_t size, size_t alignment, bool zero, bool* refused) {

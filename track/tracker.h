@@ -75,8 +75,6 @@ int64_t track_interval(uint64_t random);
 bool track_keep_small(size_t size, uint64_t random);
 // Whether a request above kSmallMax is sampled (probability min(1, size / BYTES)).
 bool track_keep_large(size_t size, uint64_t random);
-// For threads without a heap: whether this request of `size` bytes is tracked.
-bool track_keep_heapless(size_t size);
 
 // A tracked block of `size` bytes aligned to `alignment` (a power of two >= 16), zeroed if
 // `zero`, its allocation stack captured. nullptr when glibc or the tracker's memory fail, or when
