@@ -51,6 +51,7 @@
 #include <cstring>
 
 #include "base/lock.h"
+#include "base/maps.h"
 #include "base/os.h"
 
 // The scan reads words that a sanitizer would call races (other threads' memory) or poisoned
@@ -555,11 +556,6 @@ struct Region {
   size_t path_len;
 };
 
-bool starts_with(const char* s, size_t len, const char* prefix) {
-  size_t n = strlen(prefix);
-  return len >= n && memcmp(s, prefix, n) == 0;
-}
-
 // Reads all of /proc/self/maps into a fresh mapping. The kernel produces the text mapping by
 // mapping, read by read, and the buffer is one of those mappings: a buffer that turns out too
 // small is replaced and the whole file read again, so that the text comes from one pass during
@@ -597,54 +593,29 @@ bool read_maps(Work* work, char** text, size_t* len) {
   return false;
 }
 
-const char* parse_hex(const char* p, const char* end, uint64_t* v) {
-  uint64_t r = 0;
-  for (; p < end; ++p) {
-    char c = *p;
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) break;
-    r = r << 4 | static_cast<uint64_t>(d);
-  }
-  *v = r;
-  return p;
-}
-
-// Parses one line "lo-hi perms offset dev inode   path" into `r`. false for a mapping that is
-// not a root: not both readable and writable, the kernel's pages, our statistics segments.
-bool parse_region(const char* p, const char* end, Region* r) {
-  uint64_t lo, hi, offset;
-  p = parse_hex(p, end, &lo);
-  if (p >= end || *p != '-') return false;
-  p = parse_hex(p + 1, end, &hi);
-  if (end - p < 6 || p[0] != ' ' || p[1] != 'r' || p[2] != 'w') return false;
-  p = parse_hex(p + 6, end, &offset);
-  for (int field = 0; field < 2; ++field) {  // dev, inode
-    while (p < end && *p == ' ') ++p;
-    while (p < end && *p != ' ') ++p;
-  }
-  while (p < end && *p == ' ') ++p;
-  r->lo = lo;
-  r->hi = hi;
-  r->offset = offset;
-  r->path = p;
-  r->path_len = static_cast<size_t>(end - p);
-  if (lo >= hi) return false;
-  if (starts_with(p, r->path_len, "[vvar") || starts_with(p, r->path_len, "[vdso") ||
-      starts_with(p, r->path_len, "[vsyscall")) {
+// Whether a mapping is a root: both readable and writable, and neither the kernel's pages nor our
+// statistics segments.
+bool to_region(const maps::Mapping& m, Region* r) {
+  if (!m.readable() || !m.writable() || m.start >= m.end) return false;
+  r->lo = m.start;
+  r->hi = m.end;
+  r->offset = m.offset;
+  r->path = m.path;
+  r->path_len = m.path_len;
+  if (m.path_starts_with("[vvar") || m.path_starts_with("[vdso") ||
+      m.path_starts_with("[vsyscall")) {
     return false;
   }
-  return !starts_with(p, r->path_len, "/dev/shm/poolguard.");
+  return !m.path_starts_with("/dev/shm/poolguard.");
 }
 
 // Parses the maps text into regions (in address order, as the kernel lists them).
 size_t parse_maps(const char* text, size_t len, Region* out, size_t cap) {
   size_t n = 0;
   const char* end = text + len;
-  for (const char* p = text; p < end && n < cap;) {
-    const char* nl = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)));
-    if (nl == nullptr) nl = end;
-    if (parse_region(p, nl, &out[n])) ++n;
-    p = nl + 1;
+  maps::Mapping m;
+  for (const char* p = text; n < cap && maps::next_in_text(&p, end, &m);) {
+    if (to_region(m, &out[n])) ++n;
   }
   return n;
 }
