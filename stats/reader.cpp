@@ -18,6 +18,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/maps.h"
+
 namespace pg::stats {
 
 namespace {
@@ -41,32 +43,26 @@ uint64_t load(const uint64_t& v) {
 
 // Whether /proc/PID/maps names a mapping whose path contains `needle`.
 bool maps_contain(int pid, const char* needle) {
-  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    if (line.find(needle) != std::string::npos) return true;
-  }
-  return false;
+  bool found = false;
+  pg::maps::for_each(pid, [&](const pg::maps::Mapping& m) {
+    found = m.path_contains(needle);
+    return !found;
+  });
+  return found;
 }
 
 // The ids of the System V segments process pid has attached (the inode field of their lines in
 // /proc/PID/maps), in order of address, each once.
 std::vector<int> attached_segments(int pid) {
   std::vector<int> ids;
-  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    // start-end perms offset dev inode path
-    unsigned long long inode;
-    int path_at = 0;
-    if (sscanf(line.c_str(), "%*s %*s %*s %*s %llu %n", &inode, &path_at) != 1 || path_at <= 0 ||
-        line.compare(static_cast<size_t>(path_at), strlen(kSysvMapPrefix), kSysvMapPrefix) != 0 ||
-        inode > INT_MAX) {
-      continue;
+  pg::maps::for_each(pid, [&](const pg::maps::Mapping& m) {
+    int id = static_cast<int>(m.inode);
+    if (m.path_starts_with(kSysvMapPrefix) && m.inode <= INT_MAX &&
+        std::find(ids.begin(), ids.end(), id) == ids.end()) {
+      ids.push_back(id);
     }
-    int id = static_cast<int>(inode);
-    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  }
+    return true;
+  });
   return ids;
 }
 

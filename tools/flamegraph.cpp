@@ -1,15 +1,20 @@
+// Folded stacks and SVG flame graphs of a heap profile (tools/flamegraph.h).
 #include "tools/flamegraph.h"
 
 #include <algorithm>
-#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <tuple>
 
+#include "tools/text.h"
+
 namespace pg::flame {
 
 namespace {
+
+using tool::fixed;
+using tool::hex;
 
 // Valid UTF-8 only, with control characters as spaces and invalid bytes as '?': what is left is
 // safe to count by code point, to cut, and to put in XML (which forbids most control characters).
@@ -64,12 +69,6 @@ std::string first_code_points(const std::string& s, size_t n) {
   return s.substr(0, i);
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
-
 std::string basename(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -80,12 +79,6 @@ std::string folded_name(const Frame& f) {
   std::string s = sanitize(frame_name(f));
   std::replace(s.begin(), s.end(), ';', ':');
   return s;
-}
-
-std::string fixed(double v, int decimals) {
-  char buf[48];
-  snprintf(buf, sizeof buf, "%.*f", decimals, std::isfinite(v) ? v : 0.0);
-  return buf;
 }
 
 // --- The merged tree ---------------------------------------------------------------------------

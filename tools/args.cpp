@@ -1,0 +1,61 @@
+// The command-line helpers of tools/args.h.
+#include "tools/args.h"
+
+#include <limits.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace pg::tool {
+
+int usage_error(const char* usage, const std::string& message) {
+  fprintf(stderr, "poolguard: %s\n%s", message.c_str(), usage);
+  return 2;
+}
+
+int help(const char* usage) {
+  fputs(usage, stdout);
+  return 0;
+}
+
+bool is_help(const std::string& a) {
+  return a == "--help" || a == "-h";
+}
+
+bool parse_pid(const std::string& s, int* pid) {
+  if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), ::isdigit)) return false;
+  long long v = std::stoll(s);
+  if (v <= 0 || v > INT_MAX) return false;
+  *pid = static_cast<int>(v);
+  return true;
+}
+
+int pid_argument(const char* usage, const std::string& a, int* pid, bool* have_pid) {
+  if (!a.empty() && a[0] == '-') return usage_error(usage, "unknown option '" + a + "'");
+  if (*have_pid) return usage_error(usage, "one PID only");
+  if (!parse_pid(a, pid)) return usage_error(usage, "not a process id: '" + a + "'");
+  *have_pid = true;
+  return 0;
+}
+
+bool parse_seconds(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  double v = strtod(s.c_str(), &end);
+  if (end == nullptr || *end != '\0' || !std::isfinite(v) || v <= 0 || v > 86400) return false;
+  *out = v;
+  return true;
+}
+
+bool split_eq(const std::string& a, std::string* name, std::string* value) {
+  size_t eq = a.find('=');
+  if (a.rfind("--", 0) != 0 || eq == std::string::npos) return false;
+  *name = a.substr(0, eq);
+  *value = a.substr(eq + 1);
+  return true;
+}
+
+}  // namespace pg::tool

@@ -1,0 +1,167 @@
+// `poolguard run -- CMD`: runs a command with libpoolguard.so preloaded, its options turned into
+// POOLGUARD_* variables.
+#include <errno.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/options.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+
+#ifndef PG_BIN_TO_LIB
+#define PG_BIN_TO_LIB "../lib"
+#endif
+#ifndef PG_MULTIARCH
+#define PG_MULTIARCH ""
+#endif
+
+namespace pg::tool {
+
+namespace {
+
+const char kRunUsage[] =
+    "usage: poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]\n"
+    "                     [--profile BYTES] -- CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD with libpoolguard.so preloaded (LD_PRELOAD); child processes inherit it.\n"
+    "  --stats          print a summary when each process exits (POOLGUARD_STATS=exit)\n"
+    "  --limit SIZE     cap the bytes the program holds, e.g. 512M (POOLGUARD_LIMIT)\n"
+    "  --log PATH       where limit records go: stderr or a file, %p = pid (POOLGUARD_LOG)\n"
+    "  --guard MODE     guard zones around every block: off, redzone or page (POOLGUARD_GUARD)\n"
+    "  --leaks          report the blocks nothing points to at exit, by allocation stack\n"
+    "                   (POOLGUARD_LEAKS=1)\n"
+    "  --profile BYTES  sample one allocation per BYTES allocated (e.g. 512K) and keep the live\n"
+    "                   samples by stack, for `stat --profile` and `profile` (POOLGUARD_PROFILE)\n"
+    "Exits with CMD's status; 127 if CMD is not found, 126 if it cannot be run.\n";
+
+std::string exe_dir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+// libpoolguard.so next to the tool: in the build tree (build/tools/poolguard ->
+// build/preload/libpoolguard.so) or where `cmake --install` put it.
+std::string find_library(std::vector<std::string>* tried) {
+  std::string dir = exe_dir();
+  std::vector<std::string> candidates = {dir + "/../preload/libpoolguard.so",
+                                         dir + "/" + PG_BIN_TO_LIB + "/libpoolguard.so"};
+  if (PG_MULTIARCH[0] != '\0') {
+    candidates.push_back(dir + "/../lib/" + PG_MULTIARCH + "/libpoolguard.so");
+  }
+  candidates.push_back(dir + "/../lib/libpoolguard.so");
+  for (const std::string& c : candidates) {
+    tried->push_back(c);
+    char real[PATH_MAX];
+    if (access(c.c_str(), R_OK) == 0 && realpath(c.c_str(), real) != nullptr) return real;
+  }
+  return "";
+}
+
+}  // namespace
+
+int cmd_run(const std::vector<std::string>& args) {
+  bool stats = false, leaks = false;
+  std::string limit, log, guard, profile;
+  bool have_limit = false, have_log = false, have_guard = false, have_profile = false;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    std::string a = args[i], name = a, value;
+    bool inline_value = split_eq(a, &name, &value);
+    auto take_value = [&]() -> bool {
+      if (inline_value) return true;
+      if (i + 1 >= args.size()) return false;
+      value = args[++i];
+      return true;
+    };
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (is_help(a)) return help(kRunUsage);
+    if (a == "--stats") {
+      stats = true;
+    } else if (a == "--leaks") {
+      leaks = true;
+    } else if (name == "--profile") {
+      uint64_t v;
+      if (!take_value()) return usage_error(kRunUsage, "--profile needs BYTES");
+      if (!pg::option_parse("PROFILE", value.c_str(), &v)) {
+        return usage_error(kRunUsage,
+                           "--profile: not a size: '" + value + "' (bytes, or with K, M, G or T)");
+      }
+      profile = value;
+      have_profile = true;
+    } else if (name == "--limit") {
+      if (!take_value()) return usage_error(kRunUsage, "--limit needs SIZE");
+      uint64_t v;
+      if (!pg::parse_size(value.c_str(), &v)) {
+        return usage_error(kRunUsage,
+                           "--limit: not a size: '" + value + "' (bytes, or with K, M, G or T)");
+      }
+      limit = value;
+      have_limit = true;
+    } else if (name == "--log") {
+      if (!take_value() || value.empty()) return usage_error(kRunUsage, "--log needs PATH");
+      log = value;
+      have_log = true;
+    } else if (name == "--guard") {
+      uint64_t mode;
+      if (!take_value()) return usage_error(kRunUsage, "--guard needs MODE");
+      if (!pg::option_parse("GUARD", value.c_str(), &mode)) {
+        return usage_error(kRunUsage,
+                           "--guard: not a guard mode: '" + value + "' (off, redzone or page)");
+      }
+      guard = value;
+      have_guard = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error(kRunUsage, "unknown option '" + a + "'");
+    } else {
+      break;  // the command starts here
+    }
+  }
+  if (i >= args.size()) return usage_error(kRunUsage, "CMD missing");
+
+  std::vector<std::string> tried;
+  std::string lib = find_library(&tried);
+  if (lib.empty()) {
+    fprintf(stderr, "poolguard run: cannot find libpoolguard.so; looked for:\n");
+    for (const std::string& t : tried) fprintf(stderr, "  %s\n", t.c_str());
+    return 1;
+  }
+  if (lib.find_first_of(" :") != std::string::npos) {
+    fprintf(stderr, "poolguard run: LD_PRELOAD cannot name %s (spaces and ':' separate entries)\n",
+            lib.c_str());
+    return 1;
+  }
+  const char* old = getenv("LD_PRELOAD");
+  std::string preload = lib;
+  if (old != nullptr && *old != '\0') preload += std::string(":") + old;
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+  if (stats) setenv("POOLGUARD_STATS", "exit", 1);
+  if (have_limit) setenv("POOLGUARD_LIMIT", limit.c_str(), 1);
+  if (have_log) setenv("POOLGUARD_LOG", log.c_str(), 1);
+  if (have_guard) setenv("POOLGUARD_GUARD", guard.c_str(), 1);
+  if (leaks) setenv("POOLGUARD_LEAKS", "1", 1);
+  if (have_profile) setenv("POOLGUARD_PROFILE", profile.c_str(), 1);
+
+  std::vector<char*> argv;
+  for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  int err = errno;
+  fprintf(stderr, "poolguard run: %s: %s\n", argv[0],
+          err == ENOENT ? "command not found" : strerror(err));
+  return err == ENOENT ? 127 : 126;
+}
+
+}  // namespace pg::tool

@@ -1,0 +1,87 @@
+// Reading a process: its statistics segment or heap profile, opened with a few retries while the
+// process is too young to have set it up, and the figures derived from a segment (totals and
+// fragmentation, docs/STATS.md).
+#pragma once
+
+#include <time.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "stats/profile_reader.h"
+#include "stats/reader.h"
+
+namespace pg::tool {
+
+using pg::stats::Figures;
+using pg::stats::OpenStatus;
+using pg::stats::SegmentReader;
+
+// A process's figures at one moment.
+struct Reading {
+  Figures fig;
+  pg::stats::ProcessInfo proc;
+};
+
+// Seconds since process `p` started (from its start time and /proc/uptime); -1 if unknown.
+double process_age(const pg::stats::ProcessInfo& p);
+
+// A process sets its segment up as its first allocation is served, before main: only one that
+// has just been started may not have it yet.
+constexpr double kYoungSeconds = 0.5;
+
+// Opens pid's segment (or profile, with a ProfileReader). Prints why not and returns 1 on
+// failure, else 0.
+template <typename Reader>
+int open_published(int pid, Reader* reader) {
+  std::string why;
+  OpenStatus st = reader->open(pid, &why);
+  for (int tries = 0; tries < 25; ++tries) {
+    double age = process_age(reader->process());
+    if (st != OpenStatus::kNoSegment || age < 0 || age >= kYoungSeconds) break;
+    timespec pause{0, 20 * 1000 * 1000};
+    nanosleep(&pause, nullptr);
+    st = reader->open(pid, &why);
+  }
+  if (st != OpenStatus::kOk) {
+    fprintf(stderr, "poolguard: %s\n", why.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+// Reads pid's figures. Prints why not and returns 1 on failure, else 0.
+int read_one(int pid, Reading* r);
+
+// Figures derived from a segment: totals and fragmentation (docs/STATS.md defines them).
+struct Derived {
+  uint64_t small_live_blocks = 0, small_held = 0;
+  uint64_t internal_bytes = 0;    // held - (mean request * live), summed over the classes
+  uint64_t free_block_bytes = 0;  // free blocks inside pools in use
+  uint64_t free_pools = 0;        // free pools inside arenas in use
+  uint64_t free_pools_dirty = 0;  // ... of which resident (from the map)
+  uint64_t free_pools_clean = 0;  // ... of which returned to the OS (from the map)
+  uint64_t pool_overhead = 0;     // pool headers and the tail that no block fits in
+  uint64_t arena_bytes = 0;       // arenas in use * arena size
+  uint64_t live_bytes = 0;        // small held + large live (usable)
+  bool map_complete = true;
+};
+
+double mean_request(const pg::stats::ClassFigures& c);
+Derived derive(const Figures& s);
+
+// A process's heap profile at one moment.
+struct ProfileReading {
+  pg::stats::Profile profile;
+  pg::stats::ProcessInfo proc;
+};
+
+// Reads pid's heap profile. Prints why not and returns 1 on failure (no process, no profile,
+// another user's), else 0.
+int read_profile_of(int pid, ProfileReading* r);
+
+// "one sample per 512.0 KiB allocated" or the exact mode of POOLGUARD_LEAKS.
+std::string sampling(const pg::stats::Profile& p);
+
+}  // namespace pg::tool
