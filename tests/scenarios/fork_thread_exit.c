@@ -12,12 +12,12 @@
 #include "scenario.h"
 
 enum {
-  kSlots = 512,    // registry of live blocks
-  kChurners = 3,   // threads that keep starting short-lived threads
-  kForkers = 2,    // threads that keep forking
-  kMinForks = 20,  // per forker, then up to kMaxForks for up to kSeconds
+  kSlots = 512,   // registry of live blocks
+  kChurners = 3,  // threads that keep starting short-lived threads
+  kForkers = 2,   // threads that keep forking
+  kMinForks = 8,  // per forker, then up to kMaxForks for up to kSeconds
   kMaxForks = 150,
-  kSeconds = 3,
+  kSeconds = 2,
   kBlocksPerLife = 40,  // allocations of each short-lived thread
 };
 
