@@ -5,19 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/align.h"
 #include "base/os.h"
 #include "track/leak_scan.h"
 
 namespace pg::leak {
 
 constexpr size_t kMaxWork = 12;
-
-inline uintptr_t align_up(uintptr_t v, uintptr_t a) {
-  return (v + a - 1) & ~(a - 1);
-}
-inline uintptr_t align_down(uintptr_t v, uintptr_t a) {
-  return v & ~(a - 1);
-}
 
 // The mappings made for one scan: they are unmapped at the end and excluded from the roots.
 struct Work {

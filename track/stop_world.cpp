@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/os.h"
 
 namespace pg::leak {
@@ -61,12 +62,6 @@ uint32_t g_last_gen = 0;
 
 long futex(uint32_t* word, int op, uint32_t value, const timespec* timeout) {
   return syscall(SYS_futex, word, op, value, timeout, nullptr, 0);
-}
-
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 bool is_ours(const siginfo_t* info) {
@@ -357,11 +352,11 @@ bool stop_world(Work* work, World* w, ScanStats* st) {
   }
 
   // Wait for the answers, at most kStopTimeoutNs in all.
-  int64_t deadline = now_ns() + kStopTimeoutNs;
+  int64_t deadline = monotonic_ns() + kStopTimeoutNs;
   for (;;) {
     uint32_t arrived = __atomic_load_n(&g_arrived, __ATOMIC_ACQUIRE);
     if (arrived >= sent) break;
-    int64_t left = deadline - now_ns();
+    int64_t left = deadline - monotonic_ns();
     if (left <= 0) break;
     if (left > kWaitSliceNs) left = kWaitSliceNs;
     timespec ts{0, static_cast<long>(left)};
