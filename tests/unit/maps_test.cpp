@@ -12,8 +12,12 @@
 namespace pg::test {
 namespace {
 
-bool parse(const std::string& line, maps::Mapping* m) {
-  return maps::parse_line(line.data(), line.data() + line.size(), m);
+// The line parsed last: Mapping::path points into it.
+std::string g_line;
+
+bool parse(const char* line, maps::Mapping* m) {
+  g_line = line;
+  return maps::parse_line(g_line.data(), g_line.data() + g_line.size(), m);
 }
 
 TEST(Maps, ParsesAFileMapping) {
