@@ -1,5 +1,6 @@
-// Read-only views of the allocator's state, for the exit summary, the stats segment and tests.
-// Taking a snapshot takes the global lock for a moment; never call it from the fast path.
+// The allocator's state for the exit summary, the stats segment and tests (snapshots and views;
+// taking one takes the global lock for a moment, never from a fast path), and the few calls that
+// act on it: the error mode, collecting the calling thread's frees, detaching its heap.
 #pragma once
 
 #include <cstddef>

@@ -166,9 +166,9 @@ void guard_init(const GuardConfig& config) {
   }
   uint8_t flags = 0;
   if (config.mode != GuardMode::kOff) {
-    flags = 3;
+    flags = guard_detail::kOn | guard_detail::kAll;
   } else if (sampling && g_page_ok) {
-    flags = 1;
+    flags = guard_detail::kOn;
   }
   guard_detail::g_flags.store(flags, std::memory_order_release);
 }

@@ -49,8 +49,10 @@ inline constexpr uint8_t kFreshByte = 0xcd;    // new blocks, with POOLGUARD_GUA
 inline constexpr size_t kGuardMaxAlignment = size_t{64} << 10;
 
 namespace guard_detail {
-// Bit 0: some guard feature is on (frees outside the arenas must ask the guard first).
-// Bit 1: every allocation is guarded (redzone or page mode).
+// g_flags: kOn when some guard feature is on (frees outside the arenas must ask the guard first);
+// kAll as well when every allocation is guarded (redzone or page mode).
+inline constexpr uint8_t kOn = 1;
+inline constexpr uint8_t kAll = 2;
 inline std::atomic<uint8_t> g_flags{0};
 // The page region, [g_region_base, g_region_base + g_region_size): set before g_flags; the size
 // only shrinks (guard_fit_address_space).
@@ -68,7 +70,7 @@ inline bool guard_enabled() {
 }
 // True when every allocation goes to the guarded allocator (redzone and page modes).
 inline bool guard_all() {
-  return (guard_detail::g_flags.load(std::memory_order_relaxed) & 2) != 0;
+  return (guard_detail::g_flags.load(std::memory_order_relaxed) & guard_detail::kAll) != 0;
 }
 
 // False when p cannot be a guarded block: no guard feature is on, or only sampling is, and p is
@@ -77,7 +79,7 @@ inline bool guard_all() {
 inline bool guard_may_own(const void* p) {
   uint8_t flags = guard_detail::g_flags.load(std::memory_order_acquire);
   if (flags == 0) return false;
-  if ((flags & 2) != 0) return true;
+  if ((flags & guard_detail::kAll) != 0) return true;
   return reinterpret_cast<uintptr_t>(p) - guard_detail::g_region_base <
          guard_detail::g_region_size.load(std::memory_order_relaxed);
 }

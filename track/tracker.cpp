@@ -148,10 +148,10 @@ void tracker_init(const TrackConfig& config) {
   uint8_t flags = 0;
   if (config.leaks) {
     g_bytes = 1;
-    flags = 3;
+    flags = track_detail::kOn | track_detail::kAll;
   } else if (config.profile_bytes != 0) {
     g_bytes = config.profile_bytes;
-    flags = 1;
+    flags = track_detail::kOn;
   }
   g_period = g_bytes >= kSmallMax ? g_bytes / kSmallMax : 1;
   if (flags != 0) profile_table_init(config.publish, g_bytes);
@@ -163,7 +163,7 @@ uint64_t track_sample_bytes() {
 }
 
 uint64_t track_small_period() {
-  return (g_flags.load(std::memory_order_relaxed) & 1) != 0 ? g_period : 0;
+  return (g_flags.load(std::memory_order_relaxed) & track_detail::kOn) != 0 ? g_period : 0;
 }
 
 int64_t track_interval(uint64_t random) {

@@ -38,7 +38,10 @@
 namespace pg {
 
 namespace track_detail {
-// Bit 0: profile sampling is on. Bit 1: every allocation is tracked (leak mode).
+// g_flags: kOn when some allocations are tracked (the profile samples, or leak mode); kAll as well
+// when every allocation is (leak mode).
+inline constexpr uint8_t kOn = 1;
+inline constexpr uint8_t kAll = 2;
 inline std::atomic<uint8_t> g_flags{0};
 inline constexpr size_t kFilterBits = 16;
 // Counting filter: g_filter[hash(p)] counts live tracked blocks whose address hashes there.
@@ -61,7 +64,7 @@ inline bool tracking() {
   return track_detail::g_flags.load(std::memory_order_relaxed) != 0;
 }
 inline bool tracking_all() {
-  return (track_detail::g_flags.load(std::memory_order_relaxed) & 2) != 0;
+  return (track_detail::g_flags.load(std::memory_order_relaxed) & track_detail::kAll) != 0;
 }
 // POOLGUARD_PROFILE's figure (0: off; 1 in leak mode, where every allocation is tracked).
 uint64_t track_sample_bytes();
@@ -88,7 +91,7 @@ void* tracked_alloc(size_t size, size_t alignment, bool zero, bool* refused);
 inline bool tracked_may_own(const void* p) {
   uint8_t flags = track_detail::g_flags.load(std::memory_order_relaxed);
   if (flags == 0) return false;
-  if ((flags & 2) != 0) return true;
+  if ((flags & track_detail::kAll) != 0) return true;
   return track_detail::g_filter[track_detail::filter_index(reinterpret_cast<uintptr_t>(p))].load(
              std::memory_order_relaxed) != 0;
 }
