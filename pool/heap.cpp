@@ -224,7 +224,7 @@ bool carve(Pool* pool) {
   fb->tag = pool->tag;
   pool->free = first;
   pool->carved = static_cast<uint16_t>(start + n);
-  pool->span.store(pool->carved * bs, std::memory_order_relaxed);
+  pool->carved_end.store(pool->carved * bs, std::memory_order_relaxed);
   return true;
 }
 
@@ -246,7 +246,7 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->block_size = bs;
   pool->recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
   pool->capacity = static_cast<uint16_t>((kPoolSize - kPoolLead) / bs);
-  pool->span.store(0, std::memory_order_relaxed);  // nothing carved yet
+  pool->carved_end.store(0, std::memory_order_relaxed);  // nothing carved yet
   pool->carved = 0;
   pool->cls = static_cast<uint8_t>(cls);
   pool->list = kListNone;
@@ -260,7 +260,8 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
 
 void pool_release(Pool* pool) {
   shared_sub(shared_globals().class_pools[pool->cls], 1);
-  pool->span.store(0, std::memory_order_relaxed);  // free() into it now fails its bounds check
+  pool->carved_end.store(0,
+                         std::memory_order_relaxed);  // free() into it now fails its bounds check
   __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
   pool->owner.store(nullptr, std::memory_order_relaxed);
   arena_give_pool(pool);
@@ -715,7 +716,7 @@ void heap_free_bad(void* p) {
     return report_invalid_free(
         p, nullptr, 0, "not a block poolguard handed out (before or after the pool's blocks)");
   }
-  if (off >= pool->carved_span() && off % pool->block_size == 0) {
+  if (off >= pool->carved_end_offset() && off % pool->block_size == 0) {
     return report_invalid_free(p, nullptr, 0, "a block of a pool that was never handed out");
   }
   char* block = pool->first_block() + off / pool->block_size * pool->block_size;

@@ -204,9 +204,9 @@ PG_ALWAYS_INLINE void* heap_try_alloc(size_t slot, size_t size) {
 
 // Frees p, which lies in poolguard's arenas (arena_owns(p) is true).
 //
-// Validity of p costs two compares. `span` covers the blocks carved so far, and is zero in any
-// pool not in use (cleared on release, zero in pages never touched or decommitted), so
-// `off >= span` rejects never-handed-out slots and unused pools without a magic check. Block starts
+// Validity of p costs two compares. `carved_end` covers the blocks carved so far, and is zero in
+// any pool not in use (cleared on release, zero in pages never touched or decommitted), so `off >=
+// carved_end` rejects never-handed-out slots and unused pools without a magic check. Block starts
 // are the offsets that are multiples of block_size: with recip = ceil(2^32 / size), the low 32 bits
 // of off * recip are below recip exactly for those (the rounding error is below off < 2^14, and
 // recip >= 2^22 for sizes up to 2^10).
@@ -214,7 +214,7 @@ PG_ALWAYS_INLINE void heap_free(void* p) {
   Pool* pool = pool_of(p);
   uintptr_t off = pool_offset(p);
   uint32_t frac = static_cast<uint32_t>(off * pool->recip);
-  if (PG_UNLIKELY(off >= pool->carved_span() || frac >= pool->recip)) return heap_free_bad(p);
+  if (PG_UNLIKELY(off >= pool->carved_end_offset() || frac >= pool->recip)) return heap_free_bad(p);
   Heap* h = t_heap;
   if (PG_UNLIKELY(pool->owner.load(std::memory_order_relaxed) != h)) {
     return heap_free_remote(pool, p);
@@ -234,7 +234,7 @@ PG_ALWAYS_INLINE void heap_free(void* p) {
 inline bool heap_is_block(const void* p) {
   Pool* pool = pool_of(p);
   uintptr_t off = pool_offset(p);
-  return off < pool->carved_span() && static_cast<uint32_t>(off * pool->recip) < pool->recip;
+  return off < pool->carved_end_offset() && static_cast<uint32_t>(off * pool->recip) < pool->recip;
 }
 
 // Usable size of a block in the pools.

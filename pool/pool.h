@@ -70,19 +70,20 @@ struct FreeBlock {
 // (docs/BENCHMARKS.md, "Pool headers and the caches").
 struct alignas(64) Pool {
   // ---- cache line 0: read by every free, written only when the pool is set up ----
-  uintptr_t key;               // link encoding key (random per pool)
-  uintptr_t tag;               // free-block marker (random per pool)
-  std::atomic<Heap*> owner;    // owning heap; nullptr while abandoned
-  char* data;                  // the pool itself (kPoolSize-aligned); nullptr in g_empty_pool
-  uint32_t block_size;         // class size in bytes
-  uint32_t recip;              // ceil(2^32 / block_size): offset -> block index without a divide
-  std::atomic<uint32_t> span;  // carved * block_size: offsets at or past this were never handed out
-                               // (grows as blocks are carved; read by remote freers, relaxed)
-  uint16_t capacity;           // blocks that fit after the lead
-  uint8_t cls;                 // size class index
-  uint8_t list;                // PoolList: which of the owner's lists holds it (owner only)
-  uint32_t index;              // pool number inside its arena
-  uint32_t magic;              // kPoolMagic while the pool is carved for a class
+  uintptr_t key;             // link encoding key (random per pool)
+  uintptr_t tag;             // free-block marker (random per pool)
+  std::atomic<Heap*> owner;  // owning heap; nullptr while abandoned
+  char* data;                // the pool itself (kPoolSize-aligned); nullptr in g_empty_pool
+  uint32_t block_size;       // class size in bytes
+  uint32_t recip;            // ceil(2^32 / block_size): offset -> block index without a divide
+  // carved * block_size: offsets at or past this were never handed out (grows as blocks are
+  // carved; read by remote freers, relaxed)
+  std::atomic<uint32_t> carved_end;
+  uint16_t capacity;  // blocks that fit after the lead
+  uint8_t cls;        // size class index
+  uint8_t list;       // PoolList: which of the owner's lists holds it (owner only)
+  uint32_t index;     // pool number inside its arena
+  uint32_t magic;     // kPoolMagic while the pool is carved for a class
   Arena* arena;
   // ---- cache line 1: written by the owner thread ----
   alignas(64) void* free;  // next local free block; == data when the list is empty
@@ -99,7 +100,7 @@ struct alignas(64) Pool {
   alignas(64) std::atomic<uintptr_t> thread_free;
   char pad[64 + 64 - sizeof(std::atomic<uintptr_t>)];
 
-  uint32_t carved_span() const { return span.load(std::memory_order_relaxed); }
+  uint32_t carved_end_offset() const { return carved_end.load(std::memory_order_relaxed); }
   char* first_block() const { return data + kPoolLead; }
   // The value of `free` (and of a decoded link) that means "no more blocks".
   bool is_end(const void* b) const { return b == data; }
