@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -18,6 +19,8 @@
 // Test builds (pgcore_faults) ask an injection plan before each memory system call, and a refused
 // call fails as the kernel's refusal would (errno ENOMEM). Elsewhere PG_REFUSED is the constant
 // false: the compiler drops the test and every call below is what it would be without it.
+#include "base/align.h"
+
 #if defined(POOLGUARD_FAULT_INJECTION)
 #include "base/fault.h"
 #define PG_REFUSED(call) (::pg::fault::refused(::pg::fault::Call::call))
@@ -52,15 +55,11 @@ void* map(size_t size, bool noreserve) {
   return map_fresh(size, noreserve);
 }
 
-void* map_aligned(size_t size, size_t alignment, bool noreserve) {
-  // Over-map by `alignment`, then trim both ends so that exactly [aligned, aligned+size) remains.
-  size_t span = size + alignment;
-  if (span < size) return nullptr;
-  if (PG_REFUSED(kMapAligned)) return nullptr;
-  char* raw = static_cast<char*>(map_fresh(span, noreserve));
-  if (raw == nullptr) return nullptr;
+// The aligned [aligned, aligned + size) of a mapping of `span` = size + alignment bytes at raw:
+// the rest, before and after, is unmapped.
+void* trim_to_aligned(char* raw, size_t span, size_t size, size_t alignment) {
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
+  uintptr_t aligned = align_up(start, alignment);
   size_t head = aligned - start;
   size_t tail = span - head - size;
   if (head) munmap(raw, head);
@@ -68,20 +67,23 @@ void* map_aligned(size_t size, size_t alignment, bool noreserve) {
   return reinterpret_cast<void*>(aligned);
 }
 
+void* map_aligned(size_t size, size_t alignment, bool noreserve) {
+  // Over-map by `alignment`, then trim both ends so that exactly [aligned, aligned+size) remains.
+  size_t span = size + alignment;
+  if (span < size) return nullptr;
+  if (PG_REFUSED(kMapAligned)) return nullptr;
+  char* raw = static_cast<char*>(map_fresh(span, noreserve));
+  if (raw == nullptr) return nullptr;
+  return trim_to_aligned(raw, span, size, alignment);
+}
+
 void* reserve_aligned(size_t size, size_t alignment) {
   size_t span = size + alignment;
   if (span < size) return nullptr;
   if (PG_REFUSED(kReserve)) return nullptr;
-  void* raw_v = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw_v == MAP_FAILED) return nullptr;
-  char* raw = static_cast<char*>(raw_v);
-  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t{alignment} - 1);
-  size_t head = aligned - start;
-  size_t tail = span - head - size;
-  if (head) munmap(raw, head);
-  if (tail) munmap(reinterpret_cast<char*>(aligned) + size, tail);
-  return reinterpret_cast<void*>(aligned);
+  void* raw = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  return trim_to_aligned(static_cast<char*>(raw), span, size, alignment);
 }
 
 bool commit(void* p, size_t size) {
@@ -213,6 +215,26 @@ size_t address_space_limit() {
   struct rlimit rl;
   if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
   return static_cast<size_t>(rl.rlim_cur);
+}
+
+bool call_previous_handler(const void* previous, int sig, void* info, void* context) {
+  const struct sigaction& prev = *static_cast<const struct sigaction*>(previous);
+  // sa_handler and sa_sigaction share storage: null is SIG_DFL either way.
+  if ((prev.sa_flags & SA_SIGINFO) != 0) {
+    if (prev.sa_sigaction == nullptr) return false;
+    prev.sa_sigaction(sig, static_cast<siginfo_t*>(info), context);
+    return true;
+  }
+  if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) return false;
+  prev.sa_handler(sig);
+  return true;
+}
+
+void restore_default_action(int sig) {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
 }
 
 }  // namespace pg::os

@@ -75,4 +75,12 @@ int process_id();
 // Current RLIMIT_AS soft limit, or SIZE_MAX when unlimited.
 size_t address_space_limit();
 
+// Signal chaining, for poolguard's handlers (the guard's SIGSEGV, the leak scan's stop signal):
+// runs the handler `previous` names for a signal that is not poolguard's, and returns true; false
+// when `previous` is the default action or ignore (the caller decides what that means for its
+// signal). `previous` is a struct sigaction. Async-signal-safe.
+bool call_previous_handler(const void* previous, int sig, void* info, void* context);
+// Puts the default action of `sig` back. Async-signal-safe.
+void restore_default_action(int sig);
+
 }  // namespace pg::os

@@ -71,21 +71,11 @@ Access access_of(const void* context) {
 
 // Hands a fault that is not ours to whoever would have had it.
 void pass_on(int sig, siginfo_t* info, void* context) {
-  if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
-    g_previous.sa_sigaction(sig, info, context);
-    return;
-  }
-  if ((g_previous.sa_flags & SA_SIGINFO) == 0 && g_previous.sa_handler != SIG_DFL &&
-      g_previous.sa_handler != SIG_IGN) {
-    g_previous.sa_handler(sig);
-    return;
-  }
-  // Default action: restore it; returning re-runs the faulting instruction, which then ends the
-  // process as if poolguard had never been there. A SIGSEGV sent with kill() is sent again.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, nullptr);
+  if (os::call_previous_handler(&g_previous, sig, info, context)) return;
+  // Default action (or ignore, which a real fault cannot honour): restore it; returning re-runs
+  // the faulting instruction, which then ends the process as if poolguard had never been there.
+  // A SIGSEGV sent with kill() is sent again.
+  os::restore_default_action(sig);
   if (info->si_code <= 0) raise(sig);
 }
 

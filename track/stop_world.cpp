@@ -120,22 +120,11 @@ void save_context(const void* context, ThreadSlot* slot) {
 
 // Hands a signal that is not ours to the action it would have had without us.
 void pass_on(int sig, siginfo_t* info, void* context) {
-  const struct sigaction& prev = g_previous;
-  if ((prev.sa_flags & SA_SIGINFO) != 0) {
-    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(sig, info, context);
-    return;
-  }
-  if (prev.sa_handler == SIG_IGN) return;
-  if (prev.sa_handler != SIG_DFL) {
-    prev.sa_handler(sig);
-    return;
-  }
+  if (os::call_previous_handler(&g_previous, sig, info, context)) return;
+  if ((g_previous.sa_flags & SA_SIGINFO) == 0 && g_previous.sa_handler == SIG_IGN) return;
   // The default action of a real-time signal ends the process: put it back and send the signal
   // again; it is delivered when this handler returns.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, nullptr);
+  os::restore_default_action(sig);
   raise(sig);
 }
 
