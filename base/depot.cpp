@@ -2,21 +2,12 @@
 // hash, named by a 32-bit id.
 #include "base/depot.h"
 
-#include <link.h>
-#include <sched.h>
-#include <sys/auxv.h>
-
-#define UNW_LOCAL_ONLY
-
 #include <atomic>
 #include <cstring>
 
 #include "base/lock.h"
 #include "base/os.h"
-#include "base/unwind.h"
-
-// The ELF header of the module this file is linked into (defined by the linker).
-extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+#include "base/stack.h"
 
 namespace pg {
 
@@ -40,50 +31,6 @@ std::atomic<uint32_t>* g_buckets = nullptr;  // kBuckets heads (entry ids)
 std::atomic<size_t> g_used{8};               // bytes of g_base in use
 std::atomic<size_t> g_stacks{0};
 bool g_map_failed = false;
-
-// The address range of poolguard's own code, and whether that is the main program.
-struct SelfRange {
-  uintptr_t lo = 0, hi = 0;
-  bool in_main = false;
-  bool ready = false;
-};
-SelfRange g_self;
-std::atomic<int> g_self_state{0};  // 0: not computed, 1: being computed, 2: done
-
-void find_self() {
-  const ElfW(Ehdr)* eh = &__ehdr_start;
-  uintptr_t base = reinterpret_cast<uintptr_t>(eh);
-  const ElfW(Phdr)* ph = reinterpret_cast<const ElfW(Phdr)*>(base + eh->e_phoff);
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (int i = 0; i < eh->e_phnum; ++i) {
-    if (ph[i].p_type != PT_LOAD) continue;
-    if (ph[i].p_vaddr < lo) lo = ph[i].p_vaddr;
-    if (ph[i].p_vaddr + ph[i].p_memsz > hi) hi = ph[i].p_vaddr + ph[i].p_memsz;
-  }
-  if (hi == 0) return;
-  uintptr_t bias = base - (lo & ~uintptr_t{4095});
-  g_self.lo = bias + lo;
-  g_self.hi = bias + hi;
-  uintptr_t main_phdr = getauxval(AT_PHDR);
-  g_self.in_main = main_phdr >= g_self.lo && main_phdr < g_self.hi;
-  g_self.ready = true;
-}
-
-// Computes g_self once, whichever thread captures first.
-void ensure_self() {
-  if (g_self_state.load(std::memory_order_acquire) == 2) return;
-  int expected = 0;
-  if (g_self_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-    find_self();
-    g_self_state.store(2, std::memory_order_release);
-    return;
-  }
-  while (g_self_state.load(std::memory_order_acquire) != 2) sched_yield();
-}
-
-bool own_frame(uintptr_t pc) {
-  return pc - g_self.lo < g_self.hi - g_self.lo;
-}
 
 uint32_t hash_frames(const uintptr_t* pcs, int depth) {
   uint64_t h = 0xcbf29ce484222325ull ^ static_cast<uint64_t>(depth);
@@ -129,8 +76,6 @@ char* storage() {
   return base;
 }
 
-__thread bool t_capturing __attribute__((tls_model("initial-exec"))) = false;
-
 }  // namespace
 
 uint32_t depot_put(const uintptr_t* pcs, int depth) {
@@ -175,32 +120,10 @@ int depot_get(uint32_t id, uintptr_t* out, int max) {
   return n;
 }
 
-uint32_t depot_capture(int skip) {
-#if defined(__SANITIZE_THREAD__)
-  // Under TSan, libunwind's per-thread cache crashes in its key destructor at thread exit (TSan's
-  // thread state is gone by then): the TSan build of the core captures no stacks.
-  (void)skip;
-  return 0;
-#endif
-  if (t_capturing) return 0;
-  t_capturing = true;
-  ensure_self();
-  uintptr_t frames[kDepotMaxFrames + 16];
-  int n = unwind_here(frames, kDepotMaxFrames + 16);
-  int first = 0;
-  if (g_self.ready && !g_self.in_main) {
-    while (first < n && own_frame(frames[first])) ++first;
-  } else {
-    first = skip < n ? skip : n;
-  }
+__attribute__((noinline)) uint32_t depot_capture(int skip) {
   uintptr_t pcs[kDepotMaxFrames];
-  int depth = 0;
-  for (int i = first; i < n && depth < kDepotMaxFrames; ++i) {
-    pcs[depth++] = frames[i];
-  }
-  uint32_t id = depot_put(pcs, depth);
-  t_capturing = false;
-  return id;
+  // skip + 1: capture_frames counts its own frame too.
+  return depot_put(pcs, capture_frames(pcs, kDepotMaxFrames, skip + 1));
 }
 
 void depot_usage(size_t* bytes, size_t* stacks) {

@@ -7,17 +7,18 @@
 // once published, so lookups take no lock; inserts take the depot's own lock. When the range is
 // full, new stacks get id 0 ("unknown") and nothing breaks.
 //
-// Nothing here allocates through malloc. Capture uses libunwind (it reads unwind tables, so
-// programs built without frame pointers work) and drops poolguard's own frames.
+// Nothing here allocates through malloc. Stacks are captured by base/stack.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "base/stack.h"
+
 namespace pg {
 
 inline constexpr size_t kDepotBytes = size_t{128} << 20;
-inline constexpr int kDepotMaxFrames = 32;
+inline constexpr int kDepotMaxFrames = kMaxFrames;
 
 // Stores the stack pcs[0..depth) (innermost first) and returns its id; the same frames always get
 // the same id. 0 when depth is 0 or the depot is full or cannot be mapped.
@@ -27,9 +28,8 @@ uint32_t depot_put(const uintptr_t* pcs, int depth);
 // depot never returned. Lock-free and async-signal-safe.
 int depot_get(uint32_t id, uintptr_t* out, int max);
 
-// Captures the caller's stack, from the first frame outside poolguard's own module outwards, and
-// stores it. When poolguard is linked into the program itself (unit tests), drops `skip` frames
-// instead. Returns 0 when called re-entrantly (from inside a capture on the same thread).
+// Captures the caller's stack (capture_frames of base/stack.h, with its `skip`) and stores it; 0
+// when no frame was captured.
 uint32_t depot_capture(int skip);
 
 // Bytes of entries stored so far, and distinct stacks.

@@ -1,37 +1,101 @@
 // Stack capture (base/stack.h): the caller's return addresses through the unwinder, poolguard's
-// own frames dropped.
+// own frames dropped by address range; frames named by dladdr for JSON.
 #include "base/stack.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <sched.h>
+#include <sys/auxv.h>
+
+#include <atomic>
 
 #include "base/unwind.h"
 
-#include <dlfcn.h>
+// The ELF header of the module this file is linked into (defined by the linker).
+extern "C" const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
 
 namespace pg {
 
 namespace {
-// Base address of the module holding `pc`, or 0.
-uintptr_t module_of(uintptr_t pc) {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(pc), &info) == 0) return 0;
-  return reinterpret_cast<uintptr_t>(info.dli_fbase);
+
+// The address range of poolguard's own code, and whether that is the main program. Read from the
+// ELF program headers of the module this file is linked into: no dladdr per frame.
+struct SelfRange {
+  uintptr_t lo = 0, hi = 0;
+  bool in_main = false;
+  bool ready = false;
+};
+SelfRange g_self;
+std::atomic<int> g_self_state{0};  // 0: not computed, 1: being computed, 2: done
+
+void find_self() {
+  const ElfW(Ehdr)* eh = &__ehdr_start;
+  uintptr_t base = reinterpret_cast<uintptr_t>(eh);
+  const ElfW(Phdr)* ph = reinterpret_cast<const ElfW(Phdr)*>(base + eh->e_phoff);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < eh->e_phnum; ++i) {
+    if (ph[i].p_type != PT_LOAD) continue;
+    if (ph[i].p_vaddr < lo) lo = ph[i].p_vaddr;
+    if (ph[i].p_vaddr + ph[i].p_memsz > hi) hi = ph[i].p_vaddr + ph[i].p_memsz;
+  }
+  if (hi == 0) return;
+  uintptr_t bias = base - (lo & ~uintptr_t{4095});
+  g_self.lo = bias + lo;
+  g_self.hi = bias + hi;
+  uintptr_t main_phdr = getauxval(AT_PHDR);
+  g_self.in_main = main_phdr >= g_self.lo && main_phdr < g_self.hi;
+  g_self.ready = true;
 }
+
+// Computes g_self once, whichever thread captures first.
+void ensure_self() {
+  if (g_self_state.load(std::memory_order_acquire) == 2) return;
+  int expected = 0;
+  if (g_self_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    find_self();
+    g_self_state.store(2, std::memory_order_release);
+    return;
+  }
+  while (g_self_state.load(std::memory_order_acquire) != 2) sched_yield();
+}
+
+bool own_frame(uintptr_t pc) {
+  return pc - g_self.lo < g_self.hi - g_self.lo;
+}
+
+__thread bool t_capturing __attribute__((tls_model("initial-exec"))) = false;
+
 }  // namespace
 
-void capture_stack(StackTrace* out, int skip) {
-  uintptr_t frames[kMaxFrames + 16];
-  int n = unwind_here(frames, kMaxFrames + 16);
-  // Drop the leading frames that are poolguard's own (when it is its own module, as under
-  // LD_PRELOAD); when linked into the program, drop `skip` frames instead.
+// noinline: `skip` counts frames, this one first.
+__attribute__((noinline)) int capture_frames(uintptr_t* out, int max, int skip) {
+#if defined(__SANITIZE_THREAD__)
+  // Under TSan, libunwind's per-thread cache crashes in its key destructor at thread exit (TSan's
+  // thread state is gone by then): the TSan build of the core captures no stacks.
+  (void)out, (void)max, (void)skip;
+  return 0;
+#endif
+  if (t_capturing) return 0;
+  t_capturing = true;
+  ensure_self();
+  constexpr int kSlack = 16;  // poolguard's own frames, dropped
+  uintptr_t frames[kMaxFrames + kSlack];
+  if (max > kMaxFrames) max = kMaxFrames;
+  int n = unwind_here(frames, max + kSlack);
   int first = 0;
-  uintptr_t self = module_of(reinterpret_cast<uintptr_t>(&capture_stack));
-  while (first < n && self != 0 && module_of(frames[first]) == self) {
-    ++first;
+  if (g_self.ready && !g_self.in_main) {
+    while (first < n && own_frame(frames[first])) ++first;
+  } else {
+    first = skip < n ? skip : n;
   }
-  if (first == n || first == 0) first = skip < n ? skip : n;
-  out->depth = 0;
-  for (int i = first; i < n && out->depth < kMaxFrames; ++i) {
-    out->pc[out->depth++] = frames[i];
-  }
+  int depth = 0;
+  for (int i = first; i < n && depth < max; ++i) out[depth++] = frames[i];
+  t_capturing = false;
+  return depth;
+}
+
+__attribute__((noinline)) void capture_stack(StackTrace* out, int skip) {
+  out->depth = capture_frames(out->pc, kMaxFrames, skip + 1);
 }
 
 void append_stack_json(TextBuffer<4096>& out, const StackTrace& trace) {

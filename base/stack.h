@@ -1,6 +1,6 @@
-// Stack capture and symbolization for reports and logs: libunwind to walk the stack (it reads the
-// unwind tables, so programs built without frame pointers work), dladdr to name frames. Neither
-// allocates through malloc, so both are usable with the heap exhausted.
+// Stack capture, the one way poolguard records "where was the program": the caller's return
+// addresses through the unwinder (base/unwind.h), poolguard's own frames dropped; and dladdr to
+// name frames in JSON. Neither allocates through malloc, so both work with the heap exhausted.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,14 @@ struct StackTrace {
   int depth = 0;
 };
 
-// Captures the caller's stack, skipping `skip` innermost frames (poolguard's own).
+// The caller's return addresses, innermost first, into out[0..max); how many. Frames are kept from
+// the first one outside poolguard's own code outwards. When poolguard is linked into the program
+// itself (unit tests), its code cannot be told from the program's, so the `skip` innermost frames
+// are dropped instead. 0 frames when called re-entrantly on the same thread (a capture that
+// allocates), when stacks cannot be walked safely (base/unwind.h), and in ThreadSanitizer builds.
+int capture_frames(uintptr_t* out, int max, int skip);
+
+// capture_frames into a StackTrace (`skip` counts from this function's caller's frame, as there).
 void capture_stack(StackTrace* out, int skip);
 
 // Appends the trace as a JSON array of frames:
