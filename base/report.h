@@ -1,12 +1,19 @@
-// Error reports. Each kind of error has one function here; each writes one clear line on stderr
-// (or the log) with write(2) only, counts the error, and then aborts or returns, as the error mode
-// says (pg::set_error_mode, POOLGUARD_ON_ERROR). When it returns, the caller must leave the bad
-// block alone (leak it) rather than touch the heap's state with it.
+// Error reports, the one way poolguard tells of a heap error: the pools' double frees, invalid
+// frees and corrupted free lists (one function each below) and the guard's findings
+// (guard/report.cpp) are all written through ErrorReport: counted, one report at a time, on
+// stderr or the log with write(2) only (no malloc: some are written from the SIGSEGV handler),
+// then abort or go on as the error mode says (pg::set_error_mode, POOLGUARD_ON_ERROR). When a
+// report returns, the caller must leave the bad block alone (leak it) rather than touch the
+// heap's state with it.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+
+#include "base/format.h"
+#include "base/log.h"
+#include "base/os.h"
 
 namespace pg {
 
@@ -20,10 +27,38 @@ ErrorMode error_mode();
 // (initialisation). Errors counted before then are carried over.
 void report_set_counters(uint64_t* double_frees, uint64_t* invalid_frees, uint64_t* corruptions);
 
-// Counts one error of each kind (report_set_counters).
-void count_double_free();
-void count_invalid_free();
-void count_corruption();
+// The error figures of the stats segment: every report counts in one of them.
+enum class ErrorCount : int { kDoubleFree, kInvalidFree, kCorruption };
+
+// One error report being written. The constructor counts the error, waits for any other thread's
+// report to end (re-entrant for the writing thread: a fault while reporting) and starts the first
+// line with "poolguard: ERROR: <kind> pid=P tid=T: "; the caller completes line() and writes it
+// and further lines with end_line() and stack(); finish() writes the closing line and aborts,
+// unless the error mode says to go on and the error is not `fatal` (a faulting access).
+class ErrorReport {
+ public:
+  using Line = TextBuffer<1024>;
+  ErrorReport(ErrorCount count, const char* kind);
+  ~ErrorReport();
+  ErrorReport(const ErrorReport&) = delete;
+  ErrorReport& operator=(const ErrorReport&) = delete;
+
+  Line& line() { return line_; }
+  // Writes line() and a newline, and clears it.
+  void end_line();
+  // "  <title>[ by thread T]:" and one line per frame, "    #k 0x.. in fn (module+0xoff)";
+  // "(no stack)" when n is 0. The first frame is exact (a faulting instruction) when
+  // first_exact, else every frame is a return address.
+  void stack(const char* title, int tid, const uintptr_t* pcs, int n, bool first_exact);
+  // The closing line; aborts unless the error mode is report and !fatal.
+  void finish(bool fatal);
+
+ private:
+  os::SavedErrno keep_errno_;  // reported from free(), which leaves errno alone
+  LogOutput out_;
+  Line line_;
+  bool nested_ = false;
+};
 
 // free() of a block that is already free. `block_size` is the size class or large size.
 void report_double_free(const void* p, size_t block_size);
