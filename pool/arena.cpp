@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "base/list.h"
 #include "base/lock.h"
 #include "base/meta.h"
 #include "base/os.h"
@@ -31,7 +32,7 @@ constexpr uint64_t kDataPoolsMask = ~uint64_t{1};
 
 // buckets[n] holds the live arenas with exactly n free pools (1 <= n <= 63). Bit n-1 of
 // g_bucket_mask is set when buckets[n] is non-empty, so the fullest arena is one ctz away.
-Arena* g_buckets[kPoolsPerArena + 1];
+List<Arena> g_buckets[kPoolsPerArena + 1];
 uint64_t g_bucket_mask = 0;
 Arena* g_released = nullptr;  // descriptors of decommitted arenas, reused first
 uint32_t g_empty_arenas = 0;  // live arenas with every pool free (the spare)
@@ -94,24 +95,14 @@ std::atomic<uint8_t*> g_radix[kRadixTop];
 
 void bucket_insert(Arena* a) {
   if (a->nfree == 0) return;
-  Arena*& head = g_buckets[a->nfree];
-  a->prev = nullptr;
-  a->next = head;
-  if (head) head->prev = a;
-  head = a;
+  g_buckets[a->nfree].push_front(a);
   g_bucket_mask |= uint64_t{1} << (a->nfree - 1);
 }
 
 void bucket_remove(Arena* a) {
   if (a->nfree == 0) return;
-  if (a->prev) {
-    a->prev->next = a->next;
-  } else {
-    g_buckets[a->nfree] = a->next;
-  }
-  if (a->next) a->next->prev = a->prev;
-  if (g_buckets[a->nfree] == nullptr) g_bucket_mask &= ~(uint64_t{1} << (a->nfree - 1));
-  a->next = a->prev = nullptr;
+  g_buckets[a->nfree].remove(a);
+  if (g_buckets[a->nfree].empty()) g_bucket_mask &= ~(uint64_t{1} << (a->nfree - 1));
 }
 
 // Makes room in g_all for one more descriptor; false when the metadata is refused. Done before
@@ -305,7 +296,7 @@ Pool* arena_take_pool(size_t cls) {
   LockGuard guard(g_arena_lock);
   Arena* a;
   if (g_bucket_mask != 0) {
-    a = g_buckets[__builtin_ctzll(g_bucket_mask) + 1];  // fewest free pools: the fullest arena
+    a = g_buckets[__builtin_ctzll(g_bucket_mask) + 1].head;  // fewest free pools: the fullest arena
   } else {
     a = arena_new();
     if (a == nullptr) return nullptr;

@@ -53,81 +53,26 @@ std::atomic<bool> g_open{false};  // heaps_open()
 int64_t (*g_guard_interval)(uint64_t) = nullptr;
 int64_t (*g_profile_interval)(uint64_t) = nullptr;
 
-void queue_push(PoolQueue& q, Pool* p) {
-  p->prev = q.tail;
-  p->next = nullptr;
-  if (q.tail) {
-    q.tail->next = p;
-  } else {
-    q.head = p;
-  }
-  q.tail = p;
-  ++q.count;
-}
-
-void queue_remove(PoolQueue& q, Pool* p) {
-  if (p->prev) {
-    p->prev->next = p->next;
-  } else {
-    q.head = p->next;
-  }
-  if (p->next) {
-    p->next->prev = p->prev;
-  } else {
-    q.tail = p->prev;
-  }
-  p->next = p->prev = nullptr;
-  --q.count;
-}
-
-// Adds p to the ring as the last pool to come up: just before the head.
-void ring_insert(PoolRing& r, Pool* p) {
-  if (r.head == nullptr) {
-    p->next = p->prev = p;
-    r.head = p;
-  } else {
-    Pool* first = r.head;
-    Pool* last = first->prev;
-    p->next = first;
-    p->prev = last;
-    last->next = p;
-    first->prev = p;
-  }
-  ++r.count;
-}
-
-void ring_remove(PoolRing& r, Pool* p) {
-  if (p->next == p) {
-    r.head = nullptr;
-  } else {
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
-    if (r.head == p) r.head = p->next;
-  }
-  p->next = p->prev = nullptr;
-  --r.count;
-}
-
 // Files pool in h's ring of its class (kListAvail), as the last to come up.
 void file_avail(Heap* h, Pool* pool) {
   pool->list = kListAvail;
-  ring_insert(h->avail[pool->cls], pool);
+  h->avail[pool->cls].insert(pool);
 }
 
 // Takes pool off h's full list, and its kFullBias off `used`; the caller files it elsewhere.
 void unfile_full(Heap* h, Pool* pool) {
-  queue_remove(h->full[pool->cls], pool);
+  h->full[pool->cls].remove(pool);
   pool->used &= ~kFullBias;
 }
 
 // The abandoned lists, under g_abandon_lock, with their counts mirrored for lock-free peeks.
 void abandoned_push(size_t cls, Pool* p) {
-  queue_push(g_abandoned[cls], p);
+  g_abandoned[cls].push_back(p);
   g_abandoned_count[cls].store(g_abandoned[cls].count, std::memory_order_relaxed);
 }
 
 void abandoned_remove(size_t cls, Pool* p) {
-  queue_remove(g_abandoned[cls], p);
+  g_abandoned[cls].remove(p);
   g_abandoned_count[cls].store(g_abandoned[cls].count, std::memory_order_relaxed);
 }
 
@@ -295,10 +240,10 @@ void unlink_owned(Heap* h, Pool* pool) {
   switch (pool->list) {
     case kListCurrent:
       unset_current(h, pool);
-      ring_remove(h->avail[pool->cls], pool);
+      h->avail[pool->cls].remove(pool);
       break;
     case kListAvail:
-      ring_remove(h->avail[pool->cls], pool);
+      h->avail[pool->cls].remove(pool);
       break;
     case kListFull:
       unfile_full(h, pool);
@@ -319,7 +264,7 @@ void make_full(Heap* h, Pool* pool) {
                                                 std::memory_order_relaxed)) {
       pool->list = kListFull;
       pool->used |= kFullBias;  // the next local free takes the slow path (pool/pool.h)
-      queue_push(h->full[pool->cls], pool);
+      h->full[pool->cls].push_back(pool);
       return;
     }
   }
@@ -402,7 +347,7 @@ void heap_abandon(Heap* h) {
     for (;;) {
       Pool* p = h->avail[cls].head;
       if (p != nullptr) {
-        ring_remove(h->avail[cls], p);
+        h->avail[cls].remove(p);
       } else if ((p = h->full[cls].head) != nullptr) {
         unfile_full(h, p);
       } else {
@@ -533,7 +478,7 @@ void* heap_alloc_slow(size_t slot, size_t size) {
         pool = p;
         break;
       }
-      ring_remove(ring, p);
+      ring.remove(p);
       make_full(h, p);  // back in the ring, as the last, if remote frees came meanwhile
       if (ring.head == nullptr) break;
       p = next == p ? ring.head : next;

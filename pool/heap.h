@@ -27,27 +27,21 @@
 
 #include "base/compiler.h"
 #include "base/counter.h"
+#include "base/list.h"
 #include "pool/config.h"
 #include "pool/pool.h"
 
 namespace pg {
 
-// A doubly linked list of pools through Pool::next / Pool::prev.
-struct PoolQueue {
-  Pool* head = nullptr;
-  Pool* tail = nullptr;
-  uint32_t count = 0;
-};
+// A list of pools through Pool::next / Pool::prev (base/list.h).
+using PoolQueue = List<Pool>;
 
-// A circular doubly linked list of pools through Pool::next / Pool::prev: a heap's pools of one
-// class that may have room. `head` is where allocation goes on: the current pool while there is
-// one (which stays in the ring), and the ring turns by moving `head` alone, so that switching from
-// an exhausted pool to the next touches no other pool's header. New members go just before
-// `head`: they come up last.
-struct PoolRing {
-  Pool* head = nullptr;
-  uint32_t count = 0;
-};
+// A ring of pools through Pool::next / Pool::prev (base/list.h): a heap's pools of one class that
+// may have room. `head` is where allocation goes on: the current pool while there is one (which
+// stays in the ring), and the ring turns by moving `head` alone, so that switching from an
+// exhausted pool to the next touches no other pool's header. New members go just before `head`:
+// they come up last.
+using PoolRing = Ring<Pool>;
 
 // Size-class slot of a request of n <= kSmallMax bytes: (n + 15) / 16, so that the fast path needs
 // no special case for malloc(0). Slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes).
