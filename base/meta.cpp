@@ -1,5 +1,6 @@
 // The metadata memory of base/meta.h: bump allocation over mmap'ed chunks, never malloc.
 #include "base/meta.h"
+#include "base/align.h"
 
 #include <cstdint>
 
@@ -19,17 +20,17 @@ size_t g_mapped = 0;
 void* meta_alloc(size_t size, size_t align) {
   LockGuard guard(g_meta_lock);
   uintptr_t cur = reinterpret_cast<uintptr_t>(g_cur);
-  uintptr_t aligned = (cur + align - 1) & ~(uintptr_t{align} - 1);
+  uintptr_t aligned = align_up(cur, align);
   size_t need = size + (aligned - cur);
   if (g_cur == nullptr || need > g_left) {
-    size_t chunk = size + align > kChunk ? ((size + align + 4095) & ~size_t{4095}) : kChunk;
+    size_t chunk = size + align > kChunk ? align_up(size + align, 4096) : kChunk;
     char* fresh = static_cast<char*>(os::map(chunk));
     if (fresh == nullptr) return nullptr;
     g_mapped += chunk;
     g_cur = fresh;
     g_left = chunk;
     cur = reinterpret_cast<uintptr_t>(g_cur);
-    aligned = (cur + align - 1) & ~(uintptr_t{align} - 1);
+    aligned = align_up(cur, align);
     need = size + (aligned - cur);
   }
   g_cur += need;

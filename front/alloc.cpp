@@ -13,6 +13,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "base/align.h"
 #include "base/os.h"
 #include "base/random.h"
 #include "base/report.h"
@@ -166,10 +167,10 @@ void* alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= kAlign) return malloc_impl(size);
   size_t slot = 0;
   if (alignment <= kMaxPoolAlign && size <= kSmallMax) {
-    size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+    size_t rounded = align_up(size, alignment);
     if (rounded == 0) rounded = alignment;
     if (rounded <= kSmallMax) {
-      slot = slot_of(rounded);
+      slot = request_slot(rounded);
       if (void* p = heap_try_alloc(slot, size)) return p;
     }
   }
@@ -184,22 +185,22 @@ void* alloc_aligned(size_t alignment, size_t size) {
   return alloc_large(size, alignment, false);
 }
 
-// A pointer outside the arenas may take the plain large path (free, realloc): it must lie outside
+// A pointer outside the arenas may take the direct large path (free, realloc): it must lie outside
 // the whole reservation (its unused part is inaccessible: the caller has already ruled out the used
-// part), and route_plain() (front/init.h) must hold, which also rules out fallback arenas.
-inline bool plain_outside(const void* p) {
-  return !in_reservation(p) && route_plain();
+// part), and route_direct() (front/init.h) must hold, which also rules out fallback arenas.
+inline bool direct_free_ok(const void* p) {
+  return !in_reservation(p) && route_direct();
 }
 
 [[gnu::noinline]] void* calloc_slow(size_t total) {
-  if (total > kSmallMax && PG_LIKELY(route_plain())) return large_calloc_plain(total);
+  if (total > kSmallMax && PG_LIKELY(route_direct())) return large_calloc_direct(total);
   if (unsigned events = sample_events(total <= kSmallMax, total); PG_UNLIKELY(events != 0)) {
     bool done;
     void* p = alloc_sampled(events, total, kAlign, true, &done);
     if (done) return p;
   }
   if (total <= kSmallMax) {
-    if (void* p = heap_alloc_slow(slot_of(total), total)) {
+    if (void* p = heap_alloc_slow(request_slot(total), total)) {
       zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
@@ -207,7 +208,7 @@ inline bool plain_outside(const void* p) {
   return alloc_large(total, kAlign, true);
 }
 
-// malloc_slow and free_outside only choose between the plain large path and the general one, by
+// malloc_slow and free_unreserved only choose between the direct large path and the general one, by
 // tail calls, so that neither needs a stack frame on the way to glibc.
 [[gnu::noinline]] void* malloc_general(size_t size) {
   if (unsigned events = sample_events(size <= kSmallMax, size); PG_UNLIKELY(events != 0)) {
@@ -216,7 +217,7 @@ inline bool plain_outside(const void* p) {
     if (done) return p;
   }
   if (size <= kSmallMax) {
-    if (void* p = heap_alloc_slow(slot_of(size), size)) return p;
+    if (void* p = heap_alloc_slow(request_slot(size), size)) return p;
   }
   return alloc_large(size, kAlign, false);
 }
@@ -258,7 +259,7 @@ Ownership owner_of(const void* p) {
   return o;
 }
 
-[[gnu::noinline]] void free_outside_general(void* p) {
+[[gnu::noinline]] void free_routed(void* p) {
   os::SavedErrno keep;  // the guard's mprotect and mmap, reports, trims
   switch (owner_of(p).owner) {
     case Owner::kPools:
@@ -283,14 +284,14 @@ Ownership owner_of(const void* p) {
 }  // namespace
 
 void* malloc_slow(size_t size) {
-  if (size > kSmallMax && PG_LIKELY(route_plain())) return large_malloc_plain(size);
+  if (size > kSmallMax && PG_LIKELY(route_direct())) return large_malloc_direct(size);
   return malloc_general(size);
 }
 
 // Frees a pointer that is not in the arenas: one of our large blocks, or glibc's.
-void free_outside(void* p) {
-  if (PG_LIKELY(plain_outside(p))) return large_free_plain(p);
-  return free_outside_general(p);
+void free_unreserved(void* p) {
+  if (PG_LIKELY(direct_free_ok(p))) return large_free_direct(p);
+  return free_routed(p);
 }
 
 int prlimit_impl(int pid, int resource, const void* new_limit, void* old_limit) {
@@ -319,7 +320,7 @@ void* calloc_impl(size_t n, size_t size) {
     return nullptr;
   }
   if (total <= kSmallMax) {
-    if (void* p = heap_try_alloc(slot_of(total), total)) {
+    if (void* p = heap_try_alloc(request_slot(total), total)) {
       zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
@@ -335,8 +336,8 @@ void* realloc_impl(void* p, size_t size) {
     return nullptr;
   }
   // A large block staying large, with nothing but statistics in play: glibc resizes it.
-  if (size > kSmallMax && PG_LIKELY(plain_outside(p))) {
-    if (void* q; large_realloc_plain(p, size, &q)) return q;
+  if (size > kSmallMax && PG_LIKELY(direct_free_ok(p))) {
+    if (void* q; large_realloc_direct(p, size, &q)) return q;
   }
   size_t old_usable = 0;
   Ownership o = owner_of(p);
@@ -443,7 +444,7 @@ void* valloc_impl(size_t size) {
 
 void* pvalloc_impl(size_t size) {
   size_t pg = page();
-  size_t rounded = (size + pg - 1) & ~(pg - 1);
+  size_t rounded = align_up(size, pg);
   if (rounded < size) {
     errno = ENOMEM;
     return nullptr;

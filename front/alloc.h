@@ -27,14 +27,14 @@ namespace pg {
 
 // Everything but the fast paths, reached by tail calls.
 void* malloc_slow(size_t size);
-void free_outside(void* p);  // p is not in the reservation: fallback arena, large, or glibc's
+void free_unreserved(void* p);  // p is not in the reservation: fallback arena, large, or glibc's
 
 // The two hot functions are defined here, inline, so that the preload shim's malloc and free are
 // the fast paths themselves rather than jumps to them. They are leaves: every other path is a
 // tail call, so they need no stack frame.
 PG_ALWAYS_INLINE void* malloc_impl(size_t size) {
   if (PG_LIKELY(size <= kSmallMax)) {
-    if (void* p = heap_try_alloc(slot_of(size), size)) return p;
+    if (void* p = heap_try_alloc(request_slot(size), size)) return p;
   }
   return malloc_slow(size);
 }
@@ -42,7 +42,7 @@ PG_ALWAYS_INLINE void* malloc_impl(size_t size) {
 PG_ALWAYS_INLINE void free_impl(void* p) {
   if (PG_LIKELY(in_reserved_arenas(p))) return heap_free(p);
   if (p == nullptr) return;
-  free_outside(p);
+  free_unreserved(p);
 }
 
 // free with the size the caller says the block has (C++ sized delete). The size is a hint only.

@@ -11,7 +11,7 @@ namespace pg {
 // initialisation on the same thread (the caller then serves the request from glibc).
 bool ensure_init();
 
-// Why a request may not take the plain route to glibc (the *_plain functions of large/large.h):
+// Why a request may not take the direct route to glibc (the *_direct functions of large/large.h):
 // one bit per reason, so that a large malloc or a free outside the arenas tests them all with one
 // load. Only initialisation (front/init.cpp) sets them.
 enum RouteFlag : uint32_t {
@@ -30,7 +30,7 @@ inline void set_route_flag(uint32_t bit, bool on) {
 }
 // True when nothing stands between a large request and glibc but the statistics: initialised,
 // no limit, no fallback arenas, no guard, no tracker.
-inline bool route_plain() {
+inline bool route_direct() {
   return g_route_flags.load(std::memory_order_acquire) == 0;
 }
 

@@ -20,6 +20,7 @@
 // page_alloc returns nullptr and the caller falls back.
 #include <cstring>
 
+#include "base/align.h"
 #include "base/os.h"
 #include "guard/internal.h"
 #include "pool/limit.h"
@@ -106,7 +107,7 @@ uint32_t region_record(uintptr_t a) {
 void page_fit_region(size_t limit) {
   uintptr_t size = g_region.size.load(std::memory_order_relaxed);
   if (g_region.base == 0 || size == 0) return;
-  uintptr_t keep = (limit / 4) & ~(uintptr_t{g_page} - 1);
+  uintptr_t keep = align_down(limit / 4, g_page);
   uintptr_t carved = uintptr_t{g_top} << g_shift;
   if (keep < carved) keep = carved;
   if (keep >= size) return;

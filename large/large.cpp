@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/align.h"
 #include "base/compiler.h"
 #include "base/counter.h"
 #include "base/lock.h"
@@ -40,7 +41,7 @@ constexpr uint64_t kSizeMask = (uint64_t{1} << kAlignShift) - 1;
 // operations of a thread, not on each.
 constexpr int32_t kTrimCheckEvery = 64;
 
-// A thread's statistics go through three states. kNew: nothing counted yet (the plain path sends
+// A thread's statistics go through three states. kNew: nothing counted yet (the direct path sends
 // the first block to the general one, which registers). kRegistered: counting in its slot.
 // kShared: counting into the shared totals of SegmentGlobals (large_gone_*) with atomic adds,
 // because the thread is past its exit hook or found no free slot. A thread past its exit hook may
@@ -52,7 +53,7 @@ enum class ThreadState : uint8_t { kNew, kRegistered, kShared };
 struct LargeStats {
   stats::SegmentLargeSlot* slot = nullptr;  // while kRegistered
   // Large operations left before the next trim check (trim_check below); 0 unless registered, so
-  // that the plain path hands every block of an unregistered thread to the general one.
+  // that the direct path hands every block of an unregistered thread to the general one.
   int32_t budget = 0;
   ThreadState state = ThreadState::kNew;
 };
@@ -245,7 +246,7 @@ inline void count(bool alloc, size_t usable) {
 // Usable bytes of a glibc chunk, from its size word (the word before the block): the chunk size
 // with the flag bits (low 3) cleared, less 8 bytes of header, or 16 for an mmapped chunk (bit 1,
 // IS_MMAPPED). Every real chunk has at least 32 bytes; foreign_usable_size() adds a guard
-// against smaller (garbage) values, which the plain path, seeing only real chunks, does without.
+// against smaller (garbage) values, which the direct path, seeing only real chunks, does without.
 inline uint64_t chunk_usable_from(uint64_t size_word) {
   return (size_word & ~uint64_t{7}) - 8 - ((size_word & 2) << 2);
 }
@@ -314,7 +315,7 @@ void* aligned_alloc_raw(size_t size, size_t alignment, bool zero) {
   char* raw = static_cast<char*>(libc_alloc(total, zero));
   if (raw == nullptr) return nullptr;
   uintptr_t a = reinterpret_cast<uintptr_t>(raw) + 2 * kHeader;
-  char* p = reinterpret_cast<char*>((a + alignment - 1) & ~(uintptr_t{alignment} - 1));
+  char* p = reinterpret_cast<char*>(align_up(a, alignment));
   Header* h = header_of(p);
   h->word = size | (uint64_t{static_cast<uint64_t>(__builtin_ctzll(alignment))} << kAlignShift);
   h->check = check_for(p, h->word);
@@ -362,7 +363,7 @@ size_t large_alignment(const void* p) {
   return is_aligned_block(p) ? size_t{1} << (header_of(p)->word >> kAlignShift) : kHeader;
 }
 
-// The general path for what the plain one does not handle; not inlined, so that the plain
+// The general path for what the direct one does not handle; not inlined, so that the direct
 // functions need no stack frame.
 [[gnu::noinline]] void* large_alloc_general(size_t size, bool zero) {
   void* p = large_alloc(size, kHeader, zero);
@@ -371,7 +372,7 @@ size_t large_alignment(const void* p) {
 }
 
 template <bool kZero>
-inline void* plain_alloc(size_t size) {
+inline void* direct_alloc(size_t size) {
   LargeStats& s = t_stats;
   if (PG_UNLIKELY(s.budget <= 1)) return large_alloc_general(size, kZero);
   void* p = kZero ? __libc_calloc(1, size) : __libc_malloc(size);
@@ -384,26 +385,26 @@ inline void* plain_alloc(size_t size) {
   return p;
 }
 
-void* large_malloc_plain(size_t size) {
-  return plain_alloc<false>(size);
+void* large_malloc_direct(size_t size) {
+  return direct_alloc<false>(size);
 }
 
-void* large_calloc_plain(size_t size) {
-  return plain_alloc<true>(size);
+void* large_calloc_direct(size_t size) {
+  return direct_alloc<true>(size);
 }
 
-// True when an existing block, whose chunk size word is size_word, takes the plain path now. The
+// True when an existing block, whose chunk size word is size_word, takes the direct path now. The
 // sign test is is_aligned_block()'s first step: a plain glibc chunk never has the bit set, so only
 // over-aligned blocks (and forgeries) take the general path and its full check; so does every
 // operation that runs the thread's budget out (the trim check).
-inline bool plain_block(uint64_t size_word, const LargeStats& s) {
+inline bool direct_block(uint64_t size_word, const LargeStats& s) {
   return PG_LIKELY(static_cast<int64_t>(size_word) >= 0 && s.budget > 1);
 }
 
-void large_free_plain(void* p) {
+void large_free_direct(void* p) {
   LargeStats& s = t_stats;
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
-  if (!plain_block(size_word, s)) return large_free(p);
+  if (!direct_block(size_word, s)) return large_free(p);
   stats::SegmentLargeSlot* slot = s.slot;
   --s.budget;
   counter_inc(slot->frees);
@@ -411,10 +412,10 @@ void large_free_plain(void* p) {
   __libc_free(p);
 }
 
-bool large_realloc_plain(void* p, size_t size, void** out) {
+bool large_realloc_direct(void* p, size_t size, void** out) {
   LargeStats& s = t_stats;
   uint64_t size_word = reinterpret_cast<const uint64_t*>(p)[-1];
-  if (!plain_block(size_word, s)) return false;
+  if (!direct_block(size_word, s)) return false;
   void* q = __libc_realloc(p, size);
   if (PG_UNLIKELY(q == nullptr) && arena_reclaim_address_space()) {
     q = __libc_realloc(p, size);
@@ -473,7 +474,7 @@ void* large_realloc(void* p, size_t size) {
   counter_add(slot->bytes_out, old);
   counter_add(slot->bytes_in, usable);
   // Counted against the budget too: a program that only reallocs would otherwise never get its
-  // trim check, nor back onto the plain path.
+  // trim check, nor back onto the direct path.
   LargeStats& s = t_stats;
   if (--s.budget <= 0) {
     s.budget = kTrimCheckEvery;

@@ -46,18 +46,18 @@ void* large_realloc(void* p, size_t size);
 // Usable size of a pointer glibc allocated without poolguard (read from glibc's chunk header).
 size_t foreign_usable_size(const void* p);
 
-// The plain path: malloc and free of large blocks when nothing but statistics is in play (the
+// The direct path: malloc and free of large blocks when nothing but statistics is in play (the
 // caller checks: initialised, no limit, no guard, no tracker). One call layer, the statistics
 // inline; a thread's first block, an over-aligned block and the periodic trim check take the
-// general functions above. large_malloc_plain sets errno on failure; large_free_plain takes any
+// general functions above. large_malloc_direct sets errno on failure; large_free_direct takes any
 // pointer large_owns() accepts.
-void* large_malloc_plain(size_t size);
-void* large_calloc_plain(size_t size);  // zeroed (glibc's calloc)
-void large_free_plain(void* p);
+void* large_malloc_direct(size_t size);
+void* large_calloc_direct(size_t size);  // zeroed (glibc's calloc)
+void large_free_direct(void* p);
 // realloc of a large block to a large size: true when it was handled here, with the result in
 // *out (nullptr and ENOMEM when glibc could not resize it; the old block then stays valid); false
 // for an over-aligned block or a periodic trim check, which go to the general path (the caller's).
-bool large_realloc_plain(void* p, size_t size, void** out);
+bool large_realloc_direct(void* p, size_t size, void** out);
 
 struct LargeCounters {
   unsigned long long allocs, frees, live_bytes;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "base/align.h"
 #include "base/list.h"
 #include "base/lock.h"
 #include "base/meta.h"
@@ -139,7 +140,7 @@ size_t fit_reservation_locked(size_t limit) {
   uintptr_t reserved = g_space.reserved.load(std::memory_order_relaxed);
   uintptr_t used = g_space.used.load(std::memory_order_relaxed);
   if (base == 0 || reserved <= used) return 0;
-  uintptr_t keep = (limit / 4) & ~(uintptr_t{kArenaSize} - 1);
+  uintptr_t keep = align_down(limit / 4, kArenaSize);
   if (keep < used) keep = used;
   if (keep >= reserved) return 0;
   g_space.reserved.store(keep, std::memory_order_release);

@@ -428,7 +428,7 @@ Heap* attach_heap() {
 }  // namespace
 
 void* heap_alloc_slow(size_t slot, size_t size) {
-  size_t cls = slot_class(slot);
+  size_t cls = slot_to_class(slot);
   Heap* h = t_heap;
   if (PG_UNLIKELY(h == &g_empty_heap)) {
     if (t_in_setup || !g_open.load(std::memory_order_acquire)) return nullptr;
@@ -681,8 +681,8 @@ void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uin
   for (size_t i = 0; i < slots; ++i) {
     HeapCounters* hc = heap_counters(reinterpret_cast<Heap*>(table + i * kHeapStride));
     for (size_t s = 0; s < kNumSlots; ++s) {
-      allocs[slot_class(s)] += hc->allocs[s].get();
-      requested[slot_class(s)] += hc->requested[s].get();
+      allocs[slot_to_class(s)] += hc->allocs[s].get();
+      requested[slot_to_class(s)] += hc->requested[s].get();
     }
     for (size_t c = 0; c < kNumClasses; ++c) frees[c] += hc->frees[c].get();
   }

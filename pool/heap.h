@@ -43,12 +43,15 @@ using PoolQueue = List<Pool>;
 // they come up last.
 using PoolRing = Ring<Pool>;
 
-// Size-class slot of a request of n <= kSmallMax bytes: (n + 15) / 16, so that the fast path needs
-// no special case for malloc(0). Slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes).
-constexpr size_t slot_of(size_t n) {
+// Two indexes, two kinds of array. A request slot indexes what the fast path reads by request size
+// (Heap::cur, the per-slot counters): (n + 15) / 16 for n <= kSmallMax, so that malloc(0) needs no
+// special case; slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes). A class (class_of(n),
+// pool/config.h) indexes what is kept per block size (Heap::avail and full, pools, statistics).
+constexpr size_t request_slot(size_t n) {
   return (n + kAlign - 1) / kAlign;
 }
-constexpr size_t slot_class(size_t slot) {
+// The class a request slot is served from.
+constexpr size_t slot_to_class(size_t slot) {
   return slot == 0 ? 0 : slot - 1;
 }
 inline constexpr size_t kNumSlots = kNumClasses + 1;

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "base/align.h"
 #include "base/os.h"
 #include "pool/config.h"
 #include "pool/pool.h"
@@ -35,7 +36,7 @@ constexpr size_t kLargeCapacity = kMaxHeaps;
 constexpr size_t kMaxArenas = 4096;  // the map covers 4 GiB of arenas
 
 constexpr size_t round_page(size_t n) {
-  return (n + kPage - 1) & ~(kPage - 1);
+  return align_up(n, kPage);
 }
 
 // The segment's layout: the head (header to arena map), then the heap slots, which must land

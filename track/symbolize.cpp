@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/align.h"
 #include "base/clock.h"
 #include "base/format.h"
 #include "base/os.h"
@@ -107,10 +108,7 @@ class Scratch {
   }
 
  private:
-  static size_t round_up(size_t size) {
-    size_t page = os::page_size();
-    return (size + page - 1) & ~(page - 1);
-  }
+  static size_t round_up(size_t size) { return align_up(size, os::page_size()); }
   size_t size_;
   void* base_;
 };

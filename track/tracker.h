@@ -4,7 +4,7 @@
 // A tracked allocation is a plain glibc block from the large path (large/large.h: counted against
 // POOLGUARD_LIMIT like any other) plus a record {address, size, weight, stack} in the tracker's
 // table. Tracked blocks never come from the pools, so the pool fast paths know nothing of them:
-// their frees reach free_outside(), which asks tracked_may_own() (a few instructions) before the
+// their frees reach free_unreserved(), which asks tracked_may_own() (a few instructions) before the
 // large path.
 //
 // Which allocations are tracked
@@ -23,7 +23,7 @@
 //
 // The table is sharded by address (kShards open-addressing tables, each under its own spin lock),
 // so threads that sample at the same time rarely meet. A counting filter (one byte per hash
-// bucket, atomic) lets free_outside() reject most pointers that are not tracked without a lock
+// bucket, atomic) lets free_unreserved() reject most pointers that are not tracked without a lock
 // when only sampling is on.
 //
 // Nothing here allocates through malloc: tables and work arrays are mmap'ed.
