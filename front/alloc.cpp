@@ -39,11 +39,17 @@ bool is_pow2(size_t a) {
   return a != 0 && (a & (a - 1)) == 0;
 }
 
-// Zeroes a small block for calloc: n bytes (a multiple of kAlign, at most kSmallMax) from p
+// Zeroes a pool block for calloc: n bytes (a multiple of kAlign, at most kPoolMax) from p
 // (kAlign-aligned), with 16-byte stores. GCC turns memset() of a variable length with known
 // alignment into `rep stosq`, whose start-up cost exceeds the whole job for blocks this small
 // (docs/BENCHMARKS.md has the figures); it would also recognise a plain loop as a memset, which
 // the empty asm (the pointer "changes" each step) prevents.
+// Above kSmallMax the C library's memset (vector stores, its own dispatch) is faster than a loop
+// of 16-byte stores; not inlined, so that GCC does not expand it into `rep stosq` here.
+[[gnu::noinline]] void zero_medium_block(void* p, size_t n) {
+  memset(p, 0, n);
+}
+
 inline void zero_small_block(void* p, size_t n) {
 #if defined(__SSE2__)
   __m128i* v = static_cast<__m128i*>(p);
@@ -59,6 +65,12 @@ inline void zero_small_block(void* p, size_t n) {
 #else
   memset(p, 0, n);
 #endif
+}
+
+// Zeroes a pool block of either tier: n bytes, a multiple of kAlign, at most kPoolMax.
+inline void zero_pool_block(void* p, size_t n) {
+  if (n > kSmallMax) return zero_medium_block(p, n);
+  zero_small_block(p, n);
 }
 
 [[gnu::noinline]] void* alloc_large(size_t size, size_t alignment, bool zero) {
@@ -108,31 +120,41 @@ uint64_t heapless_random() {
 //                   and with POOLGUARD_GUARD_SAMPLE the one whose countdown ran out;
 //   kSampleProfile  the tracker (track/tracker.h): every request in leak mode, and with
 //                   POOLGUARD_PROFILE the sampled ones.
-// `small`: a request the pools may serve, which the fast path (heap_try_alloc) counts against the
-// heap's countdown unless it gave up earlier, on an empty free list; every other request is
+// `pooled`: a request the pools may serve, which a fast path (heap_try_alloc) may have counted
+// against the heap's countdown: it did if the countdown is at zero or below (that is why it gave
+// up), else it gave up earlier, on an empty free list, or was not tried. Every other request is
 // counted here. Threads without a heap (all of them when every block is guarded or tracked)
 // decide on shared countdowns, after initialisation.
-inline unsigned sample_events(bool small, size_t size) {
+inline unsigned sample_events(bool pooled, size_t size) {
   Heap* h = t_heap;
   if (PG_LIKELY(heap_is_real(h))) {
     unsigned events = 0;
     // A countdown still above zero was not counted down by the fast path for this request.
-    if (!small || h->sample_left > 0) --h->sample_left;
+    if (!pooled || h->sample_left > 0) --h->sample_left;
     if (PG_UNLIKELY(h->sample_left <= 0)) {
       events = heap_sample_fire(h);
       // A small request's profile event is kept with a probability that grows with its size; a
       // larger request draws its own sample below instead.
-      if ((events & kSampleProfile) != 0 && (!small || !track_keep_small(size, heap_random(h)))) {
+      if ((events & kSampleProfile) != 0 &&
+          (size > kSmallMax || !track_keep_small(size, heap_random(h)))) {
         events &= ~kSampleProfile;
       }
     }
-    if (!small && PG_UNLIKELY(tracking()) && track_keep_large(size, heap_random(h))) {
+    if (size > kSmallMax && PG_UNLIKELY(tracking()) && track_keep_large(size, heap_random(h))) {
       events |= kSampleProfile;
     }
     return events;
   }
   if (!ensure_init()) return 0;
   return sample_heapless(size);
+}
+
+// The fast path of the pools for requests the inline one (malloc_impl) does not take: medium ones,
+// aligned ones. Not while the profile or leak check is on: a medium request draws its own profile
+// sample (sample_events), which the pools' countdown alone cannot decide.
+PG_ALWAYS_INLINE void* pooled_try_alloc(size_t slot, size_t size) {
+  if (PG_UNLIKELY(tracking()) && size > kSmallMax) return nullptr;
+  return heap_try_alloc(slot, size);
 }
 
 // Serves a request sample_events() gave to the guard or the tracker (the guard first: a block
@@ -166,12 +188,13 @@ inline unsigned sample_events(bool small, size_t size) {
 void* alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= kAlign) return malloc_impl(size);
   size_t slot = 0;
-  if (alignment <= kMaxPoolAlign && size <= kSmallMax) {
+  if (alignment <= kMaxPoolAlign && size <= kPoolMax) {
     size_t rounded = align_up(size, alignment);
     if (rounded == 0) rounded = alignment;
-    if (rounded <= kSmallMax) {
+    // The class must be a multiple of the alignment (config.h: its blocks are then aligned).
+    if (rounded <= kPoolMax && class_size(class_of(rounded)) % alignment == 0) {
       slot = request_slot(rounded);
-      if (void* p = heap_try_alloc(slot, size)) return p;
+      if (void* p = pooled_try_alloc(slot, size)) return p;
     }
   }
   if (unsigned events = sample_events(slot != 0, size); PG_UNLIKELY(events != 0)) {
@@ -193,15 +216,22 @@ inline bool direct_free_ok(const void* p) {
 }
 
 [[gnu::noinline]] void* calloc_slow(size_t total) {
-  if (total > kSmallMax && PG_LIKELY(route_direct())) return large_calloc_direct(total);
-  if (unsigned events = sample_events(total <= kSmallMax, total); PG_UNLIKELY(events != 0)) {
+  if (total > kPoolMax) {
+    if (PG_LIKELY(route_direct())) return large_calloc_direct(total);
+  } else if (total > kSmallMax) {
+    if (void* p = pooled_try_alloc(request_slot(total), total)) {
+      zero_pool_block(p, class_size(class_of(total)));
+      return p;
+    }
+  }
+  if (unsigned events = sample_events(total <= kPoolMax, total); PG_UNLIKELY(events != 0)) {
     bool done;
     void* p = alloc_sampled(events, total, kAlign, true, &done);
     if (done) return p;
   }
-  if (total <= kSmallMax) {
+  if (total <= kPoolMax) {
     if (void* p = heap_alloc_slow(request_slot(total), total)) {
-      zero_small_block(p, total == 0 ? kAlign : class_size(class_of(total)));
+      zero_pool_block(p, total == 0 ? kAlign : class_size(class_of(total)));
       return p;
     }
   }
@@ -211,12 +241,12 @@ inline bool direct_free_ok(const void* p) {
 // malloc_slow and free_unreserved only choose between the direct large path and the general one, by
 // tail calls, so that neither needs a stack frame on the way to glibc.
 [[gnu::noinline]] void* malloc_general(size_t size) {
-  if (unsigned events = sample_events(size <= kSmallMax, size); PG_UNLIKELY(events != 0)) {
+  if (unsigned events = sample_events(size <= kPoolMax, size); PG_UNLIKELY(events != 0)) {
     bool done;
     void* p = alloc_sampled(events, size, kAlign, false, &done);
     if (done) return p;
   }
-  if (size <= kSmallMax) {
+  if (size <= kPoolMax) {
     if (void* p = heap_alloc_slow(request_slot(size), size)) return p;
   }
   return alloc_large(size, kAlign, false);
@@ -284,7 +314,11 @@ Ownership owner_of(const void* p) {
 }  // namespace
 
 void* malloc_slow(size_t size) {
-  if (size > kSmallMax && PG_LIKELY(route_direct())) return large_malloc_direct(size);
+  if (size > kPoolMax) {
+    if (PG_LIKELY(route_direct())) return large_malloc_direct(size);
+  } else if (size > kSmallMax) {
+    if (void* p = pooled_try_alloc(request_slot(size), size)) return p;
+  }
   return malloc_general(size);
 }
 
@@ -336,7 +370,7 @@ void* realloc_impl(void* p, size_t size) {
     return nullptr;
   }
   // A large block staying large, with nothing but statistics in play: glibc resizes it.
-  if (size > kSmallMax && PG_LIKELY(direct_free_ok(p))) {
+  if (size > kPoolMax && PG_LIKELY(direct_free_ok(p))) {
     if (void* q; large_realloc_direct(p, size, &q)) return q;
   }
   size_t old_usable = 0;
@@ -350,7 +384,7 @@ void* realloc_impl(void* p, size_t size) {
       }
       old_usable = heap_block_size(p);
       // Stay in place while the new size maps to the same class.
-      if (size <= kSmallMax && class_size(class_of(size)) == old_usable) return p;
+      if (size <= kPoolMax && class_size(class_of(size)) == old_usable) return p;
       break;
     case Owner::kUnusedRange:
       report_invalid_free(p, nullptr, 0, "realloc of a pointer poolguard never handed out");
@@ -374,7 +408,7 @@ void* realloc_impl(void* p, size_t size) {
       break;
     case Owner::kLarge:
       old_usable = large_size(p);
-      if (size > kSmallMax) {
+      if (size > kPoolMax) {
         if (void* q = large_realloc(p, size)) return q;
         if (large_alignment(p) <= kAlign) {
           errno = ENOMEM;

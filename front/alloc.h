@@ -5,7 +5,9 @@
 // directly, without LD_PRELOAD. Nothing here allocates through malloc.
 //
 // Routing:
-//   size <= kSmallMax and alignment <= kMaxPoolAlign  -> a block of a pool (pool/heap.h)
+//   size <= kSmallMax                                  -> a block of a pool, inline (pool/heap.h)
+//   size <= kPoolMax, alignment <= kMaxPoolAlign       -> a block of a pool (the medium tier, and
+//                                                         aligned requests), from malloc_slow
 //   otherwise                                          -> glibc (__libc_malloc & co): its chunk
 //                                                         as is, or with a checked header when
 //                                                         over-aligned (large/large.h)

@@ -13,7 +13,7 @@ namespace pg {
 
 // Per size class figures. Counters are summed over every thread heap, live or gone.
 struct ClassSnapshot {
-  uint32_t block_size;       // bytes per block (16, 32, ... kSmallMax)
+  uint32_t block_size;       // bytes per block (16, 32, ... kPoolMax)
   uint64_t allocs;           // blocks handed out
   uint64_t requested_bytes;  // bytes asked for by those allocations (all time): block size minus
                              // the mean request is the internal fragmentation

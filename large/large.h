@@ -1,4 +1,4 @@
-// Large blocks: requests above kSmallMax, and alignments the pools cannot honour, are served by
+// Large blocks: requests above kPoolMax, and alignments the pools cannot honour, are served by
 // glibc through its exported __libc_* entry points (no dlsym, so no bootstrap recursion).
 //
 // A plain large block is glibc's chunk, untouched: no header, so the large path costs what glibc

@@ -1,5 +1,11 @@
-// Build-time constants of the pooled allocator. The small/large threshold lives here and nowhere
-// else: change kSmallMax and every size class, table and test follows.
+// Build-time constants of the pooled allocator, and its size classes. The thresholds live here and
+// nowhere else: change kSmallMax or kPoolMax and every size class, table and test follows.
+//
+// Two tiers of classes share the pools. The small tier is pymalloc's: classes 16 bytes apart up to
+// kSmallMax, served by the inline fast path. The medium tier goes on from there four classes per
+// doubling (320, 384, 448, 512, 640, ...) up to kPoolMax, so that a request wastes at most a
+// quarter of its block, and a 16 KiB pool still holds four blocks or more of the largest class.
+// Above kPoolMax, requests go to the large path (large/large.h).
 #pragma once
 
 #include <cstddef>
@@ -8,8 +14,12 @@
 namespace pg {
 
 inline constexpr size_t kAlign = 16;      // every block is 16-byte aligned
-inline constexpr size_t kSmallMax = 256;  // requests of 0..kSmallMax bytes go to the pools
-inline constexpr size_t kNumClasses = kSmallMax / kAlign;  // classes 16, 32, ..., kSmallMax
+inline constexpr size_t kSmallMax = 256;  // 0..kSmallMax: the small tier, 16 bytes apart
+inline constexpr size_t kNumSmallClasses = kSmallMax / kAlign;  // 16, 32, ..., kSmallMax
+inline constexpr size_t kPoolMax = 3584;  // kSmallMax+1..kPoolMax: the medium tier
+inline constexpr size_t kMediumPerDoubling = 4;
+inline constexpr size_t kNumMediumClasses = 15;  // 320 ... 3584
+inline constexpr size_t kNumClasses = kNumSmallClasses + kNumMediumClasses;
 inline constexpr size_t kPoolShift = 14;
 inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 16 KiB: one size class per pool
 inline constexpr size_t kArenaShift = 20;
@@ -34,22 +44,48 @@ inline constexpr size_t kMaxPoolAlign = kPoolLead;
 // counting costs the fast path no more than a field of the heap would. The displacement is twice
 // the table's size: the shared segment's other parts sit just below the counters (pool/shared.cpp).
 inline constexpr size_t kMaxHeaps = 16384;
-inline constexpr size_t kHeapStride = 1024;
+inline constexpr size_t kHeapStride = 2048;
 inline constexpr size_t kHeapTableBytes = kMaxHeaps * kHeapStride;
 inline constexpr size_t kHeapCountersOffset = 2 * kHeapTableBytes;
 
-static_assert(kSmallMax % kAlign == 0 && kSmallMax <= 1024, "classes are 16 bytes apart");
+static_assert(kSmallMax % kAlign == 0 && (kSmallMax & (kSmallMax - 1)) == 0,
+              "the small tier ends at a power of two, where the medium tier's doublings start");
 static_assert(kPoolsPerArena == 64, "arena pool masks are one uint64_t");
 static_assert(kPoolLead % kAlign == 0 && kPoolLead > 0);
 static_assert(kPoolsPerArena * kPoolMetaSize <= kPoolSize, "an arena's headers fit in one pool");
 
-// Size class index (0 for 16 bytes ... kNumClasses-1 for kSmallMax) of a request of n <= kSmallMax
-// bytes. malloc(0) is served as 16 bytes.
+// Size class index of a request of n <= kPoolMax bytes (malloc(0) is served as 16 bytes): 0 for 16
+// bytes ... kNumSmallClasses-1 for kSmallMax, then the medium classes. A medium request's doubling
+// is (its bit width above kSmallMax's), and its quarter within the doubling the two bits below the
+// top one.
 constexpr size_t class_of(size_t n) {
-  return n == 0 ? 0 : (n - 1) / kAlign;
+  if (n <= kSmallMax) return n == 0 ? 0 : (n - 1) / kAlign;
+  size_t m = n - 1;
+  int width = 64 - __builtin_clzll(m);  // kSmallMax < n <= 2 kSmallMax: 9
+  int doubling = width - (__builtin_ctzll(kSmallMax) + 1);
+  size_t quarter = (m >> (width - 3)) & (kMediumPerDoubling - 1);
+  return kNumSmallClasses + static_cast<size_t>(doubling) * kMediumPerDoubling + quarter;
 }
+// Block size of class cls, in bytes.
 constexpr size_t class_size(size_t cls) {
-  return (cls + 1) * kAlign;
+  if (cls < kNumSmallClasses) return (cls + 1) * kAlign;
+  size_t m = cls - kNumSmallClasses;
+  size_t base = kSmallMax << (m / kMediumPerDoubling);
+  return base + (m % kMediumPerDoubling + 1) * (base / kMediumPerDoubling);
 }
+
+// The class table checked whole at compile time: sizes grow, every class is its own class_of, and
+// every request lands in the smallest class that holds it.
+consteval bool classes_consistent() {
+  if (class_size(kNumClasses - 1) != kPoolMax) return false;
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    if (class_of(class_size(c)) != c || class_size(c) % kAlign != 0) return false;
+    if (c > 0 && class_size(c) <= class_size(c - 1)) return false;
+    if (c > 0 && class_of(class_size(c - 1) + 1) != c) return false;
+    if ((kPoolSize - kPoolLead) / class_size(c) < 4) return false;
+  }
+  return true;
+}
+static_assert(classes_consistent(), "size classes: see class_of and class_size");
 
 }  // namespace pg

@@ -45,10 +45,11 @@ using PoolRing = Ring<Pool>;
 
 // Two indexes, two kinds of array. A request slot indexes what the fast path reads by request size
 // (Heap::cur, the per-slot counters): (n + 15) / 16 for n <= kSmallMax, so that malloc(0) needs no
-// special case; slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes). A class (class_of(n),
+// special case; slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes); a medium request's slot is
+// its class + 1. A class (class_of(n),
 // pool/config.h) indexes what is kept per block size (Heap::avail and full, pools, statistics).
 constexpr size_t request_slot(size_t n) {
-  return (n + kAlign - 1) / kAlign;
+  return n <= kSmallMax ? (n + kAlign - 1) / kAlign : class_of(n) + 1;
 }
 // The class a request slot is served from.
 constexpr size_t slot_to_class(size_t slot) {
@@ -205,8 +206,9 @@ PG_ALWAYS_INLINE void* heap_try_alloc(size_t slot, size_t size) {
 // any pool not in use (cleared on release, zero in pages never touched or decommitted), so `off >=
 // carved_end` rejects never-handed-out slots and unused pools without a magic check. Block starts
 // are the offsets that are multiples of block_size: with recip = ceil(2^32 / size), the low 32 bits
-// of off * recip are below recip exactly for those (the rounding error is below off < 2^14, and
-// recip >= 2^22 for sizes up to 2^10).
+// of off * recip are below recip exactly for those (the rounding error, below off < 2^14, stays
+// under recip, which is above 2^20 for every class up to kPoolMax < 2^12; size_classes_test
+// checks every offset of every class).
 PG_ALWAYS_INLINE void heap_free(void* p) {
   Pool* pool = pool_of(p);
   uintptr_t off = pool_offset(p);

@@ -1,7 +1,8 @@
 // The pooled small-object allocator: data structures.
 //
 // Glossary
-//   block      what malloc hands out: kAlign-aligned, of one size class (16, 32, ..., kSmallMax).
+//   block      what malloc hands out: kAlign-aligned, of one size class (16, 32, ..., kSmallMax,
+//              then the medium tier's 320, 384, ..., kPoolMax; pool/config.h).
 //   size class the block size a request is rounded up to; class_of(n) in pool/config.h.
 //   pool       kPoolSize bytes (16 KiB), aligned to its size, holding blocks of a single class
 //              from kPoolLead bytes in. Its header (struct Pool) is kept apart, in its arena's

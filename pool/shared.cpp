@@ -89,7 +89,7 @@ void write_header(SegmentHeader* h) {
   h->num_classes = kNumClasses;
   for (size_t c = 0; c < kNumClasses; ++c) h->class_size[c] = static_cast<uint32_t>(class_size(c));
   h->num_slots = kNumClasses + 1;
-  h->small_max = kSmallMax;
+  h->small_max = kPoolMax;
   h->pool_size = kPoolSize;
   h->pool_header = kPoolLead;
   h->arena_size = kArenaSize;

@@ -20,7 +20,8 @@ const char kMapUsage[] =
     "  #  full           1-9  in use, that many tenths full     0  in use, under a tenth full\n"
     "  +  in use, fill not readable (it needs a debugger's permission on the process)\n"
     "  :  free, resident (pages still mapped)                  .  free, returned to the OS\n"
-    "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...)\n";
+    "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...; the\n"
+    "              legend below the map names them all)\n";
 
 char pool_char(const pg::stats::PoolFigures& p, const Figures& s) {
   if (p.state == pg::stats::kSegPoolFreeClean) return '.';
@@ -33,6 +34,14 @@ char pool_char(const pg::stats::PoolFigures& p, const Figures& s) {
   if (capacity == 0) return '?';
   if (p.used >= capacity) return '#';
   return static_cast<char>('0' + p.used * 10 / capacity);
+}
+
+// The letter that stands for class c in --classes rows: a-z, then A-Z (the small tier's 16 classes
+// and the medium tier's first ten are lower case).
+char class_letter(uint32_t c) {
+  if (c < 26) return static_cast<char>('a' + c);
+  if (c < 52) return static_cast<char>('A' + (c - 26));
+  return '?';
 }
 
 }  // namespace
@@ -66,8 +75,7 @@ int cmd_map(const std::vector<std::string>& args) {
     std::string row, cls;
     for (const auto& p : arena.pools) {
       row += pool_char(p, s);
-      cls +=
-          p.state == pg::stats::kSegPoolInUse && p.cls < 26 ? static_cast<char>('a' + p.cls) : ' ';
+      cls += p.state == pg::stats::kSegPoolInUse ? class_letter(p.cls) : ' ';
     }
     printf("0x%012llx %s\n", (unsigned long long)arena.base, row.c_str());
     if (classes) printf("%14s %s\n", "class", cls.c_str());
@@ -82,8 +90,8 @@ int cmd_map(const std::vector<std::string>& args) {
       "arena's pool headers\n");
   if (classes) {
     std::string legend;
-    for (uint32_t c = 0; c < s.num_classes && c < 26; ++c) {
-      legend += std::string(c ? ", " : "") + static_cast<char>('a' + c) + " " +
+    for (uint32_t c = 0; c < s.num_classes && c < 52; ++c) {
+      legend += std::string(c ? ", " : "") + class_letter(c) + " " +
                 std::to_string(s.classes[c].block_size);
     }
     printf("classes (bytes): %s\n", legend.c_str());

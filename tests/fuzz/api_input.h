@@ -124,12 +124,12 @@ inline size_t pick_huge(Reader& r) {
     case 2:
       return kHugeMin + r.u16();
     default:
-      return SIZE_MAX - pg::kSmallMax - r.u16();
+      return SIZE_MAX - pg::kPoolMax - r.u16();
   }
 }
 
 // Weighted to small sizes: 0..32, the class boundaries (16k - 1, 16k, 16k + 1), both sides of
-// kSmallMax, then up to 4 KiB, 16 KiB and 1 MiB + 4 KiB, and a few impossible ones.
+// kPoolMax, then up to 4 KiB, 16 KiB and 1 MiB + 4 KiB, and a few impossible ones.
 // (Each read is a statement of its own: the order of two reads in one expression is unspecified.)
 inline size_t pick_size(Reader& r) {
   uint8_t b = r.u8();
@@ -138,7 +138,7 @@ inline size_t pick_size(Reader& r) {
     size_t boundary = (1 + r.u8() % pg::kNumClasses) * pg::kAlign;
     return boundary + r.u8() % 3 - 1;
   }
-  if (b < 170) return pg::kSmallMax - 16 + r.u8() % 64;
+  if (b < 170) return pg::kPoolMax - 16 + r.u8() % 64;
   if (b < 215) return r.u16() % 4097;
   if (b < 240) return r.u16() % 16385;
   // Up to 1 MiB + 4 KiB, log-uniform and rarer: every new page of a large block costs a page

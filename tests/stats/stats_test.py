@@ -430,7 +430,8 @@ def case_map(args):
         check(in_use >= 9, "map shows %d pools in use, expected the 9+ holding the blocks" % in_use)
         check("legend" in out, "map has no legend")
         rc, out2, err = run_tool(args, "map", str(h.pid), "--classes")
-        check(rc == 0 and "class" in out2 and "a 16" in out2, "map --classes:\n%s" % out2)
+        check(rc == 0 and "class" in out2 and "a 16" in out2 and "E 3584" in out2,
+              "map --classes:\n%s" % out2)
         print("map: %d arena(s), %d pools in use\n%s" % (len(rows), in_use, out))
 
 

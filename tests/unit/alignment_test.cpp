@@ -35,7 +35,7 @@ void check_block(void* p, size_t alignment, size_t size, const char* fn) {
   ASSERT_NE(p, nullptr) << fn << " align " << alignment << " size " << size;
   size_t want = alignment < kAlign ? kAlign : alignment;
   EXPECT_TRUE(is_aligned(p, want)) << fn << " align " << alignment << " size " << size << " " << p;
-  bool small = size <= kSmallMax && alignment <= kMaxPoolAlign;
+  bool small = size <= kPoolMax && alignment <= kMaxPoolAlign;
   EXPECT_EQ(is_pool_pointer(p), small) << fn << " align " << alignment << " size " << size;
   size_t usable = usable_size_impl(p);
   EXPECT_GE(usable, size) << fn << " align " << alignment << " size " << size;
@@ -152,10 +152,10 @@ TEST(Alignment, HugeAlignedRequestsFailCleanly) {
 }
 
 TEST(Alignment, SmallAlignedBlocksStayInPoolsAndAreDistinct) {
-  // Many live blocks for each (alignment <= kMaxPoolAlign, size <= kSmallMax) pair, so that
+  // Many live blocks for each (alignment <= kMaxPoolAlign, size <= kPoolMax) pair, so that
   // several pools of each class are used and the alignment holds for blocks deep in a pool.
   for (size_t a = 1; a <= kMaxPoolAlign; a <<= 1) {
-    for (size_t n : {size_t{1}, size_t{16}, size_t{24}, size_t{100}, size_t{200}, kSmallMax}) {
+    for (size_t n : {size_t{1}, size_t{16}, size_t{24}, size_t{100}, size_t{200}, kPoolMax}) {
       std::vector<void*> v;
       for (int i = 0; i < 300; ++i) {
         void* p = memalign_impl(a, n);

@@ -13,7 +13,7 @@
 namespace pg::test {
 namespace {
 
-constexpr size_t kBigClass = kNumClasses - 1;  // kSmallMax bytes: fewest blocks per pool
+constexpr size_t kBigClass = kNumClasses - 1;  // kPoolMax bytes: fewest blocks per pool
 
 // A snapshot taken after the calling thread has handed back what it does not use.
 Snapshot settled_snap() {
@@ -54,11 +54,11 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
   std::vector<void*> blocks;
   blocks.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    void* p = malloc_impl(kSmallMax);
+    void* p = malloc_impl(kPoolMax);
     ASSERT_NE(p, nullptr) << i;
     // Touch the first and last bytes: every pool really is backed by memory.
     static_cast<uint8_t*>(p)[0] = static_cast<uint8_t>(i);
-    static_cast<uint8_t*>(p)[kSmallMax - 1] = static_cast<uint8_t>(i >> 8);
+    static_cast<uint8_t*>(p)[kPoolMax - 1] = static_cast<uint8_t>(i >> 8);
     blocks.push_back(p);
   }
   Snapshot mid = snap();
@@ -73,7 +73,7 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
   for (size_t i = 0; i < n; ++i) {
     auto* b = static_cast<uint8_t*>(blocks[i]);
     ASSERT_EQ(b[0], static_cast<uint8_t>(i));
-    ASSERT_EQ(b[kSmallMax - 1], static_cast<uint8_t>(i >> 8));
+    ASSERT_EQ(b[kPoolMax - 1], static_cast<uint8_t>(i >> 8));
     free_impl(b);
   }
   Snapshot after = settled_snap();
@@ -93,7 +93,7 @@ TEST(Arena, HeadersSitSideBySideInTheFirstPool) {
   // pool, k being the block's pool number, and describes the pool the block is in.
   const size_t n = 4 * pool_capacity(kBigClass);
   std::vector<void*> blocks;
-  for (size_t i = 0; i < n; ++i) blocks.push_back(malloc_impl(kSmallMax));
+  for (size_t i = 0; i < n; ++i) blocks.push_back(malloc_impl(kPoolMax));
   std::set<uintptr_t> headers;
   for (void* p : blocks) {
     ASSERT_NE(p, nullptr);
@@ -105,8 +105,8 @@ TEST(Arena, HeadersSitSideBySideInTheFirstPool) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(pool), arena + index * kPoolMetaSize);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(pool->data), a & ~(kPoolSize - 1));
     EXPECT_EQ(pool->index, index);
-    EXPECT_EQ(pool->block_size, kSmallMax);
-    EXPECT_EQ((a - reinterpret_cast<uintptr_t>(pool->first_block())) % kSmallMax, 0u);
+    EXPECT_EQ(pool->block_size, kPoolMax);
+    EXPECT_EQ((a - reinterpret_cast<uintptr_t>(pool->first_block())) % kPoolMax, 0u);
     headers.insert(reinterpret_cast<uintptr_t>(pool));
   }
   EXPECT_GE(headers.size(), 4u);
@@ -122,14 +122,14 @@ TEST(Arena, ReleasedMemoryIsUsableAgain) {
     std::vector<void*> blocks;
     blocks.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-      void* p = calloc_impl(1, kSmallMax);
+      void* p = calloc_impl(1, kPoolMax);
       ASSERT_NE(p, nullptr);
-      ASSERT_TRUE(all_bytes(p, kSmallMax, 0)) << "round " << round << " block " << i;
-      fill(p, kSmallMax, i);
+      ASSERT_TRUE(all_bytes(p, kPoolMax, 0)) << "round " << round << " block " << i;
+      fill(p, kPoolMax, i);
       blocks.push_back(p);
     }
     for (size_t i = 0; i < n; ++i) {
-      ASSERT_EQ(first_mismatch(blocks[i], kSmallMax, i), kSmallMax) << i;
+      ASSERT_EQ(first_mismatch(blocks[i], kPoolMax, i), kPoolMax) << i;
       free_impl(blocks[i]);
     }
     Snapshot after = settled_snap();
@@ -291,7 +291,7 @@ TEST(Arena, HeapListsStayConsistentUnderRandomUse) {
         live[i] = live.back();
         live.pop_back();
       } else if (grow && live.size() < 30000) {
-        size_t n = rng() % (kSmallMax + 1);
+        size_t n = rng() % (kPoolMax + 1);
         void* p = malloc_impl(n);
         ASSERT_NE(p, nullptr);
         fill(p, n, n);
@@ -310,7 +310,7 @@ TEST(Arena, MixedClassesRandomOrderReturnToBaseline) {
   Snapshot before = settled_snap();
   std::mt19937_64 rng(7);
   std::vector<void*> blocks;
-  for (int i = 0; i < 200000; ++i) blocks.push_back(malloc_impl(rng() % (kSmallMax + 1)));
+  for (int i = 0; i < 200000; ++i) blocks.push_back(malloc_impl(rng() % (kPoolMax + 1)));
   Snapshot mid = snap();
   expect_class_invariants(mid);
   std::shuffle(blocks.begin(), blocks.end(), rng);

@@ -60,7 +60,7 @@ TEST_F(ErrorsReport, ModeCanBeSwitched) {
 }
 
 TEST_F(ErrorsReport, ImmediateDoubleFreeIsDetectedAndHarmless) {
-  for (size_t size : {size_t{16}, size_t{64}, size_t{100}, kSmallMax}) {
+  for (size_t size : {size_t{16}, size_t{64}, size_t{100}, kPoolMax}) {
     void* keep = malloc_impl(size);
     void* p = malloc_impl(size);
     ASSERT_NE(p, nullptr);
@@ -357,7 +357,7 @@ void corrupt_and_allocate(size_t size, uint64_t link) {
 TEST_F(ErrorsDeathTest, GarbageLinkAborts) {
   EXPECT_DEATH(corrupt_and_allocate(48, 0x4141414141414141ull),
                "poolguard: ERROR: free-list-corruption");
-  EXPECT_DEATH(corrupt_and_allocate(kSmallMax, 0xffffffffffffffffull),
+  EXPECT_DEATH(corrupt_and_allocate(kPoolMax, 0xffffffffffffffffull),
                "poolguard: ERROR: free-list-corruption");
   EXPECT_DEATH(corrupt_and_allocate(16, 1), "poolguard: ERROR: free-list-corruption");
 }

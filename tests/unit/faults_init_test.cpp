@@ -57,7 +57,7 @@ TEST(FaultsInit, FallbackArenasServeThePools) {
   const size_t n = 3 * kDataPoolsPerArena * pool_capacity(kBigClass);
   for (int round = 0; round < 2; ++round) {
     for (size_t i = 0; i < n; ++i) {
-      blocks.push_back(alloc_block(i % 2 ? Op::kCalloc : Op::kMalloc, kSmallMax, kAlign, ++seed));
+      blocks.push_back(alloc_block(i % 2 ? Op::kCalloc : Op::kMalloc, kPoolMax, kAlign, ++seed));
       ASSERT_TRUE(is_pool_pointer(blocks.back().p));
     }
     for (size_t i = 0; i < 100; ++i) {
@@ -85,13 +85,13 @@ TEST(FaultsInit, FallbackArenasRefused) {
   fault::fail_after_for_testing(Call::kMapAligned, 0);
   size_t outside = 0;
   for (size_t i = 0; i < 400000 && outside < 1000; ++i) {
-    blocks.push_back(alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
     outside += !is_pool_pointer(blocks.back().p);
   }
   EXPECT_EQ(outside, 1000u);
   EXPECT_GT(fault::refusals_for_testing(Call::kMapAligned), 0u);
   fault::clear_all_for_testing();
-  blocks.push_back(alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed));
+  blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
   EXPECT_TRUE(is_pool_pointer(blocks.back().p));
   check_and_free_all(blocks);
   expect_back_to(before);

@@ -26,7 +26,7 @@
 namespace pg::test {
 namespace {
 
-constexpr size_t kBigClass = kNumClasses - 1;  // kSmallMax bytes: fewest blocks per pool
+constexpr size_t kBigClass = kNumClasses - 1;  // kPoolMax bytes: fewest blocks per pool
 
 size_t page() {
   return os::page_size();
@@ -311,7 +311,7 @@ TEST_P(FaultsSmall, RefusedPoolsAreServedAndTheCoreRecovers) {
   size_t n = 0;
   while (fault::calls_for_testing(sc.until) < sc.min_calls && !(sc.all_refused && refusals() > 0) &&
          n < kMaxBlocks) {
-    Block b = alloc_block(n % 3 == 0 ? Op::kCalloc : Op::kMalloc, kSmallMax, kAlign, ++seed);
+    Block b = alloc_block(n % 3 == 0 ? Op::kCalloc : Op::kMalloc, kPoolMax, kAlign, ++seed);
     ASSERT_NE(b.p, nullptr);
     outside += !is_pool_pointer(b.p);
     blocks.push_back(b);
@@ -320,7 +320,7 @@ TEST_P(FaultsSmall, RefusedPoolsAreServedAndTheCoreRecovers) {
   ASSERT_LT(n, kMaxBlocks) << "the plan's calls were never reached";
   // Then more of them, and every other kind of request, with the plan still in force.
   for (size_t i = 0; i < 2000; ++i) {
-    Block b = alloc_block(Op::kMalloc, kSmallMax - i % 16, kAlign, ++seed);
+    Block b = alloc_block(Op::kMalloc, kPoolMax - i % 16, kAlign, ++seed);
     ASSERT_NE(b.p, nullptr);
     outside += !is_pool_pointer(b.p);
     blocks.push_back(b);
@@ -343,7 +343,7 @@ TEST_P(FaultsSmall, RefusedPoolsAreServedAndTheCoreRecovers) {
   // Every block handed out under the plan is intact, and the pools work again.
   for (const Block& b : blocks) ASSERT_TRUE(intact(b)) << b.p;
   for (size_t i = 0; i < 2 * pool_capacity(kBigClass); ++i) {
-    Block b = alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed);
+    Block b = alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed);
     ASSERT_NE(b.p, nullptr);
     blocks.push_back(b);
   }
@@ -436,11 +436,11 @@ TEST(FaultsSmallLeak, RepeatedArenaRefusalsKeepMetadataBounded) {
   fault::fail_after_for_testing(Call::kCommit, 0);
   fault::fail_after_for_testing(Call::kMapAligned, 0);
   while (fault::calls_for_testing(Call::kCommit) == 0 && blocks.size() < 400000) {
-    blocks.push_back(alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
   }
   ASSERT_GT(fault::calls_for_testing(Call::kCommit), 0u);
   for (int i = 0; i < 20000; ++i) {
-    blocks.push_back(alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
     ASSERT_FALSE(is_pool_pointer(blocks.back().p));
   }
   EXPECT_GE(fault::refusals_for_testing(Call::kCommit), 20000u);
@@ -531,7 +531,7 @@ TEST(FaultsThreads, ManyThreadsUnderRandomRefusals) {
     for (int i = 0; i < kOps; ++i) {
       int what = static_cast<int>(rng() % 100);
       if (what < 45 || live.empty()) {
-        size_t size = rng() % 4 == 0 ? 257 + rng() % 4000 : rng() % (kSmallMax + 1);
+        size_t size = rng() % 4 == 0 ? 257 + rng() % 4000 : rng() % (kPoolMax + 1);
         Block b{calloc_impl(1, size), size, ++seed};
         if (b.p == nullptr) {
           ++nulls;
@@ -578,7 +578,7 @@ TEST(FaultsThreads, ManyThreadsUnderRandomRefusals) {
       if (i % 5000 == 4999) {
         std::vector<Block> burst;
         for (size_t k = 0; k < 4 * kDataPoolsPerArena * pool_capacity(kBigClass) / kThreads; ++k) {
-          Block b{malloc_impl(kSmallMax), kSmallMax, ++seed};
+          Block b{malloc_impl(kPoolMax), kPoolMax, ++seed};
           if (b.p == nullptr) {
             ++nulls;
             continue;
@@ -662,8 +662,7 @@ TEST(FaultsFree, FreesWithEveryCallRefused) {
                                                  before.s.pools_in_use + 4 * kDataPoolsPerArena) *
                                                     cap;
   std::vector<Block> mine;
-  for (size_t i = 0; i < n; ++i)
-    mine.push_back(alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed));
+  for (size_t i = 0; i < n; ++i) mine.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
 
   // A thread that has exited (its pools abandoned) and one still running (remote frees).
   std::vector<Block> orphans, remote;
@@ -699,7 +698,7 @@ TEST(FaultsFree, FreesWithEveryCallRefused) {
   // The arenas released without their madvise are used again: what calloc hands out is zero, and
   // malloc'ed blocks hold what is written into them.
   for (size_t i = 0; i < n; ++i) {
-    mine.push_back(alloc_block(i % 2 ? Op::kCalloc : Op::kMalloc, kSmallMax, kAlign, ++seed));
+    mine.push_back(alloc_block(i % 2 ? Op::kCalloc : Op::kMalloc, kPoolMax, kAlign, ++seed));
   }
   check_and_free_all(mine);
   expect_back_to(before);
@@ -717,7 +716,7 @@ TEST(FaultsFree, DecommitRefusedAtRandom) {
     std::vector<Block> blocks;
     for (size_t i = 0; i < n; ++i) {
       blocks.push_back(
-          alloc_block(i % 3 ? Op::kMalloc : Op::kCalloc, kSmallMax - i % 32, kAlign, ++seed));
+          alloc_block(i % 3 ? Op::kMalloc : Op::kCalloc, kPoolMax - i % 32, kAlign, ++seed));
     }
     std::shuffle(blocks.begin(), blocks.end(), rng);
     check_and_free_all(blocks);
@@ -745,7 +744,7 @@ TEST(FaultsLimit, RefusedPoolsAreNotCharged) {
   std::vector<Block> blocks;
   uint64_t seed = 31;
   while (fault::calls_for_testing(Call::kCommit) == 0 && blocks.size() < 400000) {
-    blocks.push_back(alloc_block(Op::kMalloc, kSmallMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
   }
   for (int i = 0; i < 1000; ++i) blocks.push_back(alloc_block(Op::kMalloc, 48, kAlign, ++seed));
   fault::clear_all_for_testing();

@@ -114,11 +114,11 @@ TEST(Semantics, CallocZeroesOddSizesAndLargeBlocks) {
 }
 
 TEST(Semantics, ReallocNullIsMalloc) {
-  for (size_t n : {size_t{0}, size_t{10}, kSmallMax, kSmallMax + 1, size_t{100000}}) {
+  for (size_t n : {size_t{0}, size_t{10}, kPoolMax, kPoolMax + 1, size_t{100000}}) {
     void* p = realloc_impl(nullptr, n);
     ASSERT_NE(p, nullptr) << n;
     EXPECT_GE(usable_size_impl(p), n);
-    EXPECT_EQ(is_pool_pointer(p), n <= kSmallMax);
+    EXPECT_EQ(is_pool_pointer(p), n <= kPoolMax);
     free_impl(p);
   }
 }
@@ -157,7 +157,7 @@ TEST(Semantics, ReallocPreservesContentsAcrossTheThresholdBothWays) {
     size_t kept = cur < next ? cur : next;
     EXPECT_EQ(first_mismatch(q, kept, 77), kept) << cur << " -> " << next;
     EXPECT_GE(usable_size_impl(q), next);
-    if (next > kSmallMax) {
+    if (next > kPoolMax) {
       EXPECT_FALSE(is_pool_pointer(q)) << cur << " -> " << next;
     }
     fill(q, next, 77);
@@ -171,8 +171,8 @@ TEST(Semantics, ReallocPreservesContentsAcrossTheThresholdBothWays) {
 }
 
 TEST(Semantics, ReallocEveryPairOfSmallSizes) {
-  for (size_t from = 1; from <= kSmallMax + 16; from += 5) {
-    for (size_t to = 1; to <= kSmallMax + 16; to += 7) {
+  for (size_t from = 1; from <= kPoolMax + 16; from += 5) {
+    for (size_t to = 1; to <= kPoolMax + 16; to += 7) {
       void* p = malloc_impl(from);
       ASSERT_NE(p, nullptr);
       fill(p, from, from);
@@ -266,7 +266,7 @@ TEST(Semantics, PvallocRoundsUpToWholePages) {
 
 TEST(Semantics, UsableSizeIsExactForPoolsAndTheSlackIsWritable) {
   // Allocate neighbours on both sides so that writing the slack would be seen in them.
-  for (size_t n = 0; n <= kSmallMax; ++n) {
+  for (size_t n = 0; n <= kPoolMax; ++n) {
     void* a = malloc_impl(n);
     void* p = malloc_impl(n);
     void* b = malloc_impl(n);
@@ -287,7 +287,7 @@ TEST(Semantics, UsableSizeIsExactForPoolsAndTheSlackIsWritable) {
 
 TEST(Semantics, UsableSizeOfLargeBlocksCoversTheRequestAndIsWritable) {
   std::vector<void*> live;
-  for (size_t n : {kSmallMax + 1, size_t{300}, size_t{1000}, size_t{1023}, size_t{4096},
+  for (size_t n : {kPoolMax + 1, size_t{300}, size_t{1000}, size_t{1023}, size_t{4096},
                    size_t{65537}, size_t{200000}, size_t{1} << 21}) {
     void* p = malloc_impl(n);
     ASSERT_NE(p, nullptr);
@@ -299,7 +299,7 @@ TEST(Semantics, UsableSizeOfLargeBlocksCoversTheRequestAndIsWritable) {
     live.push_back(p);
   }
   size_t i = 0;
-  for (size_t n : {kSmallMax + 1, size_t{300}, size_t{1000}, size_t{1023}, size_t{4096},
+  for (size_t n : {kPoolMax + 1, size_t{300}, size_t{1000}, size_t{1023}, size_t{4096},
                    size_t{65537}, size_t{200000}, size_t{1} << 21}) {
     void* p = live[i++];
     size_t u = usable_size_impl(p);
@@ -317,7 +317,7 @@ TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
   std::vector<void*> blocks;
   uint64_t usable = 0;
   for (size_t i = 0; i < 300; ++i) {
-    size_t n = i % 50 == 0 ? 200000 + i : 257 + i * 37;
+    size_t n = i % 50 == 0 ? 200000 + i : kPoolMax + 1 + i * 37;
     void* p = nullptr;
     if (i % 7 == 0) {
       ASSERT_EQ(posix_memalign_impl(&p, 512, n), 0) << n;
@@ -341,7 +341,7 @@ TEST(Semantics, LargeStatisticsStayExactOnEveryPath) {
   // over-aligned block moves through the general path), some across glibc's mmap threshold.
   usable = 0;
   for (size_t i = 0; i < blocks.size(); ++i) {
-    size_t n = i % 11 == 0 ? 150000 + i : 300 + i * 53;
+    size_t n = i % 11 == 0 ? 150000 + i : kPoolMax + 1 + i * 53;
     const auto mark = static_cast<unsigned char>(i);
     static_cast<unsigned char*>(blocks[i])[0] = mark;
     void* q = realloc_impl(blocks[i], n);

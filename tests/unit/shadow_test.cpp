@@ -63,8 +63,8 @@ class Shadow {
 // Sizes weighted like real programs: mostly small, some medium, a few large.
 size_t random_size(std::mt19937_64& rng) {
   uint64_t r = rng() % 100;
-  if (r < 70) return rng() % (kSmallMax + 1);
-  if (r < 93) return kSmallMax + 1 + rng() % 2048;
+  if (r < 70) return rng() % (kPoolMax + 1);
+  if (r < 93) return kPoolMax + 1 + rng() % 2048;
   if (r < 99) return rng() % 65536;
   return rng() % (size_t{1} << 20);
 }
@@ -79,7 +79,7 @@ void check_new_block(const Live& b) {
   ASSERT_NE(b.p, nullptr) << b.size;
   EXPECT_TRUE(is_aligned(b.p, b.align < kAlign ? kAlign : b.align)) << b.p << " " << b.align;
   EXPECT_GE(b.usable, b.size);
-  EXPECT_EQ(is_pool_pointer(b.p), b.size <= kSmallMax && b.align <= kMaxPoolAlign) << b.size;
+  EXPECT_EQ(is_pool_pointer(b.p), b.size <= kPoolMax && b.align <= kMaxPoolAlign) << b.size;
 }
 
 void run_random_ops(uint64_t seed, int ops, size_t max_live) {
@@ -181,7 +181,7 @@ TEST(Shadow, ReverseAndInterleavedFreeOrders) {
   uint64_t next_seed = 1;
   std::vector<Live> blocks;
   for (int i = 0; i < 8000; ++i) {
-    size_t n = static_cast<size_t>(i) % (kSmallMax + 1);
+    size_t n = static_cast<size_t>(i) % (kPoolMax + 1);
     Live b{malloc_impl(n), n, 0, kAlign, next_seed++};
     b.usable = usable_size_impl(b.p);
     check_new_block(b);
@@ -196,7 +196,7 @@ TEST(Shadow, ReverseAndInterleavedFreeOrders) {
     }
   }
   for (int i = 0; i < 4000; ++i) {
-    size_t n = static_cast<size_t>(i * 7) % (kSmallMax + 1);
+    size_t n = static_cast<size_t>(i * 7) % (kPoolMax + 1);
     Live b{malloc_impl(n), n, 0, kAlign, next_seed++};
     b.usable = usable_size_impl(b.p);
     check_new_block(b);

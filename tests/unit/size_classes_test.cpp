@@ -1,4 +1,5 @@
-// Size classes: every request of 0..kSmallMax bytes is served by a pool block of the right class.
+// Size classes: every request of 0..kPoolMax bytes is served by a pool block of the right class,
+// 16 bytes apart up to kSmallMax (the small tier), four per doubling above it (the medium tier).
 #include <gtest/gtest.h>
 
 #include <set>
@@ -14,9 +15,20 @@ TEST(SizeClasses, ClassTableIsConsistent) {
   EXPECT_EQ(class_of(1), 0u);
   EXPECT_EQ(class_of(16), 0u);
   EXPECT_EQ(class_of(17), 1u);
-  EXPECT_EQ(class_of(kSmallMax), kNumClasses - 1);
-  EXPECT_EQ(class_size(kNumClasses - 1), kSmallMax);
-  for (size_t n = 0; n <= kSmallMax; ++n) {
+  EXPECT_EQ(class_of(kSmallMax), kNumSmallClasses - 1);
+  EXPECT_EQ(class_size(kNumSmallClasses - 1), kSmallMax);
+  EXPECT_EQ(class_of(kSmallMax + 1), kNumSmallClasses);
+  EXPECT_EQ(class_size(kNumSmallClasses), 320u);
+  EXPECT_EQ(class_of(kPoolMax), kNumClasses - 1);
+  EXPECT_EQ(class_size(kNumClasses - 1), kPoolMax);
+  // The medium tier: four classes per doubling.
+  const size_t medium[] = {320,  384,  448,  512,  640,  768,  896, 1024,
+                           1280, 1536, 1792, 2048, 2560, 3072, 3584};
+  ASSERT_EQ(std::size(medium), kNumMediumClasses);
+  for (size_t i = 0; i < kNumMediumClasses; ++i) {
+    EXPECT_EQ(class_size(kNumSmallClasses + i), medium[i]) << i;
+  }
+  for (size_t n = 0; n <= kPoolMax; ++n) {
     size_t cls = class_of(n);
     ASSERT_LT(cls, kNumClasses) << n;
     EXPECT_GE(class_size(cls), n) << n;
@@ -25,11 +37,26 @@ TEST(SizeClasses, ClassTableIsConsistent) {
     if (cls > 0) {
       EXPECT_LT(class_size(cls - 1), n) << n;
     }
+    // A medium block wastes at most a fifth of itself (a quarter of the request).
+    if (n > kSmallMax) EXPECT_LE(class_size(cls) - n, class_size(cls) / 5) << n;
+  }
+}
+
+// heap_free tells a block start from any other offset with one multiplication (pool/heap.h): the
+// test must be exact for every offset of every class.
+TEST(SizeClasses, ReciprocalFindsExactlyTheBlockStarts) {
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    uint32_t bs = static_cast<uint32_t>(class_size(cls));
+    uint32_t recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
+    for (uint64_t off = 0; off < kPoolSize; ++off) {
+      bool start = static_cast<uint32_t>(off * recip) < recip;
+      ASSERT_EQ(start, off % bs == 0) << "class " << bs << " offset " << off;
+    }
   }
 }
 
 TEST(SizeClasses, EverySmallSizeGetsAnAlignedPoolBlockOfItsClass) {
-  for (size_t n = 0; n <= kSmallMax; ++n) {
+  for (size_t n = 0; n <= kPoolMax; ++n) {
     void* p = malloc_impl(n);
     ASSERT_NE(p, nullptr) << n;
     EXPECT_TRUE(is_aligned(p, kAlign)) << n << " " << p;
@@ -46,7 +73,7 @@ TEST(SizeClasses, EverySmallSizeGetsAnAlignedPoolBlockOfItsClass) {
 TEST(SizeClasses, LiveBlocksOfEverySizeAreDistinctAndKeepTheirContents) {
   std::vector<void*> blocks;
   for (size_t round = 0; round < 4; ++round) {
-    for (size_t n = 0; n <= kSmallMax; ++n) {
+    for (size_t n = 0; n <= kPoolMax; ++n) {
       void* p = malloc_impl(n);
       ASSERT_NE(p, nullptr);
       fill(p, usable_size_impl(p), blocks.size());
@@ -100,8 +127,7 @@ TEST(SizeClasses, PerClassCountersFollowAllocations) {
 }
 
 TEST(SizeClasses, LargeRequestsAreNotPoolPointers) {
-  for (size_t n : {kSmallMax + 1, kSmallMax + 16, size_t{1000}, size_t{4096}, size_t{100000},
-                   size_t{4} << 20}) {
+  for (size_t n : {kPoolMax + 1, kPoolMax + 16, size_t{4096}, size_t{100000}, size_t{4} << 20}) {
     Snapshot before = snap();
     void* p = malloc_impl(n);
     ASSERT_NE(p, nullptr) << n;
@@ -151,7 +177,7 @@ TEST(SizeClasses, FreeNullIsANoOp) {
 
 TEST(SizeClasses, FreeSizedReleasesBlocks) {
   Snapshot before = snap();
-  for (size_t n : {size_t{0}, size_t{1}, size_t{48}, kSmallMax, kSmallMax + 1, size_t{5000}}) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{48}, kPoolMax, kPoolMax + 1, size_t{5000}}) {
     void* p = malloc_impl(n);
     ASSERT_NE(p, nullptr);
     free_sized_impl(p, n);

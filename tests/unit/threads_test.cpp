@@ -115,7 +115,7 @@ TEST(Threads, CrossThreadFreeBalancesCounters) {
   constexpr size_t kN = 20000;
   std::vector<Block> blocks;
   for (size_t i = 0; i < kN; ++i) {
-    blocks.push_back(make_block(i % (kSmallMax + 1), i + 1));
+    blocks.push_back(make_block(i % (kPoolMax + 1), i + 1));
     ASSERT_NE(blocks.back().p, nullptr);
   }
   std::thread freer([&] {
@@ -182,7 +182,7 @@ TEST(Threads, BlocksOutliveTheirThreadAndAreReclaimed) {
     std::vector<Block> blocks;
     std::thread owner([&] {
       for (size_t i = 0; i < kPerRound; ++i) {
-        blocks.push_back(make_block((i * 37) % (kSmallMax + 1), round * kPerRound + i + 1));
+        blocks.push_back(make_block((i * 37) % (kPoolMax + 1), round * kPerRound + i + 1));
       }
     });
     owner.join();  // the heap that handed out the blocks is gone now
@@ -261,7 +261,7 @@ TEST(Threads, ManyShortLivedThreads) {
       threads.emplace_back([&, id = batch * kPerBatch + t] {
         std::vector<Block> mine;
         for (int i = 0; i < 100; ++i) {
-          mine.push_back(make_block((i * 13 + id) % (kSmallMax + 1), id * 1000 + i + 1));
+          mine.push_back(make_block((i * 13 + id) % (kPoolMax + 1), id * 1000 + i + 1));
         }
         // Free most here; leave a few alive for the main thread after this thread is gone.
         for (size_t i = 0; i < mine.size(); ++i) {
@@ -306,7 +306,7 @@ TEST(Threads, ConcurrentAllocFreeWithPatternChecks) {
       uint64_t r = rng() % 100;
       if (r < 50 || mine.empty()) {
         size_t n =
-            kLargeInThreads && rng() % 8 == 0 ? kSmallMax + rng() % 2000 : rng() % (kSmallMax + 1);
+            kLargeInThreads && rng() % 8 == 0 ? kPoolMax + rng() % 2000 : rng() % (kPoolMax + 1);
         Block b = make_block(n, (uint64_t{static_cast<uint32_t>(id)} << 40) | ++seq);
         if (!b.p) {
           ++errors;
@@ -389,7 +389,7 @@ TEST(Threads, ConcurrentCrossThreadFreesToOneOwner) {
   }
   std::thread owner([&] {
     for (size_t i = 0; i < kN; ++i) {
-      Block b = make_block((i * 7) % (kSmallMax + 1), i + 1);
+      Block b = make_block((i * 7) % (kPoolMax + 1), i + 1);
       if (!b.p) {
         ADD_FAILURE() << "malloc failed";
         break;
