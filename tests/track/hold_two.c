@@ -1,7 +1,8 @@
 // Holds known amounts from two call sites, for the sampled profile's test
 // (tests/track/profile_test.sh):
 //   hold_small  48 MiB in blocks of 16..256 bytes (the pools' sizes, sampled by the countdown)
-//   hold_large  24 MiB in blocks of 1000..4000 bytes (sampled on the large path)
+//   hold_large  24 MiB in blocks of 1000..4000 bytes (the medium tier and the large path: each
+//               request sampled on its own)
 //   hold_deep   8 MiB in 4096-byte blocks, 40 calls deep (its stack is cut to 32 frames)
 // with a churn of short-lived 100-byte blocks in between (they must not show up as live).
 // Prints "ready PID" and waits until stdin closes (or a signal ends it).
