@@ -30,6 +30,8 @@ __thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap
 
 namespace {
 
+void flush_outbox(Heap* h);  // below, with the remote frees
+
 // Set while this thread is inside heap setup, so that a re-entrant malloc (from pthread
 // functions) goes to glibc instead of recursing.
 __thread bool t_in_setup __attribute__((tls_model("initial-exec"))) = false;
@@ -108,13 +110,11 @@ uint64_t next_random(Heap* h) {
 
 // Walks a list that starts at `head` (links encoded with the pool's key, ending at the pool),
 // counting blocks. Returns false if a link is corrupt; *last gets the last block.
-bool walk_list(Pool* pool, void* head, uint32_t* count, void** last, const void* find = nullptr,
-               bool* found = nullptr) {
+bool walk_list(Pool* pool, void* head, uint32_t* count, void** last) {
   uint32_t n = 0;
   void* b = head;
   void* prev = nullptr;
   while (!pool->is_end(b)) {
-    if (find != nullptr && b == find) *found = true;
     ++n;
     if (n > pool->capacity) return false;  // a cycle
     void* next;
@@ -340,6 +340,7 @@ void sweep_abandoned(size_t budget) {
 // Gives up all of h's pools (thread exit). Empty ones go back to their arenas.
 void heap_abandon(Heap* h) {
   HeapBusy busy(h);
+  flush_outbox(h);
   process_delayed(h);
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     Pool* cur = h->cur[cls + 1];
@@ -366,8 +367,10 @@ void heap_abandon(Heap* h) {
       abandoned_push(cls, p);
     }
   }
-  // Blocks handed over meanwhile belong to pools we no longer own: they are freed as remote frees.
+  // Blocks handed over meanwhile belong to pools we no longer own: they are freed as remote frees,
+  // which must not stay in the outbox of a heap that is going away.
   process_delayed(h);
+  flush_outbox(h);
   sweep_abandoned(64);
 }
 
@@ -427,21 +430,33 @@ Heap* attach_heap() {
 
 }  // namespace
 
+namespace {
+
+// Gives the calling thread, which has none yet, its heap; nullptr when it cannot have one now
+// (inside heap setup, before the heaps are open, in modes without pools, or no room).
+Heap* attach_current() {
+  if (t_in_setup || !g_open.load(std::memory_order_acquire)) return nullptr;
+  if (!g_attach) return nullptr;  // every allocation is guarded: no pools
+  t_in_setup = true;
+  Heap* h = attach_heap();
+  t_in_setup = false;
+  if (h != nullptr) t_heap = h;
+  return h;
+}
+
+}  // namespace
+
 void* heap_alloc_slow(size_t slot, size_t size) {
   size_t cls = slot_to_class(slot);
   Heap* h = t_heap;
   if (PG_UNLIKELY(h == &g_empty_heap)) {
-    if (t_in_setup || !g_open.load(std::memory_order_acquire)) return nullptr;
-    if (!g_attach) return nullptr;  // every allocation is guarded: no pools
-    t_in_setup = true;
-    h = attach_heap();
-    t_in_setup = false;
+    h = attach_current();
     if (h == nullptr) return nullptr;
-    t_heap = h;
   } else if (PG_UNLIKELY(h == &g_dead_heap)) {
     return nullptr;
   }
   HeapBusy busy(h);
+  flush_outbox(h);
   // The fast path stopped at the end of a sampling countdown, and the caller chose not to sample
   // (or could not): start the next one.
   if (PG_UNLIKELY(h->sample_left <= 0)) heap_sample_fire(h);
@@ -554,7 +569,100 @@ void heap_free_slow(Heap* h, Pool* pool) {
 }
 
 // A free into an abandoned pool: done under the lock, straight onto its local list.
-static void free_abandoned(Pool* pool, void* p) {
+namespace {
+
+void free_abandoned(Pool* pool, void* p);
+
+// Pushes a chain of blocks of `pool` (tagged free, linked head to tail as on Pool::thread_free; the
+// tail's link is written here) onto the pool's remote-free list with one compare-and-swap. If the
+// owner filed the pool as full (kNotifyOwner), the head goes to the owner heap's delayed stack
+// instead, which tells the owner the pool has room, and the rest onto the list. If the pool was
+// abandoned since the blocks were set aside, each is freed into it as an abandoned pool's.
+void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail) {
+  Heap* owner = pool->owner.load(std::memory_order_acquire);
+  if (owner == nullptr) {
+    os::SavedErrno keep;  // releasing the pool may madvise
+    for (FreeBlock* b = head;;) {
+      void* next = nullptr;
+      bool last = b == tail;
+      if (!last && !pool->decode(b->link, &next)) {
+        // Written by this thread moments ago: something overwrote the free block since.
+        return report_corruption(b, pool->block_size, "a corrupt link in a batch of remote frees");
+      }
+      b->tag = 0;  // marked free in transit; now free it for real
+      free_abandoned(pool, b);
+      if (last) return;
+      b = static_cast<FreeBlock*>(next);
+    }
+  }
+  uintptr_t tf = pool->thread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    if (tf == kNotifyOwner) {
+      // The owner filed this pool as full: take the flag and hand the head to the owner heap.
+      if (!pool->thread_free.compare_exchange_weak(tf, 0, std::memory_order_acq_rel,
+                                                   std::memory_order_relaxed)) {
+        continue;
+      }
+      void* rest = nullptr;
+      if (head != tail && !pool->decode(head->link, &rest)) {
+        return report_corruption(head, pool->block_size,
+                                 "a corrupt link in a batch of remote frees");
+      }
+      FreeBlock* top = owner->delayed.load(std::memory_order_relaxed);
+      do {
+        head->link = reinterpret_cast<uintptr_t>(top);
+      } while (!owner->delayed.compare_exchange_weak(top, head, std::memory_order_release,
+                                                     std::memory_order_relaxed));
+      if (rest == nullptr) return;
+      head = static_cast<FreeBlock*>(rest);
+      tf = pool->thread_free.load(std::memory_order_relaxed);
+      continue;
+    }
+    void* top = reinterpret_cast<void*>(tf & ~kNotifyOwner);
+    tail->link = pool->encode(top ? top : pool->data);
+    if (pool->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(head),
+                                                std::memory_order_release,
+                                                std::memory_order_relaxed)) {
+      return;
+    }
+  }
+}
+
+// Pushes chain c and empties it (first, so that a free the push leads to may refill it).
+void flush_chain(RemoteChain& c) {
+  Pool* pool = c.pool;
+  FreeBlock* head = c.head;
+  FreeBlock* tail = c.tail;
+  c.pool = nullptr;
+  c.head = c.tail = nullptr;
+  c.count = 0;
+  push_remote_chain(pool, head, tail);
+}
+
+// Sets block fb of another heap's pool aside in h's outbox (Heap::outbox).
+void outbox_add(Heap* h, Pool* pool, FreeBlock* fb) {
+  HeapBusy busy(h);  // a fork child must not push a half-updated chain
+  RemoteChain& c = h->outbox[(reinterpret_cast<uintptr_t>(pool) >> kPoolMetaShift) % kRemoteChains];
+  if (c.pool != pool) {
+    if (c.pool != nullptr) flush_chain(c);
+    c.head = c.tail = fb;
+    c.count = 1;
+    c.pool = pool;
+    return;
+  }
+  fb->link = pool->encode(c.head);
+  c.head = fb;
+  if (++c.count >= kRemoteBatch) flush_chain(c);
+}
+
+// Pushes every chain of h's outbox.
+void flush_outbox(Heap* h) {
+  for (RemoteChain& c : h->outbox) {
+    if (c.pool != nullptr) flush_chain(c);
+  }
+}
+
+void free_abandoned(Pool* pool, void* p) {
   LockGuard guard(g_abandon_lock);
   if (pool->owner.load(std::memory_order_acquire) != nullptr) {
     // Adopted meanwhile: it has an owner again, so this is an ordinary remote free.
@@ -564,19 +672,11 @@ static void free_abandoned(Pool* pool, void* p) {
     return;
   }
   FreeBlock* fb = static_cast<FreeBlock*>(p);
-  if (fb->tag == pool->tag) {
-    uint32_t n;
-    bool found = false;
-    walk_list(pool, pool->free, &n, nullptr, p, &found);
-    void* tf =
-        reinterpret_cast<void*>(pool->thread_free.load(std::memory_order_acquire) & ~kNotifyOwner);
-    if (!found && tf) walk_list(pool, tf, &n, nullptr, p, &found);
-    if (found) {
-      g_abandon_lock.unlock();
-      report_double_free(p, pool->block_size);
-      g_abandon_lock.lock();
-      return;
-    }
+  if (fb->tag == pool->tag) {  // free already (heap_free_tagged says why the tag is proof)
+    g_abandon_lock.unlock();
+    report_double_free(p, pool->block_size);
+    g_abandon_lock.lock();
+    return;
   }
   size_t cls = pool->cls;
   fb->link = pool->encode(pool->free);
@@ -590,6 +690,8 @@ static void free_abandoned(Pool* pool, void* p) {
   }
 }
 
+}  // namespace
+
 void heap_free_remote(Pool* pool, void* p) {
   Heap* owner = pool->owner.load(std::memory_order_acquire);
   if (owner == nullptr) {
@@ -602,53 +704,20 @@ void heap_free_remote(Pool* pool, void* p) {
     return report_double_free(p, pool->block_size);
   }
   fb->tag = pool->tag;
-  uintptr_t tf = pool->thread_free.load(std::memory_order_relaxed);
-  for (;;) {
-    if (tf == kNotifyOwner) {
-      // The owner filed this pool as full: take the flag and hand the block to the owner heap.
-      if (!pool->thread_free.compare_exchange_weak(tf, 0, std::memory_order_acq_rel,
-                                                   std::memory_order_relaxed)) {
-        continue;
-      }
-      FreeBlock* top = owner->delayed.load(std::memory_order_relaxed);
-      do {
-        fb->link = reinterpret_cast<uintptr_t>(top);
-      } while (!owner->delayed.compare_exchange_weak(top, fb, std::memory_order_release,
-                                                     std::memory_order_relaxed));
-      return;
-    }
-    void* head = reinterpret_cast<void*>(tf & ~kNotifyOwner);
-    fb->link = pool->encode(head ? head : pool->data);
-    if (pool->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(p),
-                                                std::memory_order_release,
-                                                std::memory_order_relaxed)) {
-      return;
-    }
-  }
+  Heap* h = t_heap;
+  // A thread that only frees (a consumer) gets a heap for its outbox, as it would at its first
+  // malloc.
+  if (PG_UNLIKELY(h == &g_empty_heap)) h = attach_current();
+  if (PG_LIKELY(h != nullptr && heap_is_real(h))) return outbox_add(h, pool, fb);
+  push_remote_chain(pool, fb, fb);
 }
 
-void heap_free_tagged(Heap* h, Pool* pool, void* p) {
-  uint32_t n;
-  bool found = false;
-  walk_list(pool, pool->free, &n, nullptr, p, &found);
-  void* tf =
-      reinterpret_cast<void*>(pool->thread_free.load(std::memory_order_acquire) & ~kNotifyOwner);
-  if (!found && tf) walk_list(pool, tf, &n, nullptr, p, &found);
-  if (!found) {
-    // A block never carved is free too: a pointer to a block never handed out.
-    uint32_t idx =
-        static_cast<uint32_t>((static_cast<char*>(p) - pool->first_block()) / pool->block_size);
-    found = idx >= pool->carved;
-  }
-  if (found) return report_double_free(p, pool->block_size);
-  // User data that happened to equal the tag: an ordinary free.
-  FreeBlock* fb = static_cast<FreeBlock*>(p);
-  void* old = pool->free;
-  fb->link = pool->encode(old);
-  fb->tag = pool->tag;
-  pool->free = p;
-  heap_counters(h)->frees[pool->cls].inc();
-  if (pool_count_free(pool)) heap_free_slow(h, pool);
+// The block's second word holds its pool's tag: it is free already. It may be on the pool's lists,
+// on the owner's delayed stack, or set aside in some thread's outbox (Heap::outbox), where no
+// list walk can see it; the tag, a 64-bit random number that handing a block out clears, is proof
+// enough (a live block holds it only if the program copied it there from freed memory).
+void heap_free_tagged(Heap*, Pool* pool, void* p) {
+  report_double_free(p, pool->block_size);
 }
 
 void heap_free_bad(void* p) {
@@ -706,6 +775,7 @@ void heap_collect_current() {
   Heap* h = t_heap;
   if (h != &g_empty_heap && h != &g_dead_heap) {
     HeapBusy busy(h);
+    flush_outbox(h);
     process_delayed(h);
     for (size_t cls = 0; cls < kNumClasses; ++cls) {
       Pool* cur = h->cur[cls + 1];

@@ -57,6 +57,23 @@ constexpr size_t slot_to_class(size_t slot) {
 }
 inline constexpr size_t kNumSlots = kNumClasses + 1;
 
+// Blocks a thread freed into one pool of another heap, set aside so that a run of them costs one
+// compare-and-swap on the pool's remote-free list instead of one per block (the remote batching of
+// jemalloc's and snmalloc's caches). The blocks are tagged as free and linked as on
+// Pool::thread_free, head first; the tail's link is written when the chain is pushed. They still
+// count in their pool's `used`, so the pool cannot be released while a chain holds any.
+struct RemoteChain {
+  Pool* pool = nullptr;  // nullptr: the chain is empty
+  FreeBlock* head = nullptr;
+  FreeBlock* tail = nullptr;
+  uint32_t count = 0;
+};
+// Chains per heap (a block goes to the chain of its pool's header address, modulo this), and the
+// blocks a chain holds before it is pushed. A thread thus holds back at most
+// kRemoteChains * kRemoteBatch blocks of other heaps; its own slow paths and its exit push them.
+inline constexpr size_t kRemoteChains = 4;
+inline constexpr uint32_t kRemoteBatch = 32;
+
 struct alignas(64) Heap {
   constexpr Heap() = default;
   // A sentinel heap whose every slot points at the empty pool (constant-initialised).
@@ -89,7 +106,8 @@ struct alignas(64) Heap {
   // A fork child must not take over a heap caught in the middle of that: the other threads are
   // gone and their heaps are abandoned in the child, but only the ones whose lists are whole.
   uint32_t busy = 0;
-  Heap* next_free = nullptr;  // recycled heaps
+  Heap* next_free = nullptr;          // recycled heaps
+  RemoteChain outbox[kRemoteChains];  // frees into other heaps' pools, not pushed yet
 };
 
 // The statistics a heap's fast paths keep, kHeapCountersOffset bytes after the heap, in the memory

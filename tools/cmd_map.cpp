@@ -20,7 +20,8 @@ const char kMapUsage[] =
     "  #  full           1-9  in use, that many tenths full     0  in use, under a tenth full\n"
     "  +  in use, fill not readable (it needs a debugger's permission on the process)\n"
     "  :  free, resident (pages still mapped)                  .  free, returned to the OS\n"
-    "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...; the\n"
+    "  --classes   add a line per arena with each pool's size class (a = 16 bytes, b = 32, ...; "
+    "the\n"
     "              legend below the map names them all)\n";
 
 char pool_char(const pg::stats::PoolFigures& p, const Figures& s) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -131,6 +132,147 @@ TEST(Threads, CrossThreadFreeBalancesCounters) {
   EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses);
   EXPECT_EQ(after.double_frees, before.double_frees);
   EXPECT_EQ(after.invalid_frees, before.invalid_frees);
+}
+
+// A one-shot signal between two threads.
+class Signal {
+ public:
+  void set() {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_ = true;
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return set_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool set_ = false;
+};
+
+// Blocks freed by a thread that does not own them are set aside in batches (Heap::outbox): a few
+// stay with the freeing thread until it moves on (its next slow path, or its exit), and then reach
+// their pool.
+TEST(Threads, BatchedRemoteFreesReachTheirPoolWhenTheFreerMovesOn) {
+  warm_up();
+  constexpr size_t kSize = 48;
+  constexpr size_t kN = kRemoteBatch / 2;  // fewer than a batch: held back
+  const size_t cls = class_of(kSize);
+  Snapshot before = settled_snap();
+  std::vector<Block> blocks;
+  for (size_t i = 0; i < kN; ++i) blocks.push_back(make_block(kSize, i + 7));
+  Signal freed, go_on;
+  std::thread freer([&] {
+    for (const Block& b : blocks) check_and_free(b);
+    freed.set();
+    go_on.wait();
+    // A first block of a class this thread never used takes the slow path, which pushes the batch.
+    void* p = malloc_impl(kPoolMax);
+    free_impl(p);
+    freed.set();
+  });
+  freed.wait();
+  Snapshot held = settled_snap();
+  EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks + kN)
+      << "the freer's blocks were pushed one by one, not held back as a batch";
+  go_on.set();
+  freer.join();
+  Snapshot after = settled_snap();
+  EXPECT_EQ(after.classes[cls].live_blocks, before.classes[cls].live_blocks);
+  EXPECT_EQ(after.double_frees, before.double_frees);
+  EXPECT_EQ(after.corruptions, before.corruptions);
+}
+
+// The same, pushed by the freeing thread's exit; then a full batch goes at once.
+TEST(Threads, BatchesArePushedWhenFullAndAtThreadExit) {
+  warm_up();
+  constexpr size_t kSize = 80;
+  const size_t cls = class_of(kSize);
+  Snapshot before = settled_snap();
+  std::vector<Block> blocks;
+  for (size_t i = 0; i < kRemoteBatch + 3; ++i) blocks.push_back(make_block(kSize, i + 11));
+  Signal freed, go_on;
+  std::thread freer([&] {
+    for (const Block& b : blocks) check_and_free(b);
+    freed.set();
+    go_on.wait();
+  });
+  freed.wait();
+  Snapshot held = settled_snap();
+  EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks + 3)
+      << "a full batch was not pushed";
+  go_on.set();
+  freer.join();
+  Snapshot after = settled_snap();
+  EXPECT_EQ(after.classes[cls].live_blocks, before.classes[cls].live_blocks);
+}
+
+// A block set aside in another thread's batch is free: freeing it again is a double free, even
+// though no list of its pool holds it yet.
+TEST(Threads, DoubleFreeOfABlockHeldInAnotherThreadsBatchIsReported) {
+  ScopedErrorMode mode(ErrorMode::kReport);
+  warm_up();
+  Snapshot before = settled_snap();
+  void* p = malloc_impl(96);
+  ASSERT_NE(p, nullptr);
+  Signal freed, go_on;
+  std::thread freer([&] {
+    free_impl(p);  // held in this thread's batch
+    freed.set();
+    go_on.wait();
+  });
+  freed.wait();
+  ::testing::internal::CaptureStderr();
+  free_impl(p);  // by the owner: the second free
+  std::string err = ::testing::internal::GetCapturedStderr();
+  go_on.set();
+  freer.join();
+  Snapshot after = settled_snap();
+  EXPECT_EQ(after.double_frees, before.double_frees + 1) << err;
+  EXPECT_NE(err.find("double-free"), std::string::npos) << err;
+  // Reported and left alone: the block went back to its pool once, and is handed out again once.
+  EXPECT_EQ(after.classes[class_of(96)].live_blocks, before.classes[class_of(96)].live_blocks);
+  std::set<void*> got;
+  for (int i = 0; i < 200; ++i) {
+    void* q = malloc_impl(96);
+    EXPECT_TRUE(got.insert(q).second) << "block " << q << " handed out twice";
+  }
+  for (void* q : got) free_impl(q);
+}
+
+// The owner of a pool exits while another thread still holds blocks of it in a batch: the pool is
+// abandoned with those blocks counted live, and the batch, pushed later, frees them into it.
+TEST(Threads, PoolAbandonedWhileAnotherThreadHoldsItsBlocks) {
+  warm_up();
+  constexpr size_t kSize = 1000;  // a medium class
+  const size_t cls = class_of(kSize);
+  Snapshot before = settled_snap();
+  std::vector<Block> blocks;
+  Signal made, freed, owner_gone;
+  std::thread owner([&] {
+    for (size_t i = 0; i < 5; ++i) blocks.push_back(make_block(kSize, i + 21));
+    made.set();
+    freed.wait();
+  });
+  std::thread freer([&] {
+    made.wait();
+    for (const Block& b : blocks) check_and_free(b);
+    freed.set();
+    owner_gone.wait();
+  });
+  made.wait();
+  freed.wait();
+  owner.join();
+  owner_gone.set();
+  freer.join();
+  Snapshot after = settled_snap();
+  EXPECT_EQ(after.classes[cls].live_blocks, before.classes[cls].live_blocks);
+  EXPECT_EQ(after.double_frees, before.double_frees);
+  EXPECT_EQ(after.corruptions, before.corruptions);
+  EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses);
 }
 
 TEST(Threads, OwnerStillRunningReusesBlocksFreedByOthers) {
