@@ -10,6 +10,28 @@
 // realloc, posix_memalign) together with its free, so 1e9 / items_per_second is "ns per pair".
 // Multi-threaded benchmarks use real time, so their items_per_second is the throughput of all
 // threads together.
+//
+// What each one stresses:
+//   Pair, PairThreads, Calloc, PosixMemalign   one call and its free, the fast paths alone
+//   BatchLIFO/FIFO/Random, MixedBatch          many blocks live at once, freed in a given order
+//   ReallocGrow, ReallocAcross                 realloc in place and across size tiers
+//   ProducerConsumer                           every block freed by another thread (2 threads)
+//   Churn                                      100 000 live small blocks, a random one replaced
+//                                              per item, on each of 1, 2, 4 threads
+//   MediumChurn                                the same with 4096 live blocks of 257 B..32 KiB
+//   Server                                     whole slot arrays of live blocks change hands
+//                                              between threads every 1000 operations
+//   CrossThread                                batches of 16 B..16 KiB passed round a ring of
+//                                              threads, freed by the next thread
+//   Handoff                                    objects kept a while in a FIFO, the oldest handed
+//                                              along a chain of threads and freed there
+// The cross-thread ones (Server, CrossThread, Handoff) never wait for another thread: mailboxes
+// are swapped with one atomic exchange, or are bounded queues where a send that finds no room
+// (even after one sched_yield) fails and the sender frees the blocks itself, so threads that run
+// at different speeds cannot deadlock. CrossThread and Handoff report the share of blocks that
+// really were freed by another thread as the counter "remote". Google Benchmark starts no
+// thread's loop before every thread has reached it and lets none leave before all have finished,
+// so state set up before the loop is visible to all, and queues drained after it are complete.
 #include <benchmark/benchmark.h>
 #include <sched.h>
 
@@ -84,7 +106,15 @@ void BM_Pair(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_Pair)->DenseRange(16, 256, 16)->Arg(512)->Arg(1024)->Arg(4096)->Arg(32768);
+BENCHMARK(BM_Pair)
+    ->DenseRange(16, 256, 16)
+    ->Arg(512)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->Arg(4096)
+    ->Arg(8192)
+    ->Arg(16384)
+    ->Arg(32768);
 
 // The same pair with 1, 2 and 4 threads allocating at once (each its own pairs).
 void BM_PairThreads(benchmark::State& state) {
@@ -198,7 +228,7 @@ void BM_Calloc(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_Calloc)->Arg(32)->Arg(256)->Arg(1024)->Arg(4096);
+BENCHMARK(BM_Calloc)->Arg(32)->Arg(256)->Arg(1024)->Arg(2048)->Arg(4096);
 
 // posix_memalign(alignment, size) + free.
 void BM_PosixMemalign(benchmark::State& state) {
@@ -215,7 +245,13 @@ void BM_PosixMemalign(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_PosixMemalign)->Args({32, 64})->Args({64, 64})->Args({128, 256})->Args({4096, 64});
+BENCHMARK(BM_PosixMemalign)
+    ->Args({32, 64})
+    ->Args({64, 64})
+    ->Args({128, 256})
+    ->Args({4096, 64})
+    ->Args({1024, 256})
+    ->Args({2048, 4096});
 
 // ---------------------------------------------------------------------------------------------
 // Producer/consumer: thread 0 allocates, thread 1 frees, through a bounded single-producer
@@ -293,6 +329,252 @@ void BM_Churn(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Churn)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+
+// The same churn with medium and large blocks: kMediumObjects live blocks of 257..32768 bytes
+// (uniform), one freed and replaced by a block of a new random size per item. Single thread.
+constexpr size_t kMediumObjects = 4096;
+
+inline size_t medium_size(Rng& r) {
+  return 257 + r.below(32768 - 256);
+}
+
+void BM_MediumChurn(benchmark::State& state) {
+  Rng r(4096);
+  std::vector<void*> live(kMediumObjects);
+  for (auto& p : live) {
+    p = malloc(medium_size(r));
+    touch(p);
+  }
+  for (auto _ : state) {
+    const uint32_t i = r.below(kMediumObjects);
+    free(live[i]);
+    void* p = malloc(medium_size(r));
+    benchmark::DoNotOptimize(p);
+    touch(p);
+    live[i] = p;
+  }
+  for (void* p : live) free(p);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MediumChurn);
+
+// ---------------------------------------------------------------------------------------------
+// Cross-thread traffic. The statics below are sized for kMaxThreads; a run with more threads is
+// skipped with an error.
+constexpr int kMaxThreads = 16;
+
+bool too_many_threads(benchmark::State& state) {
+  if (state.threads() <= kMaxThreads) return false;
+  state.SkipWithError("more threads than kMaxThreads");
+  return true;
+}
+
+// A bounded single-producer single-consumer queue of block pointers that never blocks: a send
+// that does not fit fails (the sender then frees the blocks itself), and the receiver frees
+// whatever has arrived. Slots are written before head is published (release) and read after it
+// is seen (acquire); tail does the same in the other direction before a slot is reused.
+template <size_t N>
+struct Mailbox {
+  static_assert((N & (N - 1)) == 0, "N must be a power of two");
+  alignas(64) std::atomic<uint64_t> head{0};  // written by the sender only
+  uint64_t tail_seen = 0;                     // the sender's last look at tail
+  alignas(64) std::atomic<uint64_t> tail{0};  // written by the receiver only
+  alignas(64) void* slots[N];
+
+  // Sends blocks[0..n) as one batch, or nothing when there is no room for all of them.
+  bool try_send(void* const* blocks, size_t n) {
+    const uint64_t h = head.load(std::memory_order_relaxed);
+    if (h + n - tail_seen > N) {
+      tail_seen = tail.load(std::memory_order_acquire);
+      if (h + n - tail_seen > N) return false;
+    }
+    for (size_t i = 0; i < n; ++i) slots[(h + i) & (N - 1)] = blocks[i];
+    head.store(h + n, std::memory_order_release);
+    return true;
+  }
+
+  // try_send, and when the mailbox is full, once more after giving the CPU away: with more
+  // threads than cores the receiver may just be waiting for one.
+  bool send_or_yield(void* const* blocks, size_t n) {
+    if (try_send(blocks, n)) return true;
+    sched_yield();
+    return try_send(blocks, n);
+  }
+
+  // Frees every block that has arrived (none may have).
+  void free_arrived() {
+    const uint64_t t = tail.load(std::memory_order_relaxed);
+    const uint64_t h = head.load(std::memory_order_acquire);
+    for (uint64_t i = t; i != h; ++i) free(slots[i & (N - 1)]);
+    tail.store(h, std::memory_order_release);
+  }
+};
+
+// Reports the counter "remote": the share of blocks freed by another thread than their
+// allocator's (the rest found the next thread's mailbox full, or there was one thread), averaged
+// over the threads.
+void set_remote_share(benchmark::State& state, int64_t sent, int64_t of) {
+  state.counters["remote"] =
+      benchmark::Counter(of > 0 ? static_cast<double>(sent) / static_cast<double>(of) : 0.0,
+                         benchmark::Counter::kAvgThreads);
+}
+
+// Server: each thread serves requests on a slot array of kServerSlots live blocks, replacing the
+// block in a random slot per item (free, then malloc of 8..1000 bytes). Every kServerSwapEvery
+// items it swaps its whole array for the one in a shared mailbox, so the blocks it allocated are
+// later freed by whichever thread picks the array up. There are threads + 1 arrays: thread 0
+// puts a spare in the mailbox before the loop, so a swap always gets an array back (possibly its
+// own) and never waits. One thread keeps its array.
+constexpr size_t kServerSlots = 1000;
+constexpr uint32_t kServerSwapEvery = 1000;
+void* g_server_arrays[kMaxThreads + 1][kServerSlots];
+std::atomic<int> g_server_mailbox{-1};  // index into g_server_arrays
+
+inline size_t server_size(Rng& r) {
+  return 8 + r.below(1000 - 7);
+}
+
+void server_fill(void** slots, Rng& r) {
+  for (size_t i = 0; i < kServerSlots; ++i) {
+    slots[i] = malloc(server_size(r));
+    touch(slots[i]);
+  }
+}
+
+void server_empty(void** slots) {
+  for (size_t i = 0; i < kServerSlots; ++i) free(slots[i]);
+}
+
+void BM_Server(benchmark::State& state) {
+  if (too_many_threads(state)) return;
+  const int threads = state.threads();
+  const int self = state.thread_index();
+  const bool swap = threads > 1;
+  Rng r(5000 + static_cast<uint64_t>(self));
+  int mine = self;
+  server_fill(g_server_arrays[mine], r);
+  if (swap && self == 0) {
+    server_fill(g_server_arrays[threads], r);
+    g_server_mailbox.store(threads, std::memory_order_release);
+  }
+  void** slots = g_server_arrays[mine];
+  uint32_t until_swap = kServerSwapEvery;
+  for (auto _ : state) {
+    const uint32_t i = r.below(kServerSlots);
+    free(slots[i]);
+    void* p = malloc(server_size(r));
+    benchmark::DoNotOptimize(p);
+    touch(p);
+    slots[i] = p;
+    if (--until_swap == 0) {
+      until_swap = kServerSwapEvery;
+      if (swap) {
+        mine = g_server_mailbox.exchange(mine, std::memory_order_acq_rel);
+        slots = g_server_arrays[mine];
+      }
+    }
+  }
+  // Every thread has left the loop: no more swaps. Each frees the array it holds, thread 0 also
+  // the one left in the mailbox.
+  server_empty(slots);
+  if (swap && self == 0) server_empty(g_server_arrays[g_server_mailbox.exchange(-1)]);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Server)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+
+// CrossThread: each item allocates a block of 16 B..16 KiB, log-uniform (an octave 2^4..2^13
+// picked uniformly, then a size uniform within it), so small and large blocks are equally
+// frequent per octave. Blocks go in batches of kCrossBatch to the next thread of a ring
+// (thread i sends to i+1, the last to thread 0), which frees them; a batch that does not fit in
+// the next thread's mailbox is freed by its sender. With one thread each batch is freed at once
+// by its allocator, in allocation order. One iteration is one batch (Google Benchmark's time
+// column is per batch), one item one block.
+constexpr size_t kCrossBatch = 64;
+constexpr size_t kMailboxLen = 4096;
+Mailbox<kMailboxLen> g_cross_inbox[kMaxThreads];
+
+inline size_t log_uniform_size(Rng& r) {
+  const uint32_t octave = 4 + r.below(10);
+  return (size_t{1} << octave) + r.below(1u << octave);
+}
+
+void BM_CrossThread(benchmark::State& state) {
+  if (too_many_threads(state)) return;
+  const int threads = state.threads();
+  const int self = state.thread_index();
+  const bool ring = threads > 1;
+  Rng r(6000 + static_cast<uint64_t>(self));
+  auto& inbox = g_cross_inbox[self];
+  auto& next = g_cross_inbox[(self + 1) % threads];
+  void* batch[kCrossBatch];
+  int64_t sent = 0;
+  for (auto _ : state) {
+    for (auto& slot : batch) {
+      void* p = malloc(log_uniform_size(r));
+      benchmark::DoNotOptimize(p);
+      touch(p);
+      slot = p;
+    }
+    if (ring && next.send_or_yield(batch, kCrossBatch)) {
+      ++sent;
+    } else {
+      for (void* p : batch) free(p);
+    }
+    if (ring) inbox.free_arrived();
+  }
+  // Every sender has left the loop: what is in the inbox now is all it will ever get.
+  if (ring) inbox.free_arrived();
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kCrossBatch));
+  set_remote_share(state, sent, state.iterations());
+}
+BENCHMARK(BM_CrossThread)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+
+// Handoff: each item allocates one object of 16..2048 bytes (uniform) and appends it to the
+// thread's FIFO. Objects stay there for kHandoffKeep allocations; then the oldest kHandoffGroup
+// at a time are handed to the next thread of the chain (thread i to i+1, the last to thread 0),
+// which frees them when it next hands on its own. A group that does not fit in the next thread's
+// mailbox is freed by its sender; with one thread the oldest are freed by their allocator.
+constexpr size_t kHandoffKeep = 256;
+constexpr size_t kHandoffGroup = 32;
+constexpr size_t kHandoffFifoLen = 512;  // a power of two, a multiple of kHandoffGroup
+static_assert(kHandoffFifoLen >= kHandoffKeep + kHandoffGroup &&
+              kHandoffFifoLen % kHandoffGroup == 0);
+Mailbox<kMailboxLen> g_handoff_inbox[kMaxThreads];
+
+void BM_Handoff(benchmark::State& state) {
+  if (too_many_threads(state)) return;
+  const int threads = state.threads();
+  const int self = state.thread_index();
+  const bool chain = threads > 1;
+  Rng r(7000 + static_cast<uint64_t>(self));
+  auto& inbox = g_handoff_inbox[self];
+  auto& next = g_handoff_inbox[(self + 1) % threads];
+  std::vector<void*> fifo(kHandoffFifoLen);
+  uint64_t head = 0, tail = 0;  // tail is always a multiple of kHandoffGroup
+  int64_t sent = 0;
+  for (auto _ : state) {
+    void* p = malloc(16 + r.below(2048 - 15));
+    benchmark::DoNotOptimize(p);
+    touch(p);
+    fifo[head++ % kHandoffFifoLen] = p;
+    if (head - tail == kHandoffKeep + kHandoffGroup) {
+      void** oldest = &fifo[tail % kHandoffFifoLen];  // contiguous: the FIFO's length and tail
+      tail += kHandoffGroup;                          // are multiples of the group
+      if (chain && next.send_or_yield(oldest, kHandoffGroup)) {
+        sent += kHandoffGroup;
+      } else {
+        for (size_t i = 0; i < kHandoffGroup; ++i) free(oldest[i]);
+      }
+      if (chain) inbox.free_arrived();
+    }
+  }
+  // Every sender has left the loop: free what this thread still keeps and what it was sent.
+  for (; tail != head; ++tail) free(fifo[tail % kHandoffFifoLen]);
+  if (chain) inbox.free_arrived();
+  state.SetItemsProcessed(state.iterations());
+  set_remote_share(state, sent, state.iterations());
+}
+BENCHMARK(BM_Handoff)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 
 }  // namespace
 
