@@ -131,19 +131,36 @@ bool walk_list(Pool* pool, void* head, uint32_t* count, void** last) {
 // abandoned lock for an abandoned pool). Returns the number of blocks moved.
 // A list that holds only the kNotifyOwner bit is left alone: the pool stays filed as full.
 uint32_t collect_remote(Pool* pool) {
-  if ((pool->thread_free.load(std::memory_order_relaxed) & ~kNotifyOwner) == 0) return 0;
-  uintptr_t tf = pool->thread_free.exchange(0, std::memory_order_acquire);
-  void* head = reinterpret_cast<void*>(tf & ~kNotifyOwner);
-  if (head == nullptr) return 0;
+  // The count first: every block it covers was pushed before it was added, so is on the list
+  // taken below (or on one taken earlier).
   uint32_t n = 0;
-  void* last = nullptr;
-  if (!walk_list(pool, head, &n, &last)) {
-    report_corruption(head, pool->block_size, "a corrupt link in a cross-thread free list");
-    // Report mode: drop the damaged list. Its blocks are lost (leaked), the heap stays sound.
-    return 0;
+  if (pool->remote_count.load(std::memory_order_relaxed) != 0) {
+    n = pool->remote_count.exchange(0, std::memory_order_acquire);
   }
-  reinterpret_cast<FreeBlock*>(last)->link = pool->encode(pool->free);
-  pool->free = head;
+  void* head = nullptr;
+  if ((pool->thread_free.load(std::memory_order_relaxed) & ~kNotifyOwner) != 0) {
+    uintptr_t tf = pool->thread_free.exchange(0, std::memory_order_acquire);
+    head = reinterpret_cast<void*>(tf & ~kNotifyOwner);
+  }
+  if (head != nullptr) {
+    if (pool->local_empty()) {
+      // The list ends at the pool, as an empty local list does: it becomes the local list whole,
+      // unwalked (its links are checked as they are used, like any free list's).
+      pool->free = head;
+    } else {
+      uint32_t walked = 0;
+      void* last = nullptr;
+      if (!walk_list(pool, head, &walked, &last)) {
+        report_corruption(head, pool->block_size, "a corrupt link in a cross-thread free list");
+        // Report mode: drop the damaged list. Its blocks are lost (leaked), the heap stays sound;
+        // their count must not be taken either, or `used` would drop below the live blocks.
+        pool->remote_count.fetch_add(n, std::memory_order_relaxed);
+        return 0;
+      }
+      reinterpret_cast<FreeBlock*>(last)->link = pool->encode(pool->free);
+      pool->free = head;
+    }
+  }
   pool->used -= n;
   return n;
 }
@@ -197,6 +214,7 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->list = kListNone;
   pool->free = pool->data;
   pool->thread_free.store(0, std::memory_order_relaxed);
+  pool->remote_count.store(0, std::memory_order_relaxed);
   pool->next = pool->prev = nullptr;
   // Publish last: a pool is recognised by its magic.
   __atomic_store_n(&pool->magic, kPoolMagic, __ATOMIC_RELEASE);
@@ -456,7 +474,6 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     return nullptr;
   }
   HeapBusy busy(h);
-  flush_outbox(h);
   // The fast path stopped at the end of a sampling countdown, and the caller chose not to sample
   // (or could not): start the next one.
   if (PG_UNLIKELY(h->sample_left <= 0)) heap_sample_fire(h);
@@ -481,6 +498,8 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool = &g_empty_pool;
   }
   if (pool == &g_empty_pool) {
+    // Looking for another pool: a good moment to hand back what this thread freed of others'.
+    flush_outbox(h);
     process_delayed(h);
     // Each pool of the ring once, from the head, or from the one after it when the head is the
     // pool just exhausted (which then comes last). Pools with no room leave the ring as full.
@@ -578,7 +597,7 @@ void free_abandoned(Pool* pool, void* p);
 // owner filed the pool as full (kNotifyOwner), the head goes to the owner heap's delayed stack
 // instead, which tells the owner the pool has room, and the rest onto the list. If the pool was
 // abandoned since the blocks were set aside, each is freed into it as an abandoned pool's.
-void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail) {
+void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail, uint32_t count) {
   Heap* owner = pool->owner.load(std::memory_order_acquire);
   if (owner == nullptr) {
     os::SavedErrno keep;  // releasing the pool may madvise
@@ -615,6 +634,7 @@ void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail) {
                                                      std::memory_order_relaxed));
       if (rest == nullptr) return;
       head = static_cast<FreeBlock*>(rest);
+      --count;
       tf = pool->thread_free.load(std::memory_order_relaxed);
       continue;
     }
@@ -623,6 +643,8 @@ void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail) {
     if (pool->thread_free.compare_exchange_weak(tf, reinterpret_cast<uintptr_t>(head),
                                                 std::memory_order_release,
                                                 std::memory_order_relaxed)) {
+      // After the push, never before (Pool::remote_count).
+      pool->remote_count.fetch_add(count, std::memory_order_release);
       return;
     }
   }
@@ -633,10 +655,11 @@ void flush_chain(RemoteChain& c) {
   Pool* pool = c.pool;
   FreeBlock* head = c.head;
   FreeBlock* tail = c.tail;
+  uint32_t count = c.count;
   c.pool = nullptr;
   c.head = c.tail = nullptr;
   c.count = 0;
-  push_remote_chain(pool, head, tail);
+  push_remote_chain(pool, head, tail, count);
 }
 
 // Sets block fb of another heap's pool aside in h's outbox (Heap::outbox).
@@ -709,7 +732,7 @@ void heap_free_remote(Pool* pool, void* p) {
   // malloc.
   if (PG_UNLIKELY(h == &g_empty_heap)) h = attach_current();
   if (PG_LIKELY(h != nullptr && heap_is_real(h))) return outbox_add(h, pool, fb);
-  push_remote_chain(pool, fb, fb);
+  push_remote_chain(pool, fb, fb, 1);
 }
 
 // The block's second word holds its pool's tag: it is free already. It may be on the pool's lists,

@@ -53,9 +53,10 @@ struct FreeBlock {
 
 // The header of a pool in use. Invariant (when no free is in flight):
 //   |free| + |thread_free| + used + (capacity - carved) == capacity + (blocks on thread_free),
-// i.e. `used` counts blocks out of the owner's hands: live ones and remote-freed ones that the
-// owner has not collected yet. A pool may be released only when used == 0: then no other thread
-// can be in the middle of freeing into it.
+// i.e. `used` counts blocks out of the owner's hands: live ones, remote-freed ones that the owner
+// has not collected yet, and collected ones whose count (remote_count) it has not taken yet. A
+// pool may be released only when used == 0: then no other thread can be in the middle of freeing
+// into it.
 //
 // Why the headers are not in their pools: pools are 16 KiB-aligned, so a header at the start of
 // each pool would put every header in the same few sets of the caches (one set of 64 in an 8-way
@@ -99,7 +100,11 @@ struct alignas(64) Pool {
   // freer to see it clears it and hands its block to the owner heap's `delayed` stack instead,
   // which tells the owner that the pool has room again.
   alignas(64) std::atomic<uintptr_t> thread_free;
-  char pad[64 + 64 - sizeof(std::atomic<uintptr_t>)];
+  // Blocks pushed on thread_free and not yet collected: each pusher adds its count after its push,
+  // so that the owner takes a whole list without walking it. The count may lag behind the list,
+  // never run ahead of it, so `used` minus it never drops below the blocks really live.
+  std::atomic<uint32_t> remote_count;
+  char pad[64 + 64 - sizeof(std::atomic<uintptr_t>) - sizeof(std::atomic<uint32_t>)];
 
   uint32_t carved_end_offset() const { return carved_end.load(std::memory_order_relaxed); }
   char* first_block() const { return data + kPoolLead; }
