@@ -31,6 +31,8 @@ __thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap
 namespace {
 
 void flush_outbox(Heap* h);  // below, with the remote frees
+void flush_foreign(Heap* h, size_t cls);
+void flush_all_foreign(Heap* h);
 
 // Set while this thread is inside heap setup, so that a re-entrant malloc (from pthread
 // functions) goes to glibc instead of recursing.
@@ -358,7 +360,7 @@ void sweep_abandoned(size_t budget) {
 // Gives up all of h's pools (thread exit). Empty ones go back to their arenas.
 void heap_abandon(Heap* h) {
   HeapBusy busy(h);
-  flush_outbox(h);
+  flush_all_foreign(h);
   process_delayed(h);
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     Pool* cur = h->cur[cls + 1];
@@ -388,7 +390,7 @@ void heap_abandon(Heap* h) {
   // Blocks handed over meanwhile belong to pools we no longer own: they are freed as remote frees,
   // which must not stay in the outbox of a heap that is going away.
   process_delayed(h);
-  flush_outbox(h);
+  flush_all_foreign(h);
   sweep_abandoned(64);
 }
 
@@ -487,6 +489,14 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool->free = pool->data;
     pool->carved = pool->capacity;
   }
+  if (FreeBlock* b = h->foreign[cls]) {
+    // A block of another heap's pool this thread freed: it is still warm in this core's cache.
+    h->foreign[cls] = reinterpret_cast<FreeBlock*>(b->link);
+    --h->foreign_count[cls];
+    b->tag = 0;
+    heap_count_alloc(h, slot, size);
+    return b;
+  }
   Pool* exhausted = nullptr;
   if (pool != &g_empty_pool && !refill(h, pool)) {
     // Exhausted: it stays in the ring, not yet filed as full, and the ring turns. A program that
@@ -498,8 +508,6 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     pool = &g_empty_pool;
   }
   if (pool == &g_empty_pool) {
-    // Looking for another pool: a good moment to hand back what this thread freed of others'.
-    flush_outbox(h);
     process_delayed(h);
     // Each pool of the ring once, from the head, or from the one after it when the head is the
     // pool just exhausted (which then comes last). Pools with no room leave the ring as full.
@@ -685,6 +693,29 @@ void flush_outbox(Heap* h) {
   }
 }
 
+// Sends the blocks of h's foreign cache of class cls back to their pools (through the outbox,
+// which batches the blocks of each pool into one push).
+void flush_foreign(Heap* h, size_t cls) {
+  FreeBlock* b = h->foreign[cls];
+  heap_counters(h)->frees[cls].add(0 - uint64_t{h->foreign_count[cls]});  // the owner counts them
+  h->foreign[cls] = nullptr;
+  h->foreign_count[cls] = 0;
+  while (b != nullptr) {
+    FreeBlock* next = reinterpret_cast<FreeBlock*>(b->link);
+    outbox_add(h, pool_of(b), b);
+    b = next;
+  }
+  flush_outbox(h);  // uncounted until their owner collects them: none may wait in the outbox
+}
+
+// Sends every foreign block back, and pushes the outbox: the heap keeps none of others' blocks.
+void flush_all_foreign(Heap* h) {
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    if (h->foreign[cls] != nullptr) flush_foreign(h, cls);
+  }
+  flush_outbox(h);  // what other paths left there
+}
+
 void free_abandoned(Pool* pool, void* p) {
   LockGuard guard(g_abandon_lock);
   if (pool->owner.load(std::memory_order_acquire) != nullptr) {
@@ -731,8 +762,17 @@ void heap_free_remote(Pool* pool, void* p) {
   // A thread that only frees (a consumer) gets a heap for its outbox, as it would at its first
   // malloc.
   if (PG_UNLIKELY(h == &g_empty_heap)) h = attach_current();
-  if (PG_LIKELY(h != nullptr && heap_is_real(h))) return outbox_add(h, pool, fb);
-  push_remote_chain(pool, fb, fb, 1);
+  if (PG_UNLIKELY(h == nullptr || !heap_is_real(h))) return push_remote_chain(pool, fb, fb, 1);
+  HeapBusy busy(h);  // a fork child must not hand out or send back a half-linked cache
+  size_t cls = pool->cls;
+  if (PG_UNLIKELY(h->foreign_count[cls] >= foreign_cap(cls))) flush_foreign(h, cls);
+  fb->link = reinterpret_cast<uintptr_t>(h->foreign[cls]);
+  h->foreign[cls] = fb;
+  ++h->foreign_count[cls];
+  // Counted as freed here, by this heap: the program freed it. If it goes back to its pool
+  // instead of being handed out here, flush_foreign takes the count back, and the owner counts it
+  // when it collects it.
+  heap_counters(h)->frees[cls].inc();
 }
 
 // The block's second word holds its pool's tag: it is free already. It may be on the pool's lists,
@@ -798,7 +838,7 @@ void heap_collect_current() {
   Heap* h = t_heap;
   if (h != &g_empty_heap && h != &g_dead_heap) {
     HeapBusy busy(h);
-    flush_outbox(h);
+    flush_all_foreign(h);
     process_delayed(h);
     for (size_t cls = 0; cls < kNumClasses; ++cls) {
       Pool* cur = h->cur[cls + 1];

@@ -57,11 +57,12 @@ constexpr size_t slot_to_class(size_t slot) {
 }
 inline constexpr size_t kNumSlots = kNumClasses + 1;
 
-// Blocks a thread freed into one pool of another heap, set aside so that a run of them costs one
-// compare-and-swap on the pool's remote-free list instead of one per block (the remote batching of
-// jemalloc's and snmalloc's caches). The blocks are tagged as free and linked as on
-// Pool::thread_free, head first; the tail's link is written when the chain is pushed. They still
-// count in their pool's `used`, so the pool cannot be released while a chain holds any.
+// Blocks a thread sends back to one pool of another heap (its foreign cache, below, when full or
+// at exit), gathered so that they cost one compare-and-swap on the pool's remote-free list instead
+// of one per block (the remote batching of jemalloc's and snmalloc's caches). The blocks are tagged
+// as free and linked as on Pool::thread_free, head first; the tail's link is written when the
+// chain is pushed. They still count in their pool's `used`, so the pool cannot be released while a
+// chain holds any.
 struct RemoteChain {
   Pool* pool = nullptr;  // nullptr: the chain is empty
   FreeBlock* head = nullptr;
@@ -69,8 +70,7 @@ struct RemoteChain {
   uint32_t count = 0;
 };
 // Chains per heap (a block goes to the chain of its pool's header address, modulo this), and the
-// blocks a chain holds before it is pushed. A thread thus holds back at most
-// kRemoteChains * kRemoteBatch blocks of other heaps; its own slow paths and its exit push them.
+// blocks a chain holds before it is pushed. Every send-back pushes all chains at its end.
 inline constexpr size_t kRemoteChains = 4;
 inline constexpr uint32_t kRemoteBatch = 32;
 
@@ -108,7 +108,21 @@ struct alignas(64) Heap {
   uint32_t busy = 0;
   Heap* next_free = nullptr;          // recycled heaps
   RemoteChain outbox[kRemoteChains];  // frees into other heaps' pools, not pushed yet
+  // Blocks of other heaps' pools that this thread freed, kept for its own next allocations of
+  // their class (the thread caches of tcmalloc and jemalloc): a block just freed is in this
+  // thread's cache, and handing it out again here costs no atomic operation and no cache miss,
+  // where sending it back to its owner costs both. Linked through FreeBlock::link (plain
+  // pointers) and tagged free; still counted in their pools' `used`. At most
+  // foreign_cap(class) per class; when full, or when the thread exits, they go back to their
+  // owners through the outbox.
+  FreeBlock* foreign[kNumClasses] = {};
+  uint8_t foreign_count[kNumClasses] = {};
 };
+// How many blocks of class cls a heap keeps in Heap::foreign: 64 KiB worth, 8 to 64 blocks.
+constexpr uint32_t foreign_cap(size_t cls) {
+  size_t n = (size_t{64} << 10) / class_size(cls);
+  return static_cast<uint32_t>(n < 8 ? 8 : n > 64 ? 64 : n);
+}
 
 // The statistics a heap's fast paths keep, kHeapCountersOffset bytes after the heap, in the memory
 // shared with readers (pool/shared.h; base/segment.h has the layout readers see: u64 allocs,

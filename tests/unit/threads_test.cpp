@@ -153,47 +153,55 @@ class Signal {
   bool set_ = false;
 };
 
-// Blocks freed by a thread that does not own them are set aside in batches (Heap::outbox): a few
-// stay with the freeing thread until it moves on (its next slow path, or its exit), and then reach
-// their pool.
-TEST(Threads, BatchedRemoteFreesReachTheirPoolWhenTheFreerMovesOn) {
+// A thread keeps the blocks of other threads' pools that it frees (Heap::foreign): they count as
+// freed at once, its next allocations of their class get them back warm, and they return to their
+// pool when it exits.
+TEST(Threads, ForeignBlocksAreReusedByTheirFreerAndReturnAtItsExit) {
   warm_up();
-  constexpr size_t kSize = 48;
-  constexpr size_t kN = kRemoteBatch / 2;  // fewer than a batch: held back
+  constexpr size_t kSize = 2560;  // a medium class no other test of this binary uses
+  constexpr size_t kN = 10;
   const size_t cls = class_of(kSize);
   Snapshot before = settled_snap();
   std::vector<Block> blocks;
-  for (size_t i = 0; i < kN; ++i) blocks.push_back(make_block(kSize, i + 7));
+  std::set<void*> freed_set;
+  for (size_t i = 0; i < kN; ++i) {
+    blocks.push_back(make_block(kSize, i + 7));
+    freed_set.insert(blocks.back().p);
+  }
   Signal freed, go_on;
+  bool reused = false;
   std::thread freer([&] {
     for (const Block& b : blocks) check_and_free(b);
-    freed.set();
-    go_on.wait();
-    // A first block of a class this thread never used takes the slow path, which pushes the batch.
-    void* p = malloc_impl(kPoolMax);
+    void* p = malloc_impl(kSize);
+    reused = freed_set.count(p) == 1;
     free_impl(p);
     freed.set();
+    go_on.wait();
   });
   freed.wait();
   Snapshot held = settled_snap();
-  EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks + kN)
-      << "the freer's blocks were pushed one by one, not held back as a batch";
+  EXPECT_TRUE(reused) << "the freeing thread did not get a block it freed back";
+  EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks);
+  EXPECT_GT(held.pools_in_use, before.pools_in_use) << "the freer's blocks keep their pool";
   go_on.set();
   freer.join();
   Snapshot after = settled_snap();
   EXPECT_EQ(after.classes[cls].live_blocks, before.classes[cls].live_blocks);
+  EXPECT_EQ(after.pools_in_use, before.pools_in_use) << "the blocks did not return at exit";
   EXPECT_EQ(after.double_frees, before.double_frees);
   EXPECT_EQ(after.corruptions, before.corruptions);
 }
 
-// The same, pushed by the freeing thread's exit; then a full batch goes at once.
-TEST(Threads, BatchesArePushedWhenFullAndAtThreadExit) {
+// More than a cache holds: the surplus goes back to the owner while the freer still runs.
+TEST(Threads, AFullForeignCacheSendsItsBlocksBack) {
   warm_up();
-  constexpr size_t kSize = 80;
+  constexpr size_t kSize = 3072;  // 5 blocks per pool, cache of foreign_cap(...) blocks
   const size_t cls = class_of(kSize);
+  const size_t n = 4 * foreign_cap(cls);
   Snapshot before = settled_snap();
   std::vector<Block> blocks;
-  for (size_t i = 0; i < kRemoteBatch + 3; ++i) blocks.push_back(make_block(kSize, i + 11));
+  for (size_t i = 0; i < n; ++i) blocks.push_back(make_block(kSize, i + 11));
+  Snapshot made = settled_snap();
   Signal freed, go_on;
   std::thread freer([&] {
     for (const Block& b : blocks) check_and_free(b);
@@ -202,16 +210,20 @@ TEST(Threads, BatchesArePushedWhenFullAndAtThreadExit) {
   });
   freed.wait();
   Snapshot held = settled_snap();
-  EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks + 3)
-      << "a full batch was not pushed";
+  EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks);
+  // At most a cache's worth, plus one batch per outbox chain, is still away from its pools.
+  size_t away_pools = (foreign_cap(cls) + kRemoteChains * kRemoteBatch) / 5 + 2;
+  EXPECT_LE(held.pools_in_use, before.pools_in_use + away_pools)
+      << "made " << made.pools_in_use - before.pools_in_use << " pools";
   go_on.set();
   freer.join();
   Snapshot after = settled_snap();
+  EXPECT_EQ(after.pools_in_use, before.pools_in_use);
   EXPECT_EQ(after.classes[cls].live_blocks, before.classes[cls].live_blocks);
 }
 
-// A block set aside in another thread's batch is free: freeing it again is a double free, even
-// though no list of its pool holds it yet.
+// A block kept by another thread (its foreign cache) is free: freeing it again is a double free,
+// even though no list of its pool holds it.
 TEST(Threads, DoubleFreeOfABlockHeldInAnotherThreadsBatchIsReported) {
   ScopedErrorMode mode(ErrorMode::kReport);
   warm_up();
@@ -220,7 +232,7 @@ TEST(Threads, DoubleFreeOfABlockHeldInAnotherThreadsBatchIsReported) {
   ASSERT_NE(p, nullptr);
   Signal freed, go_on;
   std::thread freer([&] {
-    free_impl(p);  // held in this thread's batch
+    free_impl(p);  // kept by this thread
     freed.set();
     go_on.wait();
   });
