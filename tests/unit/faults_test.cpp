@@ -624,7 +624,7 @@ TEST(FaultsLarge, LargePathMakesNoPlatformCall) {
   std::vector<Block> blocks;
   uint64_t seed = 77;
   for (size_t size :
-       {size_t{257}, size_t{1000}, size_t{4096}, size_t{65536}, size_t{300000}, size_t{4} << 20}) {
+       {kPoolMax + 1, size_t{5000}, size_t{8192}, size_t{65536}, size_t{300000}, size_t{4} << 20}) {
     blocks.push_back(alloc_block(Op::kMalloc, size, kAlign, ++seed));
     blocks.push_back(alloc_block(Op::kCalloc, size, kAlign, ++seed));
     blocks.push_back(alloc_block(Op::kMemalign, size, 4096, ++seed));
