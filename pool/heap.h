@@ -5,11 +5,13 @@
 // and a list of its pools that had none when last looked at (`full`). The fast paths below touch
 // only the current pool and the heap: no lock, no atomic read-modify-write.
 //
-// A block freed by a thread that does not own its pool goes on the pool's `thread_free` stack
-// (one CAS). If the owner has filed the pool as full (kNotifyOwner in thread_free), the first such
-// freer instead pushes its block on the owner heap's `delayed` stack, so the owner learns that the
-// pool has room again (mimalloc's delayed free). Either way the freeing thread touches the pool
-// only while its block is still counted in Pool::used, so the pool cannot be released under it.
+// A block freed by a thread that does not own its pool is kept in that thread's foreign cache
+// (Heap::foreign) for its own next allocations; what the cache cannot hold goes back in runs per
+// pool (Heap::outbox) onto the pool's `thread_free` stack (one CAS per run). If the owner has
+// filed the pool as full (kNotifyOwner in thread_free), the first such pusher instead hands one
+// block to the owner heap's `delayed` stack, so the owner learns that the pool has room again
+// (mimalloc's delayed free). Either way the blocks still count in Pool::used until their owner
+// collects them, so the pool cannot be released under them. docs/DESIGN.md has the whole way.
 //
 // When a thread exits, its heap is abandoned: empty pools go back to their arenas, the others
 // lose their owner and go on a global per-class list, from which any thread adopts them when it
