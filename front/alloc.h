@@ -24,6 +24,7 @@
 
 #include "pool/arena.h"
 #include "pool/heap.h"
+#include "track/tracker.h"
 
 namespace pg {
 
@@ -36,6 +37,10 @@ void free_unreserved(void* p);  // p is not in the reservation: fallback arena, 
 // tail call, so they need no stack frame.
 PG_ALWAYS_INLINE void* malloc_impl(size_t size) {
   if (PG_LIKELY(size <= kSmallMax)) {
+    if (void* p = heap_try_alloc(request_slot(size), size)) return p;
+  } else if (size <= kPoolMax && PG_LIKELY(!tracking())) {
+    // The medium tier, after the small one's test: no cost to small requests. Not while the
+    // profile or leak check is on: a medium request draws its own profile sample (malloc_slow).
     if (void* p = heap_try_alloc(request_slot(size), size)) return p;
   }
   return malloc_slow(size);

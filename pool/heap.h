@@ -50,9 +50,29 @@ using PoolRing = Ring<Pool>;
 // special case; slot 0 (malloc(0)) and slot 1 share class 0 (16 bytes); a medium request's slot is
 // its class + 1. A class (class_of(n),
 // pool/config.h) indexes what is kept per block size (Heap::avail and full, pools, statistics).
+// Medium request slots by (n - 1) / 64: every medium class size is a multiple of 64, so one
+// entry never spans two classes. A load in place of class_of's bit arithmetic on the fast path.
+struct MediumSlots {
+  uint8_t slot[(kPoolMax - 1) / 64 + 1];
+};
+inline constexpr MediumSlots kMediumSlots = [] {
+  MediumSlots t{};
+  for (size_t i = kSmallMax / 64; i <= (kPoolMax - 1) / 64; ++i) {
+    t.slot[i] = static_cast<uint8_t>(class_of(i * 64 + 1) + 1);
+  }
+  return t;
+}();
 constexpr size_t request_slot(size_t n) {
-  return n <= kSmallMax ? (n + kAlign - 1) / kAlign : class_of(n) + 1;
+  return n <= kSmallMax ? (n + kAlign - 1) / kAlign : kMediumSlots.slot[(n - 1) / 64];
 }
+static_assert(
+    [] {
+      for (size_t n = kSmallMax + 1; n <= kPoolMax; ++n) {
+        if (request_slot(n) != class_of(n) + 1) return false;
+      }
+      return true;
+    }(),
+    "the medium slot table agrees with class_of");
 // The class a request slot is served from.
 constexpr size_t slot_to_class(size_t slot) {
   return slot == 0 ? 0 : slot - 1;
