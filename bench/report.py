@@ -5,7 +5,9 @@ Usage: python3 bench/report.py OUT_DIR [ALLOCATOR ...]
 Reads OUT_DIR/raw/... as written by scripts/bench.sh:
   raw/micro/<alloc>.<run>.json        Google Benchmark JSON (--benchmark_out_format=json)
   raw/frag/<alloc>.<run>.txt          pg_frag's lines ("frag phase=... rss_kb=...")
-  raw/<workload>/<alloc>.<run>.time   "/usr/bin/time -f '%e %M'" output: seconds, peak RSS in KiB
+  raw/<workload>/<alloc>.<run>.time   "/usr/bin/time -f '%U %S %e %M'" output: user and system
+                                      CPU seconds, wall seconds, peak RSS in KiB (older runs:
+                                      '%e %M')
   callgrind.json                      from scripts/callgrind.sh, when present
 Writes OUT_DIR/results.md (Markdown tables), OUT_DIR/results.json (medians and every raw value),
 OUT_DIR/chart_micro.dat and OUT_DIR/chart_work.dat (ratios to glibc, for gnuplot).
@@ -148,9 +150,13 @@ def load_workloads(out, allocs):
                     continue
                 try:
                     secs, kb = float(fields[-2]), int(fields[-1])
+                    # "%U %S %e %M" since user and system time were added; "%e %M" before.
+                    cpu = float(fields[-4]) + float(fields[-3]) if len(fields) >= 4 else None
                 except ValueError:
                     continue
                 metrics.setdefault("%s time s" % w, {}).setdefault(alloc, []).append(secs)
+                if cpu is not None:
+                    metrics.setdefault("%s CPU s" % w, {}).setdefault(alloc, []).append(cpu)
                 metrics.setdefault("%s peak RSS MiB" % w, {}).setdefault(alloc, []).append(kb / 1024)
     return metrics
 

@@ -3,7 +3,8 @@
 # binaries. One command runs everything:
 #
 #   scripts/bench.sh [--runs N] [--quick] [--out DIR] [--allocators "glibc ... poolguard"]
-#                    [--only "micro frag python3 sqlite3 gxx callgrind"] [--no-build] [--report-only]
+#                    [--only "micro frag python3 sqlite3 gxx redis perl jq callgrind"]
+#                    [--no-build] [--report-only]
 #
 #   --runs N       runs per allocator and workload (default 5; 3 with --quick)
 #   --quick        fewer runs, shorter Google Benchmark min_time, a subset of the micro-benchmarks
@@ -31,7 +32,7 @@ OUT="$ROOT/build/bench-results"
 RUNS=""
 QUICK=0
 ALLOCS="$PG_ALL_ALLOCATORS"
-ONLY="micro frag python3 sqlite3 gxx callgrind"
+ONLY="micro frag python3 sqlite3 gxx redis perl jq callgrind"
 NO_BUILD=0
 REPORT_ONLY=0
 COMMAND="scripts/bench.sh $*"
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --no-build) NO_BUILD=1; shift ;;
     --report-only) REPORT_ONLY=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,6 +61,9 @@ if [ "$QUICK" = 1 ]; then
   PY_SCALE=30000
   SQL_SCALE=8000
   GXX_FLAGS="-std=c++20 -O0"
+  REDIS_N=20000
+  PERL_N=100000
+  JQ_N=50000
   CG_N=100000
   TIMEOUT=120
 else
@@ -70,6 +74,9 @@ else
   PY_SCALE=200000
   SQL_SCALE=60000
   GXX_FLAGS="-std=c++20 -O2 -g -include bits/stdc++.h"
+  REDIS_N=200000
+  PERL_N=600000
+  JQ_N=300000
   CG_N=1000000
   TIMEOUT=900
 fi
@@ -80,6 +87,9 @@ measure() {
   pkgs=(cmake ninja-build g++ libbenchmark-dev python3 time gnuplot-nox)
   for a in $ALLOCS; do p=$(pg_alloc_pkg "$a"); [ -n "$p" ] && pkgs+=("$p"); done
   wants sqlite3 && pkgs+=(sqlite3)
+  wants redis && pkgs+=(redis-server redis-tools)
+  wants perl && pkgs+=(perl)
+  wants jq && pkgs+=(jq)
   wants callgrind && pkgs+=(valgrind)
   pg_need_packages "${pkgs[@]}" || { echo "package installation failed" >&2; exit 1; }
 
@@ -106,7 +116,8 @@ measure() {
   done
 
   # run_one PART ALLOC RUN STDOUT_FILE CMD...: runs CMD in a clean environment with ALLOC preloaded,
-  # under /usr/bin/time (wall seconds and peak RSS into raw/PART/ALLOC.RUN.time) and a timeout.
+  # under /usr/bin/time (user and system CPU seconds, wall seconds and peak RSS into
+  # raw/PART/ALLOC.RUN.time) and a timeout.
   # Extra environment goes in RUN_ENV (an array). A failure is logged in failures.txt, not fatal.
   RUN_ENV=()
   run_one() {
@@ -116,7 +127,7 @@ measure() {
     mkdir -p "$OUT/raw/$part"
     local tfile="$OUT/raw/$part/$alloc.$run.time" efile="$OUT/raw/$part/$alloc.$run.err"
     env -i PATH=/usr/bin:/bin LC_ALL=C "${RUN_ENV[@]}" ${lib:+LD_PRELOAD=$lib} \
-      /usr/bin/timeout "$TIMEOUT" /usr/bin/time -f '%e %M' -o "$tfile" "$@" >"$stdout" 2>"$efile"
+      /usr/bin/timeout "$TIMEOUT" /usr/bin/time -f '%U %S %e %M' -o "$tfile" "$@" >"$stdout" 2>"$efile"
     rc=$?
     if [ $rc -ne 0 ]; then
       echo "$part $alloc run $run: exit status $rc$([ $rc = 124 ] && echo ' (timeout)'): $(tail -c 300 "$efile" | tr '\n' ' ')" >>"$OUT/failures.txt"
@@ -181,6 +192,26 @@ measure() {
     log "gxx: g++ $GXX_FLAGS -c bench/micro.cpp"
     # shellcheck disable=SC2086
     alternate gxx /usr/bin/g++ $GXX_FLAGS -c "$ROOT/bench/micro.cpp" -o "$OUT/work/micro.o"
+  fi
+
+  if wants redis; then
+    log "redis: redis-server under redis-benchmark, $REDIS_N requests per test"
+    # The script preloads the allocator into the server only (libc.so.6 for glibc: Debian's
+    # redis-server links jemalloc); the time and peak RSS are the server's and its client's.
+    alternate redis /bin/bash "$ROOT/bench/workloads/redis.sh" "$REDIS_N"
+  fi
+
+  if wants perl; then
+    log "perl: hashes.pl $PERL_N"
+    alternate perl /usr/bin/perl "$ROOT/bench/workloads/hashes.pl" "$PERL_N"
+  fi
+
+  if wants jq; then
+    log "jq: filter $JQ_N objects"
+    /usr/bin/python3 "$ROOT/bench/workloads/gen_json.py" "$JQ_N" 2024 >"$OUT/work/items.json"
+    alternate jq /usr/bin/jq -c \
+      'map(select(.a % 3 == 0) | {k: .name, v: (.tags | join(",")), l: .pos.label}) | length' \
+      "$OUT/work/items.json"
   fi
 
   # poolguard's own view of two workloads, for whoever tunes the core (not timed).
