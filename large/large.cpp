@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "base/align.h"
+#include "base/clock.h"
 #include "base/compiler.h"
 #include "base/counter.h"
 #include "base/lock.h"
@@ -208,10 +209,13 @@ bool live_bytes_now(uint64_t* live) {
 // the high-water mark. So when live large bytes have fallen to under half of what they were at
 // the last trim (or their peak since), ask glibc to give those pages back (malloc_trim(0)
 // madvises every free page of every glibc arena). Rare by construction: the live total must halve
-// between two trims, so a program that frees everything trims log2(peak / kTrimFloor) times.
+// between two trims, so a program that frees everything trims log2(peak / kTrimFloor) times; and
+// unless it falls to an eighth, trims are a second apart at least (trim_check says why).
 // Live bytes are summed every kTrimCheckEvery large operations of a thread, not on each.
 constexpr uint64_t kTrimFloor = 4u << 20;
 std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or their peak since
+constexpr int64_t kTrimSpacingNs = 1000000000;
+std::atomic<int64_t> g_last_trim_ns{INT64_MIN / 2};  // monotonic_ns() of the last trim
 
 [[gnu::noinline]] void trim_check() {
   uint64_t live;
@@ -220,7 +224,16 @@ std::atomic<uint64_t> g_trim_mark{0};  // live large bytes at the last trim, or 
   while (live > mark && !g_trim_mark.compare_exchange_weak(mark, live, std::memory_order_relaxed)) {
   }
   if (live >= mark / 2 || mark < kTrimFloor) return;
+  // A fall to under an eighth of the mark is a program giving its memory back: trim now. A
+  // smaller one may be a server's buffers ebbing before they flow again, and every trim makes the
+  // pages it gives back fault in again when they are reused: at most one such trim per
+  // kTrimSpacingNs.
+  int64_t now = monotonic_ns();
+  if (live >= mark / 8 && now - g_last_trim_ns.load(std::memory_order_relaxed) < kTrimSpacingNs) {
+    return;
+  }
   if (!g_trim_mark.compare_exchange_strong(mark, live, std::memory_order_relaxed)) return;
+  g_last_trim_ns.store(now, std::memory_order_relaxed);
   malloc_trim(0);
 }
 
