@@ -31,6 +31,7 @@ __thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap
 namespace {
 
 void flush_outbox(Heap* h);  // below, with the remote frees
+void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail, uint32_t count);
 void flush_foreign(Heap* h, size_t cls);
 void flush_all_foreign(Heap* h);
 
@@ -304,13 +305,29 @@ void process_delayed(Heap* h) {
   FreeBlock* b = h->delayed.exchange(nullptr, std::memory_order_acquire);
   while (b != nullptr) {
     FreeBlock* next = reinterpret_cast<FreeBlock*>(b->link);
-    b->tag = 0;  // it was marked free in transit; now free it for real
-    Heap* saved = t_heap;
-    t_heap = h;  // heap_free decides local vs remote by t_heap
-    heap_free(b);
-    t_heap = saved;
+    Pool* pool = pool_of(b);
+    if (pool->owner.load(std::memory_order_acquire) == h) {
+      b->tag = 0;  // it was marked free in transit; now free it for real
+      Heap* saved = t_heap;
+      t_heap = h;  // heap_free decides local vs remote by t_heap
+      heap_free(b);
+      t_heap = saved;
+    } else {
+      // Its pool changed hands since (abandoned, or adopted): on to its pool as it is, tagged.
+      push_remote_chain(pool, b, b, 1);
+    }
     b = next;
   }
+}
+
+// A pusher that read a pool's owner just before the owner's thread exited may hand a block to
+// that heap's delayed stack after the heap's last look at it: the heap then sits on the free list
+// with the block until a new thread takes it. Here (malloc_trim, and whatever collects) such
+// blocks go on to their pools. Under g_heap_lock: a heap on the free list cannot be taken
+// meanwhile, and owns no pool, so its blocks are all pushed on.
+void sweep_retired_heaps() {
+  LockGuard guard(g_heap_lock);
+  for (Heap* h = g_heaps_free; h != nullptr; h = h->next_free) process_delayed(h);
 }
 
 Pool* adopt(Heap* h, size_t cls) {
@@ -878,6 +895,7 @@ void heap_collect_current() {
       }
     }
   }
+  sweep_retired_heaps();
   sweep_abandoned(SIZE_MAX);
   arena_purge_all();
 }
