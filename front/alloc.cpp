@@ -149,14 +149,6 @@ inline unsigned sample_events(bool pooled, size_t size) {
   return sample_heapless(size);
 }
 
-// The fast path of the pools for requests the inline one (malloc_impl) does not take: medium ones,
-// aligned ones. Not while the profile or leak check is on: a medium request draws its own profile
-// sample (sample_events), which the pools' countdown alone cannot decide.
-PG_ALWAYS_INLINE void* pooled_try_alloc(size_t slot, size_t size) {
-  if (PG_UNLIKELY(tracking()) && size > kSmallMax) return nullptr;
-  return heap_try_alloc(slot, size);
-}
-
 // Serves a request sample_events() gave to the guard or the tracker (the guard first: a block
 // cannot be both). *done is false when they declined it (sampling without a free page guard, or
 // a re-entrant tracker): the caller goes on as usual. With every block guarded, a failure is
@@ -314,11 +306,9 @@ Ownership owner_of(const void* p) {
 }  // namespace
 
 void* malloc_slow(size_t size) {
-  if (size > kPoolMax) {
-    if (PG_LIKELY(route_direct())) return large_malloc_direct(size);
-  } else if (size > kSmallMax) {
-    if (void* p = pooled_try_alloc(request_slot(size), size)) return p;
-  }
+  // A pool-sized request has had its fast path (malloc_impl): trying it again would count it
+  // twice against the sampling countdown.
+  if (size > kPoolMax && PG_LIKELY(route_direct())) return large_malloc_direct(size);
   return malloc_general(size);
 }
 

@@ -35,13 +35,20 @@ void free_unreserved(void* p);  // p is not in the reservation: fallback arena, 
 // The two hot functions are defined here, inline, so that the preload shim's malloc and free are
 // the fast paths themselves rather than jumps to them. They are leaves: every other path is a
 // tail call, so they need no stack frame.
+// The pools' fast path for a request that is not small (medium, or rounded up for an alignment).
+// Not while the profile or leak check is on: such a request draws its own profile sample
+// (sample_events in alloc.cpp), which the pools' countdown alone cannot decide.
+PG_ALWAYS_INLINE void* pooled_try_alloc(size_t slot, size_t size) {
+  if (PG_UNLIKELY(tracking()) && size > kSmallMax) return nullptr;
+  return heap_try_alloc(slot, size);
+}
+
 PG_ALWAYS_INLINE void* malloc_impl(size_t size) {
   if (PG_LIKELY(size <= kSmallMax)) {
     if (void* p = heap_try_alloc(request_slot(size), size)) return p;
-  } else if (size <= kPoolMax && PG_LIKELY(!tracking())) {
-    // The medium tier, after the small one's test: no cost to small requests. Not while the
-    // profile or leak check is on: a medium request draws its own profile sample (malloc_slow).
-    if (void* p = heap_try_alloc(request_slot(size), size)) return p;
+  } else if (size <= kPoolMax) {
+    // The medium tier, after the small one's test: no cost to small requests.
+    if (void* p = pooled_try_alloc(request_slot(size), size)) return p;
   }
   return malloc_slow(size);
 }

@@ -30,7 +30,6 @@ __thread Heap* t_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap
 
 namespace {
 
-void flush_outbox(Heap* h);  // below, with the remote frees
 void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail, uint32_t count);
 void flush_foreign(Heap* h, size_t cls);
 void flush_all_foreign(Heap* h);
@@ -404,8 +403,8 @@ void heap_abandon(Heap* h) {
       abandoned_push(cls, p);
     }
   }
-  // Blocks handed over meanwhile belong to pools we no longer own: they are freed as remote frees,
-  // which must not stay in the outbox of a heap that is going away.
+  // Blocks handed over meanwhile belong to pools we no longer own: they go on to their pools; and
+  // none of others' blocks may stay in the cache of a heap that is going away.
   process_delayed(h);
   flush_all_foreign(h);
   sweep_abandoned(64);
@@ -675,62 +674,70 @@ void push_remote_chain(Pool* pool, FreeBlock* head, FreeBlock* tail, uint32_t co
   }
 }
 
-// Pushes chain c and empties it (first, so that a free the push leads to may refill it).
-void flush_chain(RemoteChain& c) {
-  Pool* pool = c.pool;
-  FreeBlock* head = c.head;
-  FreeBlock* tail = c.tail;
-  uint32_t count = c.count;
-  c.pool = nullptr;
-  c.head = c.tail = nullptr;
-  c.count = 0;
-  push_remote_chain(pool, head, tail, count);
-}
-
-// Sets block fb of another heap's pool aside in h's outbox (Heap::outbox).
-void outbox_add(Heap* h, Pool* pool, FreeBlock* fb) {
-  HeapBusy busy(h);  // a fork child must not push a half-updated chain
-  RemoteChain& c = h->outbox[(reinterpret_cast<uintptr_t>(pool) >> kPoolMetaShift) % kRemoteChains];
-  if (c.pool != pool) {
-    if (c.pool != nullptr) flush_chain(c);
-    c.head = c.tail = fb;
-    c.count = 1;
-    c.pool = pool;
-    return;
+// A send-back in progress: blocks of other heaps' pools gathered in runs per pool (heap.h,
+// kRemoteChains), each pushed with one compare-and-swap when full, when a block of another pool
+// takes its place, and at the end. A local of the send-back, so that a free the pushes lead to
+// (an abandoned pool adopted meanwhile) may start a send-back of its own.
+class SendBack {
+ public:
+  SendBack() = default;
+  SendBack(const SendBack&) = delete;
+  SendBack& operator=(const SendBack&) = delete;
+  ~SendBack() {
+    for (Run& r : runs_) {
+      if (r.pool != nullptr) push(r);
+    }
   }
-  fb->link = pool->encode(c.head);
-  c.head = fb;
-  if (++c.count >= kRemoteBatch) flush_chain(c);
-}
 
-// Pushes every chain of h's outbox.
-void flush_outbox(Heap* h) {
-  for (RemoteChain& c : h->outbox) {
-    if (c.pool != nullptr) flush_chain(c);
+  void add(Pool* pool, FreeBlock* fb) {
+    Run& r = runs_[(reinterpret_cast<uintptr_t>(pool) >> kPoolMetaShift) % kRemoteChains];
+    if (r.pool != pool) {
+      if (r.pool != nullptr) push(r);
+      r.head = r.tail = fb;
+      r.count = 1;
+      r.pool = pool;
+      return;
+    }
+    fb->link = pool->encode(r.head);  // linked as on Pool::thread_free, head first
+    r.head = fb;
+    if (++r.count >= kRemoteBatch) push(r);
   }
-}
 
-// Sends the blocks of h's foreign cache of class cls back to their pools (through the outbox,
-// which batches the blocks of each pool into one push).
+ private:
+  struct Run {
+    Pool* pool = nullptr;  // nullptr: empty
+    FreeBlock* head = nullptr;
+    FreeBlock* tail = nullptr;  // its link is written by push_remote_chain
+    uint32_t count = 0;
+  };
+  static void push(Run& r) {
+    Run taken = r;
+    r = Run{};
+    push_remote_chain(taken.pool, taken.head, taken.tail, taken.count);
+  }
+  Run runs_[kRemoteChains];
+};
+
+// Sends the blocks of h's foreign cache of class cls back to their pools, in runs per pool. Their
+// free is counted again by their owner when it collects them.
 void flush_foreign(Heap* h, size_t cls) {
   FreeBlock* b = h->foreign[cls];
-  heap_counters(h)->frees[cls].add(0 - uint64_t{h->foreign_count[cls]});  // the owner counts them
+  heap_counters(h)->frees[cls].add(0 - uint64_t{h->foreign_count[cls]});
   h->foreign[cls] = nullptr;
   h->foreign_count[cls] = 0;
+  SendBack send;
   while (b != nullptr) {
     FreeBlock* next = reinterpret_cast<FreeBlock*>(b->link);
-    outbox_add(h, pool_of(b), b);
+    send.add(pool_of(b), b);
     b = next;
   }
-  flush_outbox(h);  // uncounted until their owner collects them: none may wait in the outbox
 }
 
-// Sends every foreign block back, and pushes the outbox: the heap keeps none of others' blocks.
+// Sends every foreign block back: the heap keeps none of others' blocks.
 void flush_all_foreign(Heap* h) {
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     if (h->foreign[cls] != nullptr) flush_foreign(h, cls);
   }
-  flush_outbox(h);  // what other paths left there
 }
 
 void free_abandoned(Pool* pool, void* p) {
@@ -776,8 +783,8 @@ void heap_free_remote(Pool* pool, void* p) {
   }
   fb->tag = pool->tag;
   Heap* h = t_heap;
-  // A thread that only frees (a consumer) gets a heap for its outbox, as it would at its first
-  // malloc.
+  // A thread that only frees (a consumer) gets a heap for its foreign cache, as it would at its
+  // first malloc.
   if (PG_UNLIKELY(h == &g_empty_heap)) h = attach_current();
   if (PG_UNLIKELY(h == nullptr || !heap_is_real(h))) return push_remote_chain(pool, fb, fb, 1);
   HeapBusy busy(h);  // a fork child must not hand out or send back a half-linked cache
@@ -793,7 +800,7 @@ void heap_free_remote(Pool* pool, void* p) {
 }
 
 // The block's second word holds its pool's tag: it is free already. It may be on the pool's lists,
-// on the owner's delayed stack, or set aside in some thread's outbox (Heap::outbox), where no
+// on the owner's delayed stack, or kept in some thread's foreign cache (Heap::foreign), where no
 // list walk can see it; the tag, a 64-bit random number that handing a block out clears, is proof
 // enough (a live block holds it only if the program copied it there from freed memory).
 void heap_free_tagged(Heap*, Pool* pool, void* p) {

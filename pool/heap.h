@@ -7,7 +7,7 @@
 //
 // A block freed by a thread that does not own its pool is kept in that thread's foreign cache
 // (Heap::foreign) for its own next allocations; what the cache cannot hold goes back in runs per
-// pool (Heap::outbox) onto the pool's `thread_free` stack (one CAS per run). If the owner has
+// pool onto the pool's `thread_free` stack (one CAS per run). If the owner has
 // filed the pool as full (kNotifyOwner in thread_free), the first such pusher instead hands one
 // block to the owner heap's `delayed` stack, so the owner learns that the pool has room again
 // (mimalloc's delayed free). Either way the blocks still count in Pool::used until their owner
@@ -79,20 +79,11 @@ constexpr size_t slot_to_class(size_t slot) {
 }
 inline constexpr size_t kNumSlots = kNumClasses + 1;
 
-// Blocks a thread sends back to one pool of another heap (its foreign cache, below, when full or
-// at exit), gathered so that they cost one compare-and-swap on the pool's remote-free list instead
-// of one per block (the remote batching of jemalloc's and snmalloc's caches). The blocks are tagged
-// as free and linked as on Pool::thread_free, head first; the tail's link is written when the
-// chain is pushed. They still count in their pool's `used`, so the pool cannot be released while a
-// chain holds any.
-struct RemoteChain {
-  Pool* pool = nullptr;  // nullptr: the chain is empty
-  FreeBlock* head = nullptr;
-  FreeBlock* tail = nullptr;
-  uint32_t count = 0;
-};
-// Chains per heap (a block goes to the chain of its pool's header address, modulo this), and the
-// blocks a chain holds before it is pushed. Every send-back pushes all chains at its end.
+// When a heap sends the blocks of its foreign cache (below) back to their pools, it gathers them
+// in runs per pool, so that a run costs one compare-and-swap on the pool's remote-free list instead
+// of one per block (the remote batching of jemalloc's and snmalloc's caches): up to kRemoteChains
+// runs at a time (a block goes to the run of its pool's header address, modulo this), of up to
+// kRemoteBatch blocks each; every run is pushed before the send-back ends (heap.cpp, SendBack).
 inline constexpr size_t kRemoteChains = 4;
 inline constexpr uint32_t kRemoteBatch = 32;
 
@@ -128,15 +119,14 @@ struct alignas(64) Heap {
   // A fork child must not take over a heap caught in the middle of that: the other threads are
   // gone and their heaps are abandoned in the child, but only the ones whose lists are whole.
   uint32_t busy = 0;
-  Heap* next_free = nullptr;          // recycled heaps
-  RemoteChain outbox[kRemoteChains];  // frees into other heaps' pools, not pushed yet
+  Heap* next_free = nullptr;  // recycled heaps
   // Blocks of other heaps' pools that this thread freed, kept for its own next allocations of
   // their class (the thread caches of tcmalloc and jemalloc): a block just freed is in this
   // thread's cache, and handing it out again here costs no atomic operation and no cache miss,
   // where sending it back to its owner costs both. Linked through FreeBlock::link (plain
   // pointers) and tagged free; still counted in their pools' `used`. At most
   // foreign_cap(class) per class; when full, or when the thread exits, they go back to their
-  // owners through the outbox.
+  // pools in runs per pool.
   FreeBlock* foreign[kNumClasses] = {};
   uint8_t foreign_count[kNumClasses] = {};
 };

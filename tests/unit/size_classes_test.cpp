@@ -38,7 +38,9 @@ TEST(SizeClasses, ClassTableIsConsistent) {
       EXPECT_LT(class_size(cls - 1), n) << n;
     }
     // A medium block wastes at most a fifth of itself (a quarter of the request).
-    if (n > kSmallMax) EXPECT_LE(class_size(cls) - n, class_size(cls) / 5) << n;
+    if (n > kSmallMax) {
+      EXPECT_LE(class_size(cls) - n, class_size(cls) / 5) << n;
+    }
   }
 }
 

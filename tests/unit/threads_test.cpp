@@ -211,7 +211,7 @@ TEST(Threads, AFullForeignCacheSendsItsBlocksBack) {
   freed.wait();
   Snapshot held = settled_snap();
   EXPECT_EQ(held.classes[cls].live_blocks, before.classes[cls].live_blocks);
-  // At most a cache's worth, plus one batch per outbox chain, is still away from its pools.
+  // At most a cache's worth, plus one run per chain of a send-back, is still away from its pools.
   size_t away_pools = (foreign_cap(cls) + kRemoteChains * kRemoteBatch) / 5 + 2;
   EXPECT_LE(held.pools_in_use, before.pools_in_use + away_pools)
       << "made " << made.pools_in_use - before.pools_in_use << " pools";
