@@ -43,7 +43,7 @@ inline constexpr uint32_t kSegmentVersion = 2;
 // How /proc/PID/maps names a System V segment (the key, 0 for IPC_PRIVATE, follows).
 inline constexpr const char kSysvMapPrefix[] = "/SYSV";
 
-inline constexpr size_t kSegmentMaxClasses = 64;  // room for classes up to 1024 bytes, 16 apart
+inline constexpr size_t kSegmentMaxClasses = 64;  // room for more classes than pool/config.h has
 inline constexpr size_t kSegmentMaxSlots = kSegmentMaxClasses + 1;
 inline constexpr size_t kSegmentPoolsPerArena = 64;
 
@@ -80,7 +80,10 @@ struct SegmentHeader {
   uint32_t pool_meta_size;
   uint32_t pool_used_offset;
   uint32_t class_size[kSegmentMaxClasses];  // block size of each class, bytes
-  uint64_t reserved_hdr[16];
+  // Pool units (pool_size bytes each) a pool of each class spans; 0 (a segment written before
+  // spans) means 1.
+  uint8_t class_units[kSegmentMaxClasses];
+  uint64_t reserved_hdr[8];
 };
 
 // Figures changed only on slow paths; each group is written by the module it names.
@@ -89,7 +92,7 @@ struct SegmentGlobals {
   uint64_t arenas_mapped;    // arenas taken from the OS since start (a reused slot counts again)
   uint64_t arenas_released;  // arenas given back to the OS
   uint64_t arenas_in_use;    // arenas holding pools now, and the empty spare
-  uint64_t pools_in_use;     // pools carved for a size class now
+  uint64_t pools_in_use;     // pool units (pool_size bytes) carved for a size class now
   uint64_t peak_pools;       // high-water mark of pools_in_use
   uint64_t pools_purged;     // free pools whose pages were returned to the OS
   uint64_t fallback_arenas;  // arenas mapped outside the reservation
@@ -133,6 +136,7 @@ enum SegmentPoolState : uint8_t {
   kSegPoolFreeDirty = 1,  // free, pages possibly resident
   kSegPoolInUse = 2,      // carved for the size class `cls`
   kSegPoolHeaders = 3,    // the arena's first pool, which holds the headers of the others
+  kSegPoolSpanTail = 4,   // a unit of the span of the pool in use before it (class `cls`)
 };
 struct SegmentPool {
   uint8_t state;  // SegmentPoolState

@@ -508,7 +508,7 @@ void take_snapshot(Snapshot* out) {
     cs.frees = frees[c];
     cs.live_blocks = allocs[c] >= frees[c] ? allocs[c] - frees[c] : 0;
     cs.pools = pools[c];
-    uint64_t capacity = pools[c] * ((kPoolSize - kPoolLead) / cs.block_size);
+    uint64_t capacity = pools[c] * ((class_pool_bytes(c) - kPoolLead) / cs.block_size);
     cs.free_blocks = capacity >= cs.live_blocks ? capacity - cs.live_blocks : 0;
     out->small_allocs += allocs[c];
     out->small_frees += frees[c];
@@ -561,7 +561,9 @@ void fill_view(const Arena* a, void* ctx) {
       continue;
     }
     // In use: the header is read without the owner's cooperation, so the figures are a moment's.
+    // A unit past the first of a span shows its pool's.
     Pool* pool = reinterpret_cast<Pool*>(a->base + k * kPoolMetaSize);
+    if (__atomic_load_n(&pool->magic, __ATOMIC_ACQUIRE) == kTailMagic) pool = pool_of(pool->data);
     pv.state = PoolState::kInUse;
     pv.cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
     pv.used = static_cast<uint16_t>(__atomic_load_n(&pool->used, __ATOMIC_RELAXED) & ~kFullBias);

@@ -30,9 +30,9 @@ struct Snapshot {
   uint64_t arenas_mapped;     // arenas taken from the OS since start (a re-used slot counts again)
   uint64_t arenas_released;   // arenas given back to the OS (madvise or munmap)
   uint64_t arenas_in_use;     // arenas holding at least one pool, or kept as the empty spare
-  uint64_t pools_in_use;      // pools carved out for a size class now
+  uint64_t pools_in_use;      // pool units (kPoolSize each) carved out for a size class now
   uint64_t pools_purged;      // free pools whose pages were returned with madvise
-  uint64_t peak_small_bytes;  // high-water mark of pools_in_use * kPoolSize
+  uint64_t peak_small_bytes;  // high-water mark of pools_in_use * kPoolSize (units in use)
   uint64_t reserved_bytes;   // address space reserved up front (0 when the reservation was refused)
   uint64_t fallback_arenas;  // arenas mapped one by one outside the reservation
   uint64_t heaps_created, heaps_abandoned;
@@ -46,7 +46,7 @@ void take_snapshot(Snapshot* out);
 enum class PoolState : uint8_t {
   kFreeClean = 0,  // free, pages returned to the OS (or never touched)
   kFreeDirty = 1,  // free, pages possibly resident
-  kInUse = 2,      // carved for a size class
+  kInUse = 2,      // carved for a size class (a pool, or a unit of a pool's span)
   kHeaders = 3,    // the arena's first pool: the headers of the others (pool/pool.h)
 };
 struct PoolView {

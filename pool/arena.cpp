@@ -293,48 +293,86 @@ bool arena_owns(const void* p) {
   return leaf != nullptr && leaf[idx & ((size_t{1} << kRadixLeafBits) - 1)] != 0;
 }
 
+namespace {
+
+// Bit i set: units i .. i+units-1 are all set in mask, and i is a multiple of `units` (a power of
+// two up to kMaxPoolUnits): where a span of that many units can start.
+uint64_t span_starts(uint64_t mask, unsigned units) {
+  for (unsigned w = 1; w < units; w *= 2) mask &= mask >> w;
+  uint64_t aligned = 0;
+  for (unsigned i = 0; i < kPoolsPerArena; i += units) aligned |= uint64_t{1} << i;
+  return mask & aligned;
+}
+
+// The fullest live arena with a free span of `units` units, or nullptr. A span of one unit is in
+// any arena with a free unit (the fullest is one ctz away); a longer span needs its units free and
+// aligned, so the arenas are tried from the fullest that has enough free units.
+Arena* arena_with_room(unsigned units) {
+  uint64_t buckets = g_bucket_mask >> (units - 1);
+  if (units == 1) return buckets ? g_buckets[__builtin_ctzll(buckets) + 1].head : nullptr;
+  while (buckets) {
+    unsigned n = static_cast<unsigned>(__builtin_ctzll(buckets)) + units;
+    for (Arena* a = g_buckets[n].head; a != nullptr; a = a->next) {
+      if (span_starts(a->free_mask, units) != 0) return a;
+    }
+    buckets &= buckets - 1;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 Pool* arena_take_pool(size_t cls) {
   LockGuard guard(g_arena_lock);
-  Arena* a;
-  if (g_bucket_mask != 0) {
-    a = g_buckets[__builtin_ctzll(g_bucket_mask) + 1].head;  // fewest free pools: the fullest arena
-  } else {
+  unsigned units = static_cast<unsigned>(class_units(cls));
+  Arena* a = arena_with_room(units);
+  if (a == nullptr) {
     a = arena_new();
     if (a == nullptr) return nullptr;
     bucket_insert(a);
     ++g_empty_arenas;
   }
   if (a->nfree == kDataPoolsPerArena) --g_empty_arenas;
-  unsigned i = static_cast<unsigned>(__builtin_ctzll(a->dirty_mask ? a->dirty_mask : a->free_mask));
-  uint64_t bit = uint64_t{1} << i;
+  // A span whose units are all dirty (resident) first, then any.
+  uint64_t starts = span_starts(a->free_mask & a->dirty_mask, units);
+  if (starts == 0) starts = span_starts(a->free_mask, units);
+  unsigned i = static_cast<unsigned>(__builtin_ctzll(starts));
+  uint64_t bits = (units == 64 ? ~uint64_t{0} : (uint64_t{1} << units) - 1) << i;
   bucket_remove(a);
-  if (a->dirty_mask & bit) --g_dirty_pools;
-  a->free_mask &= ~bit;
-  a->dirty_mask &= ~bit;
-  --a->nfree;
+  g_dirty_pools -= static_cast<uint64_t>(__builtin_popcountll(a->dirty_mask & bits));
+  a->free_mask &= ~bits;
+  a->dirty_mask &= ~bits;
+  a->nfree -= units;
   bucket_insert(a);
   stats::SegmentGlobals& f = figures();
-  bump(f.pools_in_use, 1);
+  bump(f.pools_in_use, units);
   if (f.pools_in_use > f.peak_pools) shared_set(f.peak_pools, f.pools_in_use);
-  map_pool(a, i, stats::kSegPoolInUse, static_cast<uint8_t>(cls));
+  for (unsigned k = i; k < i + units; ++k) {
+    map_pool(a, k, k == i ? stats::kSegPoolInUse : stats::kSegPoolSpanTail,
+             static_cast<uint8_t>(cls));
+  }
   Pool* pool = reinterpret_cast<Pool*>(a->base + i * kPoolMetaSize);
   pool->data = a->base + i * kPoolSize;
   pool->arena = a;
   pool->index = i;
+  pool->units = static_cast<uint8_t>(units);
   return pool;
 }
 
 void arena_give_pool(Pool* pool) {
   LockGuard guard(g_arena_lock);
   Arena* a = pool->arena;
-  uint64_t bit = uint64_t{1} << pool->index;
+  unsigned units = pool->units;
+  uint64_t bits = (units == 64 ? ~uint64_t{0} : (uint64_t{1} << units) - 1) << pool->index;
   bucket_remove(a);
-  a->free_mask |= bit;
-  a->dirty_mask |= bit;
-  ++a->nfree;
-  ++g_dirty_pools;
-  bump(figures().pools_in_use, -1);
-  map_pool(a, pool->index, stats::kSegPoolFreeDirty, 0);
+  a->free_mask |= bits;
+  a->dirty_mask |= bits;
+  a->nfree += units;
+  g_dirty_pools += units;
+  bump(figures().pools_in_use, -static_cast<int64_t>(units));
+  for (unsigned k = pool->index; k < pool->index + units; ++k) {
+    map_pool(a, k, stats::kSegPoolFreeDirty, 0);
+  }
   if (a->nfree == kDataPoolsPerArena) {
     if (g_empty_arenas >= 1) {
       arena_release(a);  // a second empty arena: give it back, keep the spare

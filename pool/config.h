@@ -4,7 +4,8 @@
 // Two tiers of classes share the pools. The small tier is pymalloc's: classes 16 bytes apart up to
 // kSmallMax, served by the inline fast path. The medium tier goes on from there four classes per
 // doubling (320, 384, 448, 512, 640, ...) up to kPoolMax, so that a request wastes at most a
-// quarter of its block, and a 16 KiB pool still holds four blocks or more of the largest class.
+// quarter of its block. A pool of a class up to 3584 bytes is one 16 KiB unit; a pool of a larger
+// class spans 2, 4, 8 or 16 units (class_units), so that every pool holds four blocks or more.
 // Above kPoolMax, requests go to the large path (large/large.h).
 #pragma once
 
@@ -16,12 +17,16 @@ namespace pg {
 inline constexpr size_t kAlign = 16;      // every block is 16-byte aligned
 inline constexpr size_t kSmallMax = 256;  // 0..kSmallMax: the small tier, 16 bytes apart
 inline constexpr size_t kNumSmallClasses = kSmallMax / kAlign;  // 16, 32, ..., kSmallMax
-inline constexpr size_t kPoolMax = 3584;  // kSmallMax+1..kPoolMax: the medium tier
+inline constexpr size_t kPoolMax = 32768;  // kSmallMax+1..kPoolMax: the medium tier
 inline constexpr size_t kMediumPerDoubling = 4;
-inline constexpr size_t kNumMediumClasses = 15;  // 320 ... 3584
+inline constexpr size_t kNumMediumClasses = 28;  // 320 ... 32768
 inline constexpr size_t kNumClasses = kNumSmallClasses + kNumMediumClasses;
 inline constexpr size_t kPoolShift = 14;
-inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 16 KiB: one size class per pool
+inline constexpr size_t kPoolSize = size_t{1} << kPoolShift;  // 16 KiB: a pool's unit
+// A pool spans at most this many units, aligned to its span inside its arena (pool/pool.h).
+inline constexpr size_t kMaxPoolUnits = 16;
+// Every pool holds at least this many blocks.
+inline constexpr size_t kMinPoolBlocks = 4;
 inline constexpr size_t kArenaShift = 20;
 inline constexpr size_t kArenaSize = size_t{1} << kArenaShift;    // 1 MiB, aligned to its size
 inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;  // 64: one bit each in a uint64_t
@@ -43,8 +48,8 @@ inline constexpr size_t kMaxPoolAlign = kPoolLead;
 // the memory shared with statistics readers (pool/shared.h): one constant displacement, so that
 // counting costs the fast path no more than a field of the heap would. The displacement is twice
 // the table's size: the shared segment's other parts sit just below the counters (pool/shared.cpp).
-inline constexpr size_t kMaxHeaps = 16384;
-inline constexpr size_t kHeapStride = 2048;
+inline constexpr size_t kMaxHeaps = 8192;
+inline constexpr size_t kHeapStride = 4096;
 inline constexpr size_t kHeapTableBytes = kMaxHeaps * kHeapStride;
 inline constexpr size_t kHeapCountersOffset = 2 * kHeapTableBytes;
 
@@ -74,6 +79,18 @@ constexpr size_t class_size(size_t cls) {
   return base + (m % kMediumPerDoubling + 1) * (base / kMediumPerDoubling);
 }
 
+// Units (kPoolSize each) of a pool of class cls: the fewest, a power of two, that hold
+// kMinPoolBlocks blocks after the lead.
+constexpr size_t class_units(size_t cls) {
+  size_t units = 1;
+  while ((units * kPoolSize - kPoolLead) / class_size(cls) < kMinPoolBlocks) units *= 2;
+  return units;
+}
+// Bytes of a pool of class cls.
+constexpr size_t class_pool_bytes(size_t cls) {
+  return class_units(cls) * kPoolSize;
+}
+
 // The class table checked whole at compile time: sizes grow, every class is its own class_of, and
 // every request lands in the smallest class that holds it.
 consteval bool classes_consistent() {
@@ -82,7 +99,9 @@ consteval bool classes_consistent() {
     if (class_of(class_size(c)) != c || class_size(c) % kAlign != 0) return false;
     if (c > 0 && class_size(c) <= class_size(c - 1)) return false;
     if (c > 0 && class_of(class_size(c - 1) + 1) != c) return false;
-    if ((kPoolSize - kPoolLead) / class_size(c) < 4) return false;
+    if (class_units(c) > kMaxPoolUnits || (c < kNumSmallClasses && class_units(c) != 1)) {
+      return false;
+    }
   }
   return true;
 }

@@ -208,8 +208,20 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->owner.store(h, std::memory_order_relaxed);
   pool->used = 0;
   pool->block_size = bs;
+  size_t units = class_units(cls);
   pool->recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
-  pool->capacity = static_cast<uint16_t>((kPoolSize - kPoolLead) / bs);
+  pool->capacity = static_cast<uint16_t>((units * kPoolSize - kPoolLead) / bs);
+  pool->link_mask = ~(uintptr_t{units * kPoolSize} - 1) | (kAlign - 1);
+  // The headers of the span's other units (side by side after this one) lead back here; only
+  // their block size is read besides (usable size), their carved_end stays zero.
+  for (size_t k = 1; k < units; ++k) {
+    Pool* tail = pool + k;
+    tail->data = pool->data;
+    tail->arena = pool->arena;
+    tail->block_size = bs;
+    tail->cls = static_cast<uint8_t>(cls);
+    __atomic_store_n(&tail->magic, kTailMagic, __ATOMIC_RELEASE);
+  }
   pool->carved_end.store(0, std::memory_order_relaxed);  // nothing carved yet
   pool->carved = 0;
   pool->cls = static_cast<uint8_t>(cls);
@@ -229,8 +241,10 @@ void pool_release(Pool* pool) {
                          std::memory_order_relaxed);  // free() into it now fails its bounds check
   __atomic_store_n(&pool->magic, 0u, __ATOMIC_RELEASE);
   pool->owner.store(nullptr, std::memory_order_relaxed);
+  size_t units = pool->units;
+  for (size_t k = 1; k < units; ++k) __atomic_store_n(&pool[k].magic, 0u, __ATOMIC_RELEASE);
   arena_give_pool(pool);
-  limit_release_pool();
+  limit_release(units * kPoolSize);
 }
 
 // Makes `pool`, a member of h's ring of its class, the current pool of its class and the ring's
@@ -304,12 +318,12 @@ void process_delayed(Heap* h) {
   FreeBlock* b = h->delayed.exchange(nullptr, std::memory_order_acquire);
   while (b != nullptr) {
     FreeBlock* next = reinterpret_cast<FreeBlock*>(b->link);
-    Pool* pool = pool_of(b);
+    Pool* pool = pool_at(b);
     if (pool->owner.load(std::memory_order_acquire) == h) {
       b->tag = 0;  // it was marked free in transit; now free it for real
       Heap* saved = t_heap;
       t_heap = h;  // heap_free decides local vs remote by t_heap
-      heap_free(b);
+      heap_free_owned(h, pool, b);
       t_heap = saved;
     } else {
       // Its pool changed hands since (abandoned, or adopted): on to its pool as it is, tagged.
@@ -342,10 +356,12 @@ Pool* adopt(Heap* h, size_t cls) {
 }
 
 Pool* fresh_pool(Heap* h, size_t cls, size_t request) {
-  if (!limit_charge_pool(request)) return nullptr;  // the large path decides about the limit
+  size_t bytes = class_pool_bytes(cls);
+  if (!limit_charge_quiet(bytes, request))
+    return nullptr;  // the large path decides about the limit
   Pool* pool = arena_take_pool(cls);
   if (pool == nullptr) {
-    limit_release_pool();
+    limit_release(bytes);
     return nullptr;
   }
   pool_init(pool, h, cls);
@@ -728,7 +744,7 @@ void flush_foreign(Heap* h, size_t cls) {
   SendBack send;
   while (b != nullptr) {
     FreeBlock* next = reinterpret_cast<FreeBlock*>(b->link);
-    send.add(pool_of(b), b);
+    send.add(pool_at(b), b);
     b = next;
   }
 }
@@ -809,6 +825,16 @@ void heap_free_tagged(Heap*, Pool* pool, void* p) {
 
 void heap_free_bad(void* p) {
   Pool* pool = pool_of(p);
+  if (pool->magic == kTailMagic) {
+    // A block that starts past its span's first unit: the checks of heap_free with the pool's own
+    // header (a divide: this is the way of one block in a few of the largest classes).
+    pool = pool_of(pool->data);
+    uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
+    if (pool->magic == kPoolMagic && off < pool->carved_end_offset() &&
+        off % pool->block_size == 0) {
+      return heap_free_block(pool, p);
+    }
+  }
   if (pool->magic != kPoolMagic) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool not in use)");
   }
@@ -822,6 +848,13 @@ void heap_free_bad(void* p) {
   }
   char* block = pool->first_block() + off / pool->block_size * pool->block_size;
   report_invalid_free(p, block, pool->block_size, "pointer into the middle of a block");
+}
+
+bool heap_is_span_block(const void* p) {
+  Pool* pool = pool_at(p);
+  uintptr_t off = static_cast<uintptr_t>(static_cast<const char*>(p) - pool->first_block());
+  return pool->magic == kPoolMagic && off < pool->carved_end_offset() &&
+         off % pool->block_size == 0;
 }
 
 void heap_class_counters(uint64_t* allocs, uint64_t* frees, uint64_t* pools, uint64_t* requested) {

@@ -244,24 +244,8 @@ PG_ALWAYS_INLINE void* heap_try_alloc(size_t slot, size_t size) {
   return heap_take(h, pool, b, slot, size);
 }
 
-// Frees p, which lies in poolguard's arenas (arena_owns(p) is true).
-//
-// Validity of p costs two compares. `carved_end` covers the blocks carved so far, and is zero in
-// any pool not in use (cleared on release, zero in pages never touched or decommitted), so `off >=
-// carved_end` rejects never-handed-out slots and unused pools without a magic check. Block starts
-// are the offsets that are multiples of block_size: with recip = ceil(2^32 / size), the low 32 bits
-// of off * recip are below recip exactly for those (the rounding error, below off < 2^14, stays
-// under recip, which is above 2^20 for every class up to kPoolMax < 2^12; size_classes_test
-// checks every offset of every class).
-PG_ALWAYS_INLINE void heap_free(void* p) {
-  Pool* pool = pool_of(p);
-  uintptr_t off = pool_offset(p);
-  uint32_t frac = static_cast<uint32_t>(off * pool->recip);
-  if (PG_UNLIKELY(off >= pool->carved_end_offset() || frac >= pool->recip)) return heap_free_bad(p);
-  Heap* h = t_heap;
-  if (PG_UNLIKELY(pool->owner.load(std::memory_order_relaxed) != h)) {
-    return heap_free_remote(pool, p);
-  }
+// Frees p, a block start of `pool`, which h (the caller's heap) owns.
+PG_ALWAYS_INLINE void heap_free_owned(Heap* h, Pool* pool, void* p) {
   FreeBlock* fb = static_cast<FreeBlock*>(p);
   const uintptr_t tag = pool->tag;  // once: the compiler must assume the stores below may alias it
   if (PG_UNLIKELY(fb->tag == tag)) return heap_free_tagged(h, pool, p);
@@ -273,14 +257,51 @@ PG_ALWAYS_INLINE void heap_free(void* p) {
   if (PG_UNLIKELY(pool_count_free(pool))) return heap_free_slow(h, pool);
 }
 
+// Frees p, which lies in poolguard's arenas (arena_owns(p) is true).
+//
+// Validity of p costs two compares. `carved_end` covers the blocks carved so far, and is zero in
+// any pool not in use (cleared on release, zero in pages never touched or decommitted), so `off >=
+// carved_end` rejects never-handed-out slots and unused pools without a magic check. Block starts
+// are the offsets that are multiples of block_size: with recip = ceil(2^32 / size), the low 32 bits
+// of off * recip are below recip exactly for those (the rounding error, below off < 2^14 in a
+// pool's first unit, stays under recip, which is at least 2^17 for every class up to kPoolMax =
+// 2^15; size_classes_test checks every offset of every class).
+//
+// A block that starts past the first unit of a span (pool/pool.h) finds a tail header, whose zero
+// carved_end sends it to heap_free_bad, which checks it against the pool's own header and comes
+// back to heap_free_block.
+PG_ALWAYS_INLINE void heap_free(void* p) {
+  Pool* pool = pool_of(p);
+  uintptr_t off = pool_offset(p);
+  uint32_t frac = static_cast<uint32_t>(off * pool->recip);
+  if (PG_UNLIKELY(off >= pool->carved_end_offset() || frac >= pool->recip)) return heap_free_bad(p);
+  Heap* h = t_heap;
+  if (PG_UNLIKELY(pool->owner.load(std::memory_order_relaxed) != h)) {
+    return heap_free_remote(pool, p);
+  }
+  return heap_free_owned(h, pool, p);
+}
+
+// Frees p, a block start of `pool` (checked): heap_free after its checks.
+inline void heap_free_block(Pool* pool, void* p) {
+  Heap* h = t_heap;
+  if (pool->owner.load(std::memory_order_relaxed) != h) return heap_free_remote(pool, p);
+  heap_free_owned(h, pool, p);
+}
+
+// heap_is_block for a block past the first unit of a span.
+bool heap_is_span_block(const void* p);
 // True if p is the start of a block of a pool in use (live or free): the checks free() makes.
 inline bool heap_is_block(const void* p) {
   Pool* pool = pool_of(p);
   uintptr_t off = pool_offset(p);
-  return off < pool->carved_end_offset() && static_cast<uint32_t>(off * pool->recip) < pool->recip;
+  if (off < pool->carved_end_offset() && static_cast<uint32_t>(off * pool->recip) < pool->recip) {
+    return true;
+  }
+  return PG_UNLIKELY(pool->magic == kTailMagic) && heap_is_span_block(p);
 }
 
-// Usable size of a block in the pools.
+// Usable size of a block in the pools (a tail header holds its pool's block size too).
 inline size_t heap_block_size(const void* p) {
   return pool_of(p)->block_size;
 }

@@ -141,14 +141,6 @@ void limit_init() {
   g_warn_percents = options().LIMIT_WARN;
 }
 
-bool limit_charge_pool(size_t request) {
-  return !limit_enabled() || charge(kPoolSize, request, g_action != kOnLimitWarn);
-}
-
-void limit_release_pool() {
-  if (limit_enabled()) release(kPoolSize);
-}
-
 bool limit_charge_quiet(size_t bytes, size_t request) {
   return !limit_enabled() || charge(bytes, request, g_action != kOnLimitWarn);
 }

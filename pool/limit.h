@@ -1,12 +1,12 @@
 // The heap limit (POOLGUARD_LIMIT). What counts against it is the memory the program holds:
-// every pool in use (kPoolSize bytes each, charged when a thread takes a fresh pool and released
-// with the pool) and every large block (its requested size). Small allocations are thereby
-// accounted per thread in 16 KiB chunks, and the shared total is touched only when a pool is taken
-// or given back: the malloc/free fast paths pay nothing.
+// every pool in use (its bytes, 16 KiB or a span of units, charged when a thread takes a fresh
+// pool and released with the pool) and every large block (its requested size). Pooled allocations
+// are thereby accounted per thread in pools, and the shared total is touched only when a pool is
+// taken or given back: the malloc/free fast paths pay nothing.
 //
 // Slack: the charged total never exceeds the limit (except with POOLGUARD_ON_LIMIT=warn), so live
 // bytes never do either. The other way round, a small request may be refused while live bytes are
-// below the limit by at most the free room in the pools already charged (under 16 KiB per size
+// below the limit by at most the free room in the pools already charged (under a pool per size
 // class and thread): when a fresh pool does not fit, the request is served from glibc instead
 // (charged exactly) before it is refused.
 #pragma once
@@ -22,13 +22,10 @@ inline bool limit_enabled() {
   return g_limit_bytes != 0;
 }
 
-// Charges a pool (kPoolSize) for a fresh pool taken to serve `request`. Silent: false when it
-// would cross the limit, and the caller falls back to the large path, which decides; with
-// POOLGUARD_ON_LIMIT=warn the pool is charged anyway (after the log record).
-bool limit_charge_pool(size_t request);
-void limit_release_pool();
-// Charges `bytes` for a page-guarded block of `request` bytes, as silently as a pool: false when
-// it would cross the limit (the caller falls back to a path that decides and logs).
+// Charges `bytes` for a fresh pool or a page-guarded block taken to serve `request`. Silent: false
+// when it would cross the limit, and the caller falls back to a path that decides and logs (the
+// large path); with POOLGUARD_ON_LIMIT=warn it is charged anyway (after the log record). Released
+// with limit_release.
 bool limit_charge_quiet(size_t bytes, size_t request);
 
 // Charges `bytes` for a large block of `request` bytes; when that would cross the limit, logs a

@@ -4,9 +4,13 @@
 //   block      what malloc hands out: kAlign-aligned, of one size class (16, 32, ..., kSmallMax,
 //              then the medium tier's 320, 384, ..., kPoolMax; pool/config.h).
 //   size class the block size a request is rounded up to; class_of(n) in pool/config.h.
-//   pool       kPoolSize bytes (16 KiB), aligned to its size, holding blocks of a single class
-//              from kPoolLead bytes in. Its header (struct Pool) is kept apart, in its arena's
-//              first pool; pool_of(p) finds it from the block's address with a few bit operations.
+//   pool       kPoolSize bytes (16 KiB, a "unit"), aligned to its size, holding blocks of a single
+//              class from kPoolLead bytes in; a pool of a class above 3584 bytes spans
+//              class_units(cls) units (2 to 16), aligned to its span. Its header (struct Pool) is
+//              kept apart, in its arena's first pool; pool_of(p) finds the header of p's unit from
+//              the block's address with a few bit operations. The header of a span's first unit
+//              is the pool's; the headers of its other units are "tails" (kTailMagic) that say
+//              where the pool starts (see pool_of).
 //   arena      kArenaSize bytes (1 MiB), aligned to its size, cut into kPoolsPerArena pools: pool 0
 //              holds the 64 headers side by side, pools 1..63 hold blocks. Arenas come from the OS
 //              (pool/arena.h) and go back to it when all their pools are free.
@@ -34,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/compiler.h"
 #include "pool/config.h"
 
 namespace pg {
@@ -42,6 +47,7 @@ struct Heap;
 struct Arena;
 
 inline constexpr uint32_t kPoolMagic = 0x504f4f4c;  // "POOL"; zero in a pool that is not in use
+inline constexpr uint32_t kTailMagic = 0x5441494c;  // "TAIL": a unit of a span past its first
 
 // Which of its owner's lists a pool is on.
 enum PoolList : uint8_t { kListNone = 0, kListCurrent, kListAvail, kListFull };
@@ -79,13 +85,13 @@ struct alignas(64) Pool {
   uint32_t block_size;       // class size in bytes
   uint32_t recip;            // ceil(2^32 / block_size): offset -> block index without a divide
   // carved * block_size: offsets at or past this were never handed out (grows as blocks are
-  // carved; read by remote freers, relaxed)
+  // carved; read by remote freers, relaxed). Zero in a tail header, so that the inline free
+  // takes the slow path for a block that starts past a span's first unit.
   std::atomic<uint32_t> carved_end;
-  uint16_t capacity;  // blocks that fit after the lead
-  uint8_t cls;        // size class index
-  uint8_t list;       // PoolList: which of the owner's lists holds it (owner only)
-  uint32_t index;     // pool number inside its arena
-  uint32_t magic;     // kPoolMagic while the pool is carved for a class
+  uint16_t capacity;    // blocks that fit after the lead
+  uint8_t cls;          // size class index
+  uint8_t list;         // PoolList: which of the owner's lists holds it (owner only)
+  uintptr_t link_mask;  // ~(pool bytes - 1) | (kAlign - 1): the test decode() makes
   Arena* arena;
   // ---- cache line 1: written by the owner thread ----
   alignas(64) void* free;  // next local free block; == data when the list is empty
@@ -104,7 +110,13 @@ struct alignas(64) Pool {
   // so that the owner takes a whole list without walking it. The count may lag behind the list,
   // never run ahead of it, so `used` minus it never drops below the blocks really live.
   std::atomic<uint32_t> remote_count;
-  char pad[64 + 64 - sizeof(std::atomic<uintptr_t>) - sizeof(std::atomic<uint32_t>)];
+  char pad[64 - sizeof(std::atomic<uintptr_t>) - sizeof(std::atomic<uint32_t>)];
+  // ---- cache line 3: read on slow paths only ----
+  alignas(64) uint32_t magic;  // kPoolMagic while the pool is carved for a class; kTailMagic in
+                               // the header of a span's unit past the first
+  uint32_t index;              // unit number of the pool's (first) unit inside its arena
+  uint8_t units;               // units the pool spans (class_units(cls))
+  char pad3[64 - 2 * sizeof(uint32_t) - sizeof(uint8_t)];
 
   uint32_t carved_end_offset() const { return carved_end.load(std::memory_order_relaxed); }
   char* first_block() const { return data + kPoolLead; }
@@ -116,11 +128,10 @@ struct alignas(64) Pool {
   bool decode(uintptr_t stored, void** next) {
     uintptr_t a = stored ^ key;
     *next = reinterpret_cast<void*>(a);
-    // One AND, off the chain of loads: a and the (kPoolSize-aligned) pool agree above the pool's
-    // size, and a is 16-byte aligned. (An address in the lead passes this test; it would still
-    // be caught as a non-block by free().)
-    return ((a ^ reinterpret_cast<uintptr_t>(data)) &
-            (~(uintptr_t{kPoolSize} - 1) | (kAlign - 1))) == 0;
+    // One AND, off the chain of loads: a and the pool (aligned to its size) agree above the
+    // pool's size, and a is 16-byte aligned. (An address in the lead passes this test; it would
+    // still be caught as a non-block by free().)
+    return ((a ^ reinterpret_cast<uintptr_t>(data)) & link_mask) == 0;
   }
 };
 inline constexpr uintptr_t kNotifyOwner = 1;
@@ -136,12 +147,14 @@ inline uint32_t pool_live(const Pool* p) {
 }
 
 static_assert(sizeof(Pool) == kPoolMetaSize, "headers are packed kPoolMetaSize apart");
-static_assert(offsetof(Pool, free) == 64 && offsetof(Pool, thread_free) == 128,
-              "owner-written and remote-written fields start lines 1 and 2");
+static_assert(offsetof(Pool, free) == 64 && offsetof(Pool, thread_free) == 128 &&
+                  offsetof(Pool, magic) == 192,
+              "owner-written, remote-written and cold fields start lines 1, 2 and 3");
 
-// The header of the pool that address p lies in: header k of p's arena, k = p's pool number.
-// Four ALU operations, no load. For an address in an arena's first pool this is header 0, which
-// no pool uses (all zero: it reads as a pool not in use).
+// The header of the unit that address p lies in: header k of p's arena, k = p's unit number.
+// Four ALU operations, no load. For an address in an arena's first unit this is header 0, which
+// no pool uses (all zero: it reads as a pool not in use). For an address past the first unit of
+// a span it is a tail header: pool_at() gives the pool's own.
 inline Pool* pool_of(const void* p) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   constexpr uintptr_t kIndexMask = (kPoolsPerArena - 1) << kPoolMetaShift;
@@ -149,7 +162,15 @@ inline Pool* pool_of(const void* p) {
                                  ((a >> (kPoolShift - kPoolMetaShift)) & kIndexMask));
 }
 
-// Offset of p from the first block of its pool; huge (wrapped) for an address in the lead.
+// The header of the pool that p lies in, tails followed: what every path but the inline free's
+// uses. A tail header's `data` is its pool's start.
+inline Pool* pool_at(const void* p) {
+  Pool* h = pool_of(p);
+  return PG_UNLIKELY(h->magic == kTailMagic) ? pool_of(h->data) : h;
+}
+
+// Offset of p from the first block of its pool, for p in the pool's first unit (the inline free's
+// case: a tail header fails its bounds test first); huge (wrapped) for an address in the lead.
 inline uintptr_t pool_offset(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & (uintptr_t{kPoolSize} - 1)) - kPoolLead;
 }

@@ -87,7 +87,10 @@ void write_header(SegmentHeader* h) {
   h->uid = geteuid();
   h->start_time = process_start_time();
   h->num_classes = kNumClasses;
-  for (size_t c = 0; c < kNumClasses; ++c) h->class_size[c] = static_cast<uint32_t>(class_size(c));
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    h->class_size[c] = static_cast<uint32_t>(class_size(c));
+    h->class_units[c] = static_cast<uint8_t>(class_units(c));
+  }
   h->num_slots = kNumClasses + 1;
   h->small_max = kPoolMax;
   h->pool_size = kPoolSize;

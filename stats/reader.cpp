@@ -369,7 +369,9 @@ void SegmentReader::read(Figures* out) const {
     cf.pools = load(g.class_pools[c]);
     cf.live_blocks = cf.allocs >= cf.frees ? cf.allocs - cf.frees : 0;
     cf.held_bytes = cf.live_blocks * cf.block_size;
-    uint64_t capacity = cf.pools * ((h.pool_size - h.pool_header) / cf.block_size);
+    uint32_t units = h.class_units[c] == 0 ? 1 : h.class_units[c];
+    cf.pool_bytes = uint64_t{units} * h.pool_size;
+    uint64_t capacity = cf.pools * ((cf.pool_bytes - h.pool_header) / cf.block_size);
     cf.free_blocks = capacity >= cf.live_blocks ? capacity - cf.live_blocks : 0;
     f.small_allocs += cf.allocs;
     f.small_frees += cf.frees;
@@ -464,11 +466,17 @@ bool SegmentReader::read_fill(Figures* f, std::string* why) const {
       }
       continue;  // released meanwhile: leave this arena's fill unknown
     }
+    uint32_t lead_used = kUsedUnknown;
     for (size_t k = 0; k < kSegmentPoolsPerArena; ++k) {
+      if (a.pools[k].state == kSegPoolSpanTail) {
+        a.pools[k].used = lead_used;  // the units of a span show their pool's fill
+        continue;
+      }
+      lead_used = kUsedUnknown;
       if (a.pools[k].state != kSegPoolInUse) continue;
       uint32_t used;
       memcpy(&used, buf.data() + k * h.pool_meta_size + h.pool_used_offset, sizeof used);
-      a.pools[k].used = used & 0x7fffffffu;  // the top bit is a flag (filed as full)
+      a.pools[k].used = lead_used = used & 0x7fffffffu;  // the top bit is a flag (filed as full)
     }
   }
   f->fill_known = true;

@@ -64,6 +64,7 @@ struct ClassFigures {
   uint64_t requested_bytes = 0;  // asked for by all `allocs` (all time)
   uint64_t held_bytes = 0;       // block_size * live_blocks
   uint64_t pools = 0;            // pools of this class carved now
+  uint64_t pool_bytes = 0;       // bytes of each of them (a span of units for the largest classes)
   uint64_t free_blocks = 0;      // blocks not in use inside those pools
 };
 

@@ -34,7 +34,7 @@ void write_summary(int fd) {
   for (const ClassSnapshot& c : s.classes) held_bytes += c.live_blocks * c.block_size;
   (void)live_bytes;
 
-  TextBuffer<4096> j;
+  TextBuffer<8192> j;  // every class: about 100 bytes each
   j.str("{\"poolguard\":\"0.1\"");
   key(j, "pid", static_cast<uint64_t>(os::process_id()));
   key(j, "small_allocs", s.small_allocs);
@@ -80,7 +80,7 @@ void write_summary(int fd) {
   j.str("]}\n");
   j.flush(fd);
 
-  TextBuffer<4096> t;
+  TextBuffer<8192> t;
   t.str("poolguard: class      allocs       frees        live   pools  free blocks\n");
   for (const ClassSnapshot& c : s.classes) {
     if (c.allocs == 0) continue;

@@ -16,7 +16,8 @@ namespace {
 const char kMapUsage[] =
     "usage: poolguard map PID [--classes]\n"
     "\n"
-    "Draws the arenas of process PID, one line per arena and one character per pool:\n"
+    "Draws the arenas of process PID, one line per arena and one character per 16 KiB pool unit\n"
+    "(the pools of classes above 3584 bytes span 2-16 units, each drawn as its pool):\n"
     "  #  full           1-9  in use, that many tenths full     0  in use, under a tenth full\n"
     "  +  in use, fill not readable (it needs a debugger's permission on the process)\n"
     "  :  free, resident (pages still mapped)                  .  free, returned to the OS\n"
@@ -24,14 +25,21 @@ const char kMapUsage[] =
     "the\n"
     "              legend below the map names them all)\n";
 
+// A unit of a pool: its first, or one more of a span (the largest classes' pools span 2-16 units,
+// each drawn with the pool's fill and class).
+bool in_use(const pg::stats::PoolFigures& p) {
+  return p.state == pg::stats::kSegPoolInUse || p.state == pg::stats::kSegPoolSpanTail;
+}
+
 char pool_char(const pg::stats::PoolFigures& p, const Figures& s) {
   if (p.state == pg::stats::kSegPoolFreeClean) return '.';
   if (p.state == pg::stats::kSegPoolFreeDirty) return ':';
   if (p.state == pg::stats::kSegPoolHeaders) return 'h';
-  if (p.state != pg::stats::kSegPoolInUse) return '?';
+  if (!in_use(p)) return '?';
   if (p.used == pg::stats::kUsedUnknown) return '+';
-  uint64_t size = p.cls < s.num_classes ? s.classes[p.cls].block_size : 0;
-  uint64_t capacity = size ? (s.pool_size - s.pool_header) / size : 0;
+  const pg::stats::ClassFigures* c = p.cls < s.num_classes ? &s.classes[p.cls] : nullptr;
+  uint64_t size = c ? c->block_size : 0;
+  uint64_t capacity = size ? (c->pool_bytes - s.pool_header) / size : 0;
   if (capacity == 0) return '?';
   if (p.used >= capacity) return '#';
   return static_cast<char>('0' + p.used * 10 / capacity);
@@ -67,16 +75,17 @@ int cmd_map(const std::vector<std::string>& args) {
   std::string why;
   bool fill = reader.read_fill(&r.fig, &why);
   const Figures& s = r.fig;
-  printf("poolguard map: pid %d (%s): %llu arena%s of %zu pools (%s each), %llu pools in use\n",
-         s.pid, r.proc.comm.c_str(), (unsigned long long)s.arenas_in_use,
-         s.arenas_in_use == 1 ? "" : "s", pg::stats::kSegmentPoolsPerArena,
-         bytes(s.pool_size).c_str(), (unsigned long long)s.pools_in_use);
+  printf(
+      "poolguard map: pid %d (%s): %llu arena%s of %zu pool units (%s each), %llu units in use\n",
+      s.pid, r.proc.comm.c_str(), (unsigned long long)s.arenas_in_use,
+      s.arenas_in_use == 1 ? "" : "s", pg::stats::kSegmentPoolsPerArena, bytes(s.pool_size).c_str(),
+      (unsigned long long)s.pools_in_use);
   if (!fill) printf("(pools in use are drawn '+': %s)\n", why.c_str());
   for (const auto& arena : s.arenas) {
     std::string row, cls;
     for (const auto& p : arena.pools) {
       row += pool_char(p, s);
-      cls += p.state == pg::stats::kSegPoolInUse ? class_letter(p.cls) : ' ';
+      cls += in_use(p) ? class_letter(p.cls) : ' ';
     }
     printf("0x%012llx %s\n", (unsigned long long)arena.base, row.c_str());
     if (classes) printf("%14s %s\n", "class", cls.c_str());

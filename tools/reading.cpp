@@ -45,8 +45,8 @@ Derived derive(const Figures& s) {
     }
     d.free_block_bytes += c.free_blocks * c.block_size;
     if (c.block_size != 0) {
-      uint64_t per_pool = (s.pool_size - s.pool_header) / c.block_size;
-      d.pool_overhead += c.pools * (s.pool_size - per_pool * c.block_size);
+      uint64_t per_pool = (c.pool_bytes - s.pool_header) / c.block_size;
+      d.pool_overhead += c.pools * (c.pool_bytes - per_pool * c.block_size);
     }
   }
   // Every arena's first pool holds the headers of the others: never free, never in use.

@@ -2,7 +2,7 @@
  * with `poolguard stat`. Driven through stdin, one command per line; answers each on stdout:
  *
  *   (start)     -> "ready PID"
- *   alloc       -> "allocated"   1000 x 24 bytes, 500 x 200 bytes, 10 x 5000 bytes, kept live
+ *   alloc       -> "allocated"   1000 x 24 bytes, 500 x 200 bytes, 10 x 50000 bytes, kept live
  *   free        -> "freed"       all of them
  *   fork        -> "child PID"   a child that holds the same blocks until SIGTERM (then exit(0)),
  *                                or 60 s at most
@@ -69,7 +69,7 @@ static void* take(size_t size, int fill) {
 static void allocate(void) {
   for (int i = 0; i < kSmall; ++i) small_blocks[i] = take(24, i);
   for (int i = 0; i < kMid; ++i) mid_blocks[i] = take(200, i);
-  for (int i = 0; i < kBig; ++i) big_blocks[i] = take(5000, i);
+  for (int i = 0; i < kBig; ++i) big_blocks[i] = take(50000, i);
 }
 
 static void release(void) {

@@ -13,7 +13,17 @@
 namespace pg::test {
 namespace {
 
-constexpr size_t kBigClass = kNumClasses - 1;  // kPoolMax bytes: fewest blocks per pool
+// The largest class whose pools are one unit: the fewest blocks per 16 KiB pool.
+constexpr size_t kBigClass = class_of(3584);
+constexpr size_t kBigSize = class_size(kBigClass);
+static_assert(class_units(kBigClass) == 1 && class_units(kBigClass + 1) > 1);
+
+// A random request up to kPoolMax, most of them up to kBigSize (the spans' classes are big: a
+// uniform draw would make tests of many blocks hold gigabytes).
+template <typename Rng>
+size_t random_pooled_size(Rng& rng) {
+  return rng() % 8 == 0 ? rng() % (kPoolMax + 1) : rng() % (kBigSize + 1);
+}
 
 // A snapshot taken after the calling thread has handed back what it does not use.
 Snapshot settled_snap() {
@@ -29,7 +39,7 @@ void expect_class_invariants(const Snapshot& s) {
     EXPECT_EQ(c.block_size, class_size(cls));
     EXPECT_EQ(c.allocs - c.frees, c.live_blocks) << "class " << cls;
     EXPECT_EQ(c.pools * pool_capacity(cls), c.live_blocks + c.free_blocks) << "class " << cls;
-    pools += c.pools;
+    pools += c.pools * class_units(cls);  // pools_in_use counts units
   }
   EXPECT_EQ(pools, s.pools_in_use);
   EXPECT_LE(s.pools_in_use, s.arenas_in_use * kDataPoolsPerArena);
@@ -54,11 +64,11 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
   std::vector<void*> blocks;
   blocks.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    void* p = malloc_impl(kPoolMax);
+    void* p = malloc_impl(kBigSize);
     ASSERT_NE(p, nullptr) << i;
     // Touch the first and last bytes: every pool really is backed by memory.
     static_cast<uint8_t*>(p)[0] = static_cast<uint8_t>(i);
-    static_cast<uint8_t*>(p)[kPoolMax - 1] = static_cast<uint8_t>(i >> 8);
+    static_cast<uint8_t*>(p)[kBigSize - 1] = static_cast<uint8_t>(i >> 8);
     blocks.push_back(p);
   }
   Snapshot mid = snap();
@@ -73,7 +83,7 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
   for (size_t i = 0; i < n; ++i) {
     auto* b = static_cast<uint8_t*>(blocks[i]);
     ASSERT_EQ(b[0], static_cast<uint8_t>(i));
-    ASSERT_EQ(b[kPoolMax - 1], static_cast<uint8_t>(i >> 8));
+    ASSERT_EQ(b[kBigSize - 1], static_cast<uint8_t>(i >> 8));
     free_impl(b);
   }
   Snapshot after = settled_snap();
@@ -89,11 +99,11 @@ TEST(Arena, ManyArenasAreReleasedWhenEmpty) {
 }
 
 TEST(Arena, HeadersSitSideBySideInTheFirstPool) {
-  // Enough 256-byte blocks for several pools; each block's header is slot k of its arena's first
+  // Enough blocks for several pools; each block's header is slot k of its arena's first
   // pool, k being the block's pool number, and describes the pool the block is in.
   const size_t n = 4 * pool_capacity(kBigClass);
   std::vector<void*> blocks;
-  for (size_t i = 0; i < n; ++i) blocks.push_back(malloc_impl(kPoolMax));
+  for (size_t i = 0; i < n; ++i) blocks.push_back(malloc_impl(kBigSize));
   std::set<uintptr_t> headers;
   for (void* p : blocks) {
     ASSERT_NE(p, nullptr);
@@ -105,12 +115,71 @@ TEST(Arena, HeadersSitSideBySideInTheFirstPool) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(pool), arena + index * kPoolMetaSize);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(pool->data), a & ~(kPoolSize - 1));
     EXPECT_EQ(pool->index, index);
-    EXPECT_EQ(pool->block_size, kPoolMax);
-    EXPECT_EQ((a - reinterpret_cast<uintptr_t>(pool->first_block())) % kPoolMax, 0u);
+    EXPECT_EQ(pool->block_size, kBigSize);
+    EXPECT_EQ((a - reinterpret_cast<uintptr_t>(pool->first_block())) % kBigSize, 0u);
     headers.insert(reinterpret_cast<uintptr_t>(pool));
   }
   EXPECT_GE(headers.size(), 4u);
   for (void* p : blocks) free_impl(p);
+}
+
+// The pools of the largest classes span several units, aligned to their span: a block anywhere in
+// the span finds its pool (pool_at), the other units' headers lead back to it, every block is a
+// block to free() and realloc(), and the spans go back to their arenas when empty.
+TEST(Arena, SpansOfTheLargestClasses) {
+  Snapshot before = settled_snap();
+  std::vector<void*> blocks;
+  for (size_t cls = kBigClass + 1; cls < kNumClasses; ++cls) {
+    const size_t units = class_units(cls), size = class_size(cls);
+    ASSERT_GT(units, 1u) << cls;
+    for (size_t i = 0; i < 3 * pool_capacity(cls); ++i) {
+      void* p = malloc_impl(size);
+      ASSERT_NE(p, nullptr);
+      ASSERT_TRUE(is_pool_pointer(p)) << size;
+      fill(p, size, i);
+      const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+      const uintptr_t arena = a & ~(kArenaSize - 1);
+      const Pool* pool = pool_at(p);
+      const uintptr_t data = reinterpret_cast<uintptr_t>(pool->data);
+      EXPECT_EQ(data % (units * kPoolSize), 0u) << size << ": a span is aligned to its size";
+      EXPECT_EQ(data, a & ~(units * kPoolSize - 1)) << size;
+      EXPECT_EQ(pool->index, (data - arena) >> kPoolShift);
+      EXPECT_EQ(pool->units, units);
+      EXPECT_EQ(pool->block_size, size);
+      EXPECT_EQ((a - reinterpret_cast<uintptr_t>(pool->first_block())) % size, 0u);
+      const Pool* unit = pool_of(p);
+      if (unit != pool) {
+        EXPECT_EQ(unit->magic, kTailMagic) << size;
+        EXPECT_GT(unit, pool);
+        EXPECT_LT(unit, pool + units);
+      }
+      EXPECT_EQ(usable_size_impl(p), size);
+      blocks.push_back(p);
+    }
+  }
+  Snapshot mid = snap();
+  expect_class_invariants(mid);
+  for (size_t cls = kBigClass + 1; cls < kNumClasses; ++cls) {
+    EXPECT_GE(mid.classes[cls].pools, before.classes[cls].pools + 3) << cls;
+  }
+  // Nothing overlapped: every block still holds its fill. Then free them last first, so that
+  // spans empty from their last units.
+  for (size_t i = 0, k = 0; k < blocks.size(); ++i) {
+    const size_t cls = kBigClass + 1 + i;
+    for (size_t j = 0; j < 3 * pool_capacity(cls); ++j, ++k) {
+      ASSERT_EQ(first_mismatch(blocks[k], class_size(cls), j), class_size(cls)) << cls;
+    }
+  }
+  std::reverse(blocks.begin(), blocks.end());
+  for (void* p : blocks) free_impl(p);
+  Snapshot after = settled_snap();
+  expect_class_invariants(after);
+  EXPECT_EQ(live_small(after), live_small(before));
+  EXPECT_EQ(after.invalid_frees, before.invalid_frees);
+  EXPECT_LE(after.pools_in_use, before.pools_in_use + kNumClasses * kMaxPoolUnits);
+  for (size_t cls = kBigClass + 1; cls < kNumClasses; ++cls) {
+    EXPECT_LE(after.classes[cls].pools, before.classes[cls].pools + 1) << cls;
+  }
 }
 
 TEST(Arena, ReleasedMemoryIsUsableAgain) {
@@ -122,14 +191,14 @@ TEST(Arena, ReleasedMemoryIsUsableAgain) {
     std::vector<void*> blocks;
     blocks.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-      void* p = calloc_impl(1, kPoolMax);
+      void* p = calloc_impl(1, kBigSize);
       ASSERT_NE(p, nullptr);
-      ASSERT_TRUE(all_bytes(p, kPoolMax, 0)) << "round " << round << " block " << i;
-      fill(p, kPoolMax, i);
+      ASSERT_TRUE(all_bytes(p, kBigSize, 0)) << "round " << round << " block " << i;
+      fill(p, kBigSize, i);
       blocks.push_back(p);
     }
     for (size_t i = 0; i < n; ++i) {
-      ASSERT_EQ(first_mismatch(blocks[i], kPoolMax, i), kPoolMax) << i;
+      ASSERT_EQ(first_mismatch(blocks[i], kBigSize, i), kBigSize) << i;
       free_impl(blocks[i]);
     }
     Snapshot after = settled_snap();
@@ -291,7 +360,7 @@ TEST(Arena, HeapListsStayConsistentUnderRandomUse) {
         live[i] = live.back();
         live.pop_back();
       } else if (grow && live.size() < 30000) {
-        size_t n = rng() % (kPoolMax + 1);
+        size_t n = random_pooled_size(rng);
         void* p = malloc_impl(n);
         ASSERT_NE(p, nullptr);
         fill(p, n, n);
@@ -310,7 +379,7 @@ TEST(Arena, MixedClassesRandomOrderReturnToBaseline) {
   Snapshot before = settled_snap();
   std::mt19937_64 rng(7);
   std::vector<void*> blocks;
-  for (int i = 0; i < 200000; ++i) blocks.push_back(malloc_impl(rng() % (kPoolMax + 1)));
+  for (int i = 0; i < 60000; ++i) blocks.push_back(malloc_impl(random_pooled_size(rng)));
   Snapshot mid = snap();
   expect_class_invariants(mid);
   std::shuffle(blocks.begin(), blocks.end(), rng);

@@ -135,7 +135,7 @@ TEST(Semantics, ReallocToZeroFreesAndReturnsNull) {
               before.classes[class_of(40)].live_blocks);
   }
   {
-    void* p = malloc_impl(5000);
+    void* p = malloc_impl(50000);
     ASSERT_NE(p, nullptr);
     Snapshot before = snap();
     EXPECT_EQ(realloc_impl(p, 0), nullptr);
@@ -171,8 +171,11 @@ TEST(Semantics, ReallocPreservesContentsAcrossTheThresholdBothWays) {
 }
 
 TEST(Semantics, ReallocEveryPairOfSmallSizes) {
-  for (size_t from = 1; from <= kPoolMax + 16; from += 5) {
-    for (size_t to = 1; to <= kPoolMax + 16; to += 7) {
+  // Every 5th size up to a KiB, then steps of a sixteenth: both sides of every class boundary
+  // and of the large threshold, in a few hundred sizes.
+  auto next = [](size_t n, size_t step) { return n + (n < 1024 ? step : n / 16); };
+  for (size_t from = 1; from <= kPoolMax + 16; from = next(from, 5)) {
+    for (size_t to = 1; to <= kPoolMax + 16; to = next(to, 7)) {
       void* p = malloc_impl(from);
       ASSERT_NE(p, nullptr);
       fill(p, from, from);

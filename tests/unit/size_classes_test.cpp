@@ -22,8 +22,9 @@ TEST(SizeClasses, ClassTableIsConsistent) {
   EXPECT_EQ(class_of(kPoolMax), kNumClasses - 1);
   EXPECT_EQ(class_size(kNumClasses - 1), kPoolMax);
   // The medium tier: four classes per doubling.
-  const size_t medium[] = {320,  384,  448,  512,  640,  768,  896, 1024,
-                           1280, 1536, 1792, 2048, 2560, 3072, 3584};
+  const size_t medium[] = {320,   384,   448,   512,   640,   768,   896,   1024, 1280, 1536,
+                           1792,  2048,  2560,  3072,  3584,  4096,  5120,  6144, 7168, 8192,
+                           10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768};
   ASSERT_EQ(std::size(medium), kNumMediumClasses);
   for (size_t i = 0; i < kNumMediumClasses; ++i) {
     EXPECT_EQ(class_size(kNumSmallClasses + i), medium[i]) << i;
@@ -129,7 +130,7 @@ TEST(SizeClasses, PerClassCountersFollowAllocations) {
 }
 
 TEST(SizeClasses, LargeRequestsAreNotPoolPointers) {
-  for (size_t n : {kPoolMax + 1, kPoolMax + 16, size_t{4096}, size_t{100000}, size_t{4} << 20}) {
+  for (size_t n : {kPoolMax + 1, kPoolMax + 16, size_t{100000}, size_t{4} << 20}) {
     Snapshot before = snap();
     void* p = malloc_impl(n);
     ASSERT_NE(p, nullptr) << n;
@@ -179,7 +180,7 @@ TEST(SizeClasses, FreeNullIsANoOp) {
 
 TEST(SizeClasses, FreeSizedReleasesBlocks) {
   Snapshot before = snap();
-  for (size_t n : {size_t{0}, size_t{1}, size_t{48}, kPoolMax, kPoolMax + 1, size_t{5000}}) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{48}, kPoolMax, kPoolMax + 1, size_t{50000}}) {
     void* p = malloc_impl(n);
     ASSERT_NE(p, nullptr);
     free_sized_impl(p, n);
@@ -195,10 +196,10 @@ TEST(SizeClasses, FreeSizedSizeIsOnlyAHint) {
   // A wrong size must not send a block to the wrong path (small vs large) or the wrong class.
   Snapshot before = snap();
   void* small = malloc_impl(32);
-  void* large = malloc_impl(10000);
+  void* large = malloc_impl(100000);
   ASSERT_NE(small, nullptr);
   ASSERT_NE(large, nullptr);
-  free_sized_impl(small, 10000);
+  free_sized_impl(small, 100000);
   free_sized_impl(large, 8);
   Snapshot after = snap();
   EXPECT_EQ(after.small_frees - before.small_frees, 1u);

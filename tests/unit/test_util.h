@@ -20,7 +20,7 @@ inline Snapshot snap() {
 
 // Blocks of class `cls` that fit in one pool (they start kPoolLead bytes into it).
 constexpr size_t pool_capacity(size_t cls) {
-  return (kPoolSize - kPoolLead) / class_size(cls);
+  return (class_pool_bytes(cls) - kPoolLead) / class_size(cls);
 }
 
 inline bool is_aligned(const void* p, size_t a) {
