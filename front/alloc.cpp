@@ -264,21 +264,28 @@ struct Ownership {
 // The order matters: guarded blocks are never in the arenas, and a page-guarded one must be
 // recognised before large_owns reads the 16 bytes before it (a guard page, when the block starts
 // a page); tracked blocks are glibc blocks, which large_owns would take for its own.
-Ownership owner_of(const void* p) {
-  Ownership o{Owner::kForeign, GuardLookup::kNotGuarded, 0};
-  if (in_reserved_arenas(p) || arena_owns_outside_reservation(p)) {
-    o.owner = Owner::kPools;
-  } else if (in_reservation_unused(p)) {
-    o.owner = Owner::kUnusedRange;
-  } else if (PG_UNLIKELY(guard_may_own(p)) &&
-             (o.guard = guard_lookup(p, &o.usable)) != GuardLookup::kNotGuarded) {
-    o.owner = Owner::kGuard;
-  } else if (PG_UNLIKELY(tracked_may_own(p)) && tracked_size(p, &o.usable)) {
-    o.owner = Owner::kTracked;
-  } else if (large_owns(p)) {
-    o.owner = Owner::kLarge;
+//
+// The arenas' answer, the common one, is settled inline; the rest is owner_of_outside_arenas. (When
+// the whole function was one, and not inlined, the compiler built the result in memory, with
+// narrow stores read back wide: a store-forwarding stall on every realloc of a pool block.)
+[[gnu::noinline]] Ownership owner_of_outside_arenas(const void* p) {
+  size_t usable = 0;
+  if (in_reservation_unused(p)) return {Owner::kUnusedRange, GuardLookup::kNotGuarded, 0};
+  if (PG_UNLIKELY(guard_may_own(p))) {
+    GuardLookup g = guard_lookup(p, &usable);
+    if (g != GuardLookup::kNotGuarded) return {Owner::kGuard, g, usable};
   }
-  return o;
+  if (PG_UNLIKELY(tracked_may_own(p)) && tracked_size(p, &usable)) {
+    return {Owner::kTracked, GuardLookup::kNotGuarded, usable};
+  }
+  if (large_owns(p)) return {Owner::kLarge, GuardLookup::kNotGuarded, 0};
+  return {Owner::kForeign, GuardLookup::kNotGuarded, 0};
+}
+PG_ALWAYS_INLINE Ownership owner_of(const void* p) {
+  if (PG_LIKELY(in_reserved_arenas(p)) || arena_owns_outside_reservation(p)) {
+    return {Owner::kPools, GuardLookup::kNotGuarded, 0};
+  }
+  return owner_of_outside_arenas(p);
 }
 
 [[gnu::noinline]] void free_routed(void* p) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/align.h"
+#include "base/clock.h"
 #include "base/list.h"
 #include "base/lock.h"
 #include "base/meta.h"
@@ -21,8 +22,14 @@ AddressSpace g_space;
 namespace {
 
 constexpr size_t kMinReserve = 64 * kArenaSize;
-// Dirty free pools tolerated inside arenas still in use before a bulk purge (POOLGUARD_PURGE).
+// Dirty free pools tolerated inside arenas still in use before a bulk purge (POOLGUARD_PURGE), in
+// units. Past it, a purge waits until a second after the last one, unless the dirty units reach
+// four times it: a program whose pools empty and fill again all the time (a churn of the spans'
+// big blocks) would otherwise give back and fault in the same pages over and over, while one that
+// has gone quiet or is shrinking still gets its memory returned within a second of its next free.
 size_t g_purge_threshold_pools = (4u << 20) / kPoolSize;
+constexpr int64_t kPurgeSpacingNs = 1000000000;
+int64_t g_last_purge_ns = INT64_MIN / 2;  // monotonic_ns() of the last threshold purge
 
 SpinLock g_arena_lock;
 bool g_inited = false;
@@ -36,8 +43,13 @@ constexpr uint64_t kDataPoolsMask = ~uint64_t{1};
 List<Arena> g_buckets[kPoolsPerArena + 1];
 uint64_t g_bucket_mask = 0;
 Arena* g_released = nullptr;  // descriptors of decommitted arenas, reused first
-uint32_t g_empty_arenas = 0;  // live arenas with every pool free (the spare)
-uint64_t g_dirty_pools = 0;   // free pools with possibly resident pages, in arenas in use
+// Live arenas with every pool free. They are released (decommitted, their slot kept for the next
+// arena) by the purge, which keeps one as a spare: not as soon as they empty, because an arena
+// holds only three pools of the largest class, and a churn of big blocks emptied and refilled
+// arenas all the time, each round a decommit and the page faults after it. Until the purge, their
+// pages are dirty free units like any others, bounded by the same rule (g_purge_threshold_pools).
+uint32_t g_empty_arenas = 0;
+uint64_t g_dirty_pools = 0;  // free pools with possibly resident pages, in arenas in use
 
 // Every descriptor ever made, for purging and counting (never shrinks; at most one per arena).
 Arena** g_all = nullptr;
@@ -227,6 +239,14 @@ void arena_release(Arena* a) {
 }
 
 void purge_locked() {
+  for (size_t i = 0; i < g_all_count && g_empty_arenas > 1; ++i) {
+    Arena* a = g_all[i];
+    if (a->live && a->nfree == kDataPoolsPerArena) {
+      bucket_remove(a);
+      --g_empty_arenas;
+      arena_release(a);  // every empty arena but one spare
+    }
+  }
   for (size_t i = 0; i < g_all_count; ++i) {
     Arena* a = g_all[i];
     if (!a->live || a->dirty_mask == 0) continue;
@@ -299,21 +319,30 @@ namespace {
 // two up to kMaxPoolUnits): where a span of that many units can start.
 uint64_t span_starts(uint64_t mask, unsigned units) {
   for (unsigned w = 1; w < units; w *= 2) mask &= mask >> w;
-  uint64_t aligned = 0;
-  for (unsigned i = 0; i < kPoolsPerArena; i += units) aligned |= uint64_t{1} << i;
-  return mask & aligned;
+  // Bits at the multiples of `units`: every bit for 1, every other for 2 (0x5555...), and so on.
+  constexpr uint64_t kAligned[] = {~uint64_t{0}, 0x5555555555555555ull, 0x1111111111111111ull,
+                                   0x0101010101010101ull, 0x0001000100010001ull};
+  return mask & kAligned[__builtin_ctz(units)];
 }
+static_assert(kMaxPoolUnits == 16, "span_starts has aligned masks for spans of up to 16 units");
 
-// The fullest live arena with a free span of `units` units, or nullptr. A span of one unit is in
-// any arena with a free unit (the fullest is one ctz away); a longer span needs its units free and
-// aligned, so the arenas are tried from the fullest that has enough free units.
-Arena* arena_with_room(unsigned units) {
+// The fullest live arena with a free span of `units` units, or nullptr; with `resident`, only a
+// span whose pages are all dirty (still resident) counts, and at most kResidentScan arenas are
+// looked at. A span of one unit is in any arena with a free unit (the fullest is one ctz away); a
+// longer span needs its units free and aligned, so the arenas are tried from the fullest that has
+// enough free units.
+constexpr unsigned kResidentScan = 32;
+Arena* arena_with_room(unsigned units, bool resident) {
   uint64_t buckets = g_bucket_mask >> (units - 1);
-  if (units == 1) return buckets ? g_buckets[__builtin_ctzll(buckets) + 1].head : nullptr;
+  if (units == 1 && !resident) {
+    return buckets ? g_buckets[__builtin_ctzll(buckets) + 1].head : nullptr;
+  }
+  unsigned budget = kResidentScan;
   while (buckets) {
     unsigned n = static_cast<unsigned>(__builtin_ctzll(buckets)) + units;
     for (Arena* a = g_buckets[n].head; a != nullptr; a = a->next) {
-      if (span_starts(a->free_mask, units) != 0) return a;
+      if (span_starts(resident ? a->free_mask & a->dirty_mask : a->free_mask, units) != 0) return a;
+      if (resident && --budget == 0) return nullptr;
     }
     buckets &= buckets - 1;
   }
@@ -325,7 +354,10 @@ Arena* arena_with_room(unsigned units) {
 Pool* arena_take_pool(size_t cls) {
   LockGuard guard(g_arena_lock);
   unsigned units = static_cast<unsigned>(class_units(cls));
-  Arena* a = arena_with_room(units);
+  // Resident free units first, wherever they are (the fullest such arena): taking untouched units
+  // of a fuller arena while resident ones sit elsewhere costs page faults now and a purge later.
+  Arena* a = g_dirty_pools >= units ? arena_with_room(units, true) : nullptr;
+  if (a == nullptr) a = arena_with_room(units, false);
   if (a == nullptr) {
     a = arena_new();
     if (a == nullptr) return nullptr;
@@ -373,15 +405,15 @@ void arena_give_pool(Pool* pool) {
   for (unsigned k = pool->index; k < pool->index + units; ++k) {
     map_pool(a, k, stats::kSegPoolFreeDirty, 0);
   }
-  if (a->nfree == kDataPoolsPerArena) {
-    if (g_empty_arenas >= 1) {
-      arena_release(a);  // a second empty arena: give it back, keep the spare
-      return;
-    }
-    ++g_empty_arenas;
-  }
+  if (a->nfree == kDataPoolsPerArena) ++g_empty_arenas;
   bucket_insert(a);
-  if (g_dirty_pools > g_purge_threshold_pools) purge_locked();
+  if (g_dirty_pools > g_purge_threshold_pools) {
+    int64_t now = monotonic_ns();
+    if (g_dirty_pools > 4 * g_purge_threshold_pools || now - g_last_purge_ns >= kPurgeSpacingNs) {
+      g_last_purge_ns = now;
+      purge_locked();
+    }
+  }
 }
 
 void arena_purge_all() {

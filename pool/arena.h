@@ -11,13 +11,17 @@
 // Choosing a pool. Arenas with free pools sit in buckets by their number of free pools; a new pool
 // comes from the arena with the fewest free pools (the fullest), as in pymalloc, so that nearly
 // empty arenas drain and can be released. Inside an arena, a pool whose pages are still resident
-// ("dirty") is preferred over one that was never touched or was purged.
+// ("dirty") is preferred over one that was never touched or was purged. The pools of the largest
+// classes span 2-16 units (pool/config.h, class_units): they need that many free units, aligned to
+// their span, and come from the fullest arena that has such a run.
 //
 // Giving memory back. A fully free arena is decommitted (madvise MADV_DONTNEED: RSS drops, the
 // range stays mapped and reads as zeroes, so a stale pointer into it is seen as "not a pool") and
-// its slot is reused first by the next arena. One empty arena is kept as a spare (hysteresis), so a
-// program hovering at an arena boundary does not map and unmap in a loop. Free pools inside arenas
-// still in use are purged in bulk once more than POOLGUARD_PURGE bytes of them are dirty.
+// its slot is reused first by the next arena: not at once, but at the next purge (below), which
+// keeps one empty arena as a spare (hysteresis), so that a program hovering at an arena boundary,
+// or churning big blocks, does not decommit and fault in the same arenas in a loop. Free pools
+// inside arenas still in use are purged in bulk once more than POOLGUARD_PURGE bytes of them are
+// dirty (a second after the last such purge at the soonest, unless four times as many are).
 //
 // Arenas are never unmapped: an address that was once an arena stays readable, which keeps the
 // ownership test and the pool-header read in free() safe for any pointer that was ever valid.

@@ -368,6 +368,33 @@ Pool* fresh_pool(Heap* h, size_t cls, size_t request) {
   return pool;
 }
 
+// Keeps `pool`, empty and off h's lists, as the spare of its class if there is room (Heap::spare).
+bool keep_spare(Heap* h, Pool* pool) {
+  size_t cls = pool->cls, bytes = class_pool_bytes(cls);
+  if (cls < kNumSmallClasses || h->spare[cls] != nullptr || h->spare_bytes + bytes > kSpareBytes) {
+    return false;
+  }
+  h->spare[cls] = pool;
+  h->spare_bytes += bytes;
+  return true;
+}
+
+// Takes the spare pool of class cls, or nullptr.
+Pool* take_spare(Heap* h, size_t cls) {
+  Pool* pool = h->spare[cls];
+  if (pool != nullptr) {
+    h->spare[cls] = nullptr;
+    h->spare_bytes -= class_pool_bytes(cls);
+  }
+  return pool;
+}
+
+void release_spares(Heap* h) {
+  for (size_t cls = kNumSmallClasses; cls < kNumClasses; ++cls) {
+    if (Pool* pool = take_spare(h, cls)) pool_release(pool);
+  }
+}
+
 // Abandoned pools whose remote list holds their last blocks would never be released otherwise:
 // look at up to `budget` of them (round robin), collect, and release the empty ones.
 void sweep_abandoned(size_t budget) {
@@ -394,6 +421,7 @@ void heap_abandon(Heap* h) {
   HeapBusy busy(h);
   flush_all_foreign(h);
   process_delayed(h);
+  release_spares(h);
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     Pool* cur = h->cur[cls + 1];
     if (cur != &g_empty_pool) unset_current(h, cur);  // it stays in the ring
@@ -423,6 +451,7 @@ void heap_abandon(Heap* h) {
   // none of others' blocks may stay in the cache of a heap that is going away.
   process_delayed(h);
   flush_all_foreign(h);
+  release_spares(h);  // in case a delayed block emptied a pool into a spare meanwhile
   sweep_abandoned(64);
 }
 
@@ -569,9 +598,14 @@ void* heap_alloc_slow(size_t slot, size_t size) {
     }
   }
   if (pool == &g_empty_pool) {
-    pool = fresh_pool(h, cls, size);
-    if (pool == nullptr) return nullptr;
-    carve(pool);
+    pool = take_spare(h, cls);
+    if (pool != nullptr) {
+      refill(h, pool);  // all its blocks are on its local list (or never carved)
+    } else {
+      pool = fresh_pool(h, cls, size);
+      if (pool == nullptr) return nullptr;
+      carve(pool);
+    }
     file_avail(h, pool);
   }
   if (h->cur[slot] != pool) set_current(h, pool);
@@ -623,7 +657,7 @@ void heap_free_slow(Heap* h, Pool* pool) {
   if (pool->list == kListFull) move_to_avail(h, pool);
   if (pool->used == 0) {  // never the current pool (see set_current)
     unlink_owned(h, pool);
-    pool_release(pool);
+    if (!keep_spare(h, pool)) pool_release(pool);
   }
 }
 
@@ -897,6 +931,7 @@ void heap_collect_current() {
     HeapBusy busy(h);
     flush_all_foreign(h);
     process_delayed(h);
+    release_spares(h);
     for (size_t cls = 0; cls < kNumClasses; ++cls) {
       Pool* cur = h->cur[cls + 1];
       PoolRing& ring = h->avail[cls];

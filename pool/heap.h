@@ -129,7 +129,15 @@ struct alignas(64) Heap {
   // pools in runs per pool.
   FreeBlock* foreign[kNumClasses] = {};
   uint8_t foreign_count[kNumClasses] = {};
+  // One empty pool per medium class, kept instead of released when its last block comes back (on
+  // no list; still owned, its blocks all free): the medium classes' pools hold few blocks, so a
+  // program that frees and allocates them at random empties and refills pools all the time, and
+  // each round trip through the arenas cost a lock, and often a purge and the page faults after
+  // it. At most kSpareBytes of pools per heap; malloc_trim and the thread's exit release them.
+  Pool* spare[kNumClasses] = {};
+  size_t spare_bytes = 0;
 };
+inline constexpr size_t kSpareBytes = size_t{1} << 20;
 // How many blocks of class cls a heap keeps in Heap::foreign: 64 KiB worth, 8 to 64 blocks.
 constexpr uint32_t foreign_cap(size_t cls) {
   size_t n = (size_t{64} << 10) / class_size(cls);
