@@ -26,7 +26,11 @@
 namespace pg::test {
 namespace {
 
-constexpr size_t kBigClass = kNumClasses - 1;  // kPoolMax bytes: fewest blocks per pool
+// The largest class whose pools are one unit (16 KiB): the fewest blocks per pool, and pools that
+// fill the arenas unit by unit (the spans of the larger classes would leave single units free).
+constexpr size_t kBigClass = class_of(3584);
+constexpr size_t kBigSize = class_size(kBigClass);
+static_assert(class_units(kBigClass) == 1);
 
 size_t page() {
   return os::page_size();
@@ -311,7 +315,7 @@ TEST_P(FaultsSmall, RefusedPoolsAreServedAndTheCoreRecovers) {
   size_t n = 0;
   while (fault::calls_for_testing(sc.until) < sc.min_calls && !(sc.all_refused && refusals() > 0) &&
          n < kMaxBlocks) {
-    Block b = alloc_block(n % 3 == 0 ? Op::kCalloc : Op::kMalloc, kPoolMax, kAlign, ++seed);
+    Block b = alloc_block(n % 3 == 0 ? Op::kCalloc : Op::kMalloc, kBigSize, kAlign, ++seed);
     ASSERT_NE(b.p, nullptr);
     outside += !is_pool_pointer(b.p);
     blocks.push_back(b);
@@ -320,7 +324,7 @@ TEST_P(FaultsSmall, RefusedPoolsAreServedAndTheCoreRecovers) {
   ASSERT_LT(n, kMaxBlocks) << "the plan's calls were never reached";
   // Then more of them, and every other kind of request, with the plan still in force.
   for (size_t i = 0; i < 2000; ++i) {
-    Block b = alloc_block(Op::kMalloc, kPoolMax - i % 16, kAlign, ++seed);
+    Block b = alloc_block(Op::kMalloc, kBigSize - i % 16, kAlign, ++seed);
     ASSERT_NE(b.p, nullptr);
     outside += !is_pool_pointer(b.p);
     blocks.push_back(b);
@@ -343,7 +347,7 @@ TEST_P(FaultsSmall, RefusedPoolsAreServedAndTheCoreRecovers) {
   // Every block handed out under the plan is intact, and the pools work again.
   for (const Block& b : blocks) ASSERT_TRUE(intact(b)) << b.p;
   for (size_t i = 0; i < 2 * pool_capacity(kBigClass); ++i) {
-    Block b = alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed);
+    Block b = alloc_block(Op::kMalloc, kBigSize, kAlign, ++seed);
     ASSERT_NE(b.p, nullptr);
     blocks.push_back(b);
   }
@@ -436,11 +440,11 @@ TEST(FaultsSmallLeak, RepeatedArenaRefusalsKeepMetadataBounded) {
   fault::fail_after_for_testing(Call::kCommit, 0);
   fault::fail_after_for_testing(Call::kMapAligned, 0);
   while (fault::calls_for_testing(Call::kCommit) == 0 && blocks.size() < 400000) {
-    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kBigSize, kAlign, ++seed));
   }
   ASSERT_GT(fault::calls_for_testing(Call::kCommit), 0u);
   for (int i = 0; i < 20000; ++i) {
-    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kBigSize, kAlign, ++seed));
     ASSERT_FALSE(is_pool_pointer(blocks.back().p));
   }
   EXPECT_GE(fault::refusals_for_testing(Call::kCommit), 20000u);
@@ -531,7 +535,8 @@ TEST(FaultsThreads, ManyThreadsUnderRandomRefusals) {
     for (int i = 0; i < kOps; ++i) {
       int what = static_cast<int>(rng() % 100);
       if (what < 45 || live.empty()) {
-        size_t size = rng() % 4 == 0 ? 257 + rng() % 4000 : rng() % (kPoolMax + 1);
+        // Most within one-unit pools; a quarter across the spans' classes and the large threshold.
+        size_t size = rng() % 4 == 0 ? 257 + rng() % (kPoolMax + 4000) : rng() % (kBigSize + 1);
         Block b{calloc_impl(1, size), size, ++seed};
         if (b.p == nullptr) {
           ++nulls;
@@ -578,7 +583,7 @@ TEST(FaultsThreads, ManyThreadsUnderRandomRefusals) {
       if (i % 5000 == 4999) {
         std::vector<Block> burst;
         for (size_t k = 0; k < 4 * kDataPoolsPerArena * pool_capacity(kBigClass) / kThreads; ++k) {
-          Block b{malloc_impl(kPoolMax), kPoolMax, ++seed};
+          Block b{malloc_impl(kBigSize), kBigSize, ++seed};
           if (b.p == nullptr) {
             ++nulls;
             continue;
@@ -624,7 +629,7 @@ TEST(FaultsLarge, LargePathMakesNoPlatformCall) {
   std::vector<Block> blocks;
   uint64_t seed = 77;
   for (size_t size :
-       {kPoolMax + 1, size_t{5000}, size_t{8192}, size_t{65536}, size_t{300000}, size_t{4} << 20}) {
+       {kPoolMax + 1, size_t{50000}, size_t{65536}, size_t{300000}, size_t{4} << 20}) {
     blocks.push_back(alloc_block(Op::kMalloc, size, kAlign, ++seed));
     blocks.push_back(alloc_block(Op::kCalloc, size, kAlign, ++seed));
     blocks.push_back(alloc_block(Op::kMemalign, size, 4096, ++seed));
@@ -662,7 +667,7 @@ TEST(FaultsFree, FreesWithEveryCallRefused) {
                                                  before.s.pools_in_use + 4 * kDataPoolsPerArena) *
                                                     cap;
   std::vector<Block> mine;
-  for (size_t i = 0; i < n; ++i) mine.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
+  for (size_t i = 0; i < n; ++i) mine.push_back(alloc_block(Op::kMalloc, kBigSize, kAlign, ++seed));
 
   // A thread that has exited (its pools abandoned) and one still running (remote frees).
   std::vector<Block> orphans, remote;
@@ -698,7 +703,7 @@ TEST(FaultsFree, FreesWithEveryCallRefused) {
   // The arenas released without their madvise are used again: what calloc hands out is zero, and
   // malloc'ed blocks hold what is written into them.
   for (size_t i = 0; i < n; ++i) {
-    mine.push_back(alloc_block(i % 2 ? Op::kCalloc : Op::kMalloc, kPoolMax, kAlign, ++seed));
+    mine.push_back(alloc_block(i % 2 ? Op::kCalloc : Op::kMalloc, kBigSize, kAlign, ++seed));
   }
   check_and_free_all(mine);
   expect_back_to(before);
@@ -716,7 +721,7 @@ TEST(FaultsFree, DecommitRefusedAtRandom) {
     std::vector<Block> blocks;
     for (size_t i = 0; i < n; ++i) {
       blocks.push_back(
-          alloc_block(i % 3 ? Op::kMalloc : Op::kCalloc, kPoolMax - i % 32, kAlign, ++seed));
+          alloc_block(i % 3 ? Op::kMalloc : Op::kCalloc, kBigSize - i % 32, kAlign, ++seed));
     }
     std::shuffle(blocks.begin(), blocks.end(), rng);
     check_and_free_all(blocks);
@@ -744,7 +749,7 @@ TEST(FaultsLimit, RefusedPoolsAreNotCharged) {
   std::vector<Block> blocks;
   uint64_t seed = 31;
   while (fault::calls_for_testing(Call::kCommit) == 0 && blocks.size() < 400000) {
-    blocks.push_back(alloc_block(Op::kMalloc, kPoolMax, kAlign, ++seed));
+    blocks.push_back(alloc_block(Op::kMalloc, kBigSize, kAlign, ++seed));
   }
   for (int i = 0; i < 1000; ++i) blocks.push_back(alloc_block(Op::kMalloc, 48, kAlign, ++seed));
   fault::clear_all_for_testing();

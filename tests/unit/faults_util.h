@@ -136,7 +136,7 @@ inline void expect_invariants(const Snapshot& s) {
     const ClassSnapshot& c = s.classes[cls];
     EXPECT_EQ(c.allocs - c.frees, c.live_blocks) << "class " << cls;
     EXPECT_EQ(c.pools * pool_capacity(cls), c.live_blocks + c.free_blocks) << "class " << cls;
-    pools += c.pools;
+    pools += c.pools * class_units(cls);  // pools_in_use counts units
   }
   EXPECT_EQ(pools, s.pools_in_use);
   EXPECT_LE(s.pools_in_use, s.arenas_in_use * kDataPoolsPerArena);
