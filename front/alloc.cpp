@@ -183,8 +183,13 @@ void* alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= kMaxPoolAlign && size <= kPoolMax) {
     size_t rounded = align_up(size, alignment);
     if (rounded == 0) rounded = alignment;
-    // The class must be a multiple of the alignment (config.h: its blocks are then aligned).
-    if (rounded <= kPoolMax && class_size(class_of(rounded)) % alignment == 0) {
+    // The class's blocks must all be aligned (config.h, class_alignment): past 128 bytes that is
+    // the classes that are multiples of a page (a page-aligned 64-byte request takes a page, as in
+    // tcmalloc).
+    while (rounded <= kPoolMax && class_alignment(class_of(rounded)) < alignment) {
+      rounded = align_up(class_size(class_of(rounded)) + 1, alignment);
+    }
+    if (rounded <= kPoolMax) {
       slot = request_slot(rounded);
       if (void* p = pooled_try_alloc(slot, size)) return p;
     }
@@ -515,7 +520,7 @@ void take_snapshot(Snapshot* out) {
     cs.frees = frees[c];
     cs.live_blocks = allocs[c] >= frees[c] ? allocs[c] - frees[c] : 0;
     cs.pools = pools[c];
-    uint64_t capacity = pools[c] * ((class_pool_bytes(c) - kPoolLead) / cs.block_size);
+    uint64_t capacity = pools[c] * ((class_pool_bytes(c) - class_lead(c)) / cs.block_size);
     cs.free_blocks = capacity >= cs.live_blocks ? capacity - cs.live_blocks : 0;
     out->small_allocs += allocs[c];
     out->small_frees += frees[c];

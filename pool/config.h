@@ -36,12 +36,15 @@ inline constexpr size_t kPoolsPerArena = kArenaSize / kPoolSize;  // 64: one bit
 inline constexpr size_t kPoolMetaShift = 8;
 inline constexpr size_t kPoolMetaSize = size_t{1} << kPoolMetaShift;  // 256: four cache lines
 inline constexpr size_t kDataPoolsPerArena = kPoolsPerArena - 1;
-// Blocks start this far into a pool: a link to the pool's own address can then mean "end of list"
-// (pool/pool.h), and blocks are aligned as below.
+// Blocks start this far into a pool (its lead): a link to the pool's own address can then mean
+// "end of list" (pool/pool.h), and blocks are aligned as below. The pools of classes that are
+// multiples of a page start their blocks a page in (class_lead), so that those blocks are
+// page-aligned, at no cost in blocks per pool (class_units checks it).
 inline constexpr size_t kPoolLead = 128;
+inline constexpr size_t kPageLead = 4096;
 // Largest alignment the pools honour: blocks of a class that is a multiple of A sit at
-// pool + kPoolLead + k * size, all A-aligned while A divides kPoolLead.
-inline constexpr size_t kMaxPoolAlign = kPoolLead;
+// pool + lead + k * size, all A-aligned while A divides the lead (class_alignment).
+inline constexpr size_t kMaxPoolAlign = kPageLead;
 
 // Thread heaps live in one table of kMaxHeaps slots kHeapStride bytes apart (pool/heap.h), and
 // the counters the fast paths keep for each heap sit kHeapCountersOffset bytes after its slot, in
@@ -86,6 +89,16 @@ constexpr size_t class_units(size_t cls) {
   while ((units * kPoolSize - kPoolLead) / class_size(cls) < kMinPoolBlocks) units *= 2;
   return units;
 }
+// Bytes before the first block of a pool of class cls.
+constexpr size_t class_lead(size_t cls) {
+  return class_size(cls) % kPageLead == 0 ? kPageLead : kPoolLead;
+}
+// Largest alignment every block of class cls has: the lowest set bit of the block size, up to the
+// lead (pools are aligned to at least kPoolSize).
+constexpr size_t class_alignment(size_t cls) {
+  size_t size_align = class_size(cls) & (0 - class_size(cls));
+  return size_align < class_lead(cls) ? size_align : class_lead(cls);
+}
 // Bytes of a pool of class cls.
 constexpr size_t class_pool_bytes(size_t cls) {
   return class_units(cls) * kPoolSize;
@@ -100,6 +113,11 @@ consteval bool classes_consistent() {
     if (c > 0 && class_size(c) <= class_size(c - 1)) return false;
     if (c > 0 && class_of(class_size(c - 1) + 1) != c) return false;
     if (class_units(c) > kMaxPoolUnits || (c < kNumSmallClasses && class_units(c) != 1)) {
+      return false;
+    }
+    // A page lead costs no block: readers (base/segment.h) compute capacities with kPoolLead.
+    size_t bytes = class_pool_bytes(c);
+    if ((bytes - class_lead(c)) / class_size(c) != (bytes - kPoolLead) / class_size(c)) {
       return false;
     }
   }

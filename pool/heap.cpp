@@ -210,7 +210,8 @@ void pool_init(Pool* pool, Heap* h, size_t cls) {
   pool->block_size = bs;
   size_t units = class_units(cls);
   pool->recip = static_cast<uint32_t>(((uint64_t{1} << 32) + bs - 1) / bs);
-  pool->capacity = static_cast<uint16_t>((units * kPoolSize - kPoolLead) / bs);
+  pool->lead = class_lead(cls);
+  pool->capacity = static_cast<uint16_t>((units * kPoolSize - pool->lead) / bs);
   pool->link_mask = ~(uintptr_t{units * kPoolSize} - 1) | (kAlign - 1);
   // The headers of the span's other units (side by side after this one) lead back here; only
   // their block size is read besides (usable size), their carved_end stays zero.

@@ -280,7 +280,7 @@ PG_ALWAYS_INLINE void heap_free_owned(Heap* h, Pool* pool, void* p) {
 // back to heap_free_block.
 PG_ALWAYS_INLINE void heap_free(void* p) {
   Pool* pool = pool_of(p);
-  uintptr_t off = pool_offset(p);
+  uintptr_t off = pool_offset(pool, p);
   uint32_t frac = static_cast<uint32_t>(off * pool->recip);
   if (PG_UNLIKELY(off >= pool->carved_end_offset() || frac >= pool->recip)) return heap_free_bad(p);
   Heap* h = t_heap;
@@ -302,7 +302,7 @@ bool heap_is_span_block(const void* p);
 // True if p is the start of a block of a pool in use (live or free): the checks free() makes.
 inline bool heap_is_block(const void* p) {
   Pool* pool = pool_of(p);
-  uintptr_t off = pool_offset(p);
+  uintptr_t off = pool_offset(pool, p);
   if (off < pool->carved_end_offset() && static_cast<uint32_t>(off * pool->recip) < pool->recip) {
     return true;
   }

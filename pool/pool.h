@@ -92,7 +92,7 @@ struct alignas(64) Pool {
   uint8_t cls;          // size class index
   uint8_t list;         // PoolList: which of the owner's lists holds it (owner only)
   uintptr_t link_mask;  // ~(pool bytes - 1) | (kAlign - 1): the test decode() makes
-  Arena* arena;
+  uintptr_t lead;       // bytes before the first block: class_lead(cls)
   // ---- cache line 1: written by the owner thread ----
   alignas(64) void* free;  // next local free block; == data when the list is empty
   uint32_t used;           // blocks out of the owner's lists (live or remote-freed uncollected),
@@ -116,10 +116,11 @@ struct alignas(64) Pool {
                                // the header of a span's unit past the first
   uint32_t index;              // unit number of the pool's (first) unit inside its arena
   uint8_t units;               // units the pool spans (class_units(cls))
-  char pad3[64 - 2 * sizeof(uint32_t) - sizeof(uint8_t)];
+  Arena* arena;
+  char pad3[64 - 2 * sizeof(uint32_t) - sizeof(uint64_t) - sizeof(Arena*)];
 
   uint32_t carved_end_offset() const { return carved_end.load(std::memory_order_relaxed); }
-  char* first_block() const { return data + kPoolLead; }
+  char* first_block() const { return data + lead; }
   // The value of `free` (and of a decoded link) that means "no more blocks".
   bool is_end(const void* b) const { return b == data; }
   bool local_empty() const { return is_end(free); }
@@ -169,10 +170,12 @@ inline Pool* pool_at(const void* p) {
   return PG_UNLIKELY(h->magic == kTailMagic) ? pool_of(h->data) : h;
 }
 
-// Offset of p from the first block of its pool, for p in the pool's first unit (the inline free's
-// case: a tail header fails its bounds test first); huge (wrapped) for an address in the lead.
-inline uintptr_t pool_offset(const void* p) {
-  return (reinterpret_cast<uintptr_t>(p) & (uintptr_t{kPoolSize} - 1)) - kPoolLead;
+// Offset of p from the first block of `pool`, its unit's header, for p in the pool's first unit
+// (the inline free's case: a tail header fails its bounds test first); huge (wrapped) for an
+// address in the lead. The lead is read from the header (a subtraction from memory, no more
+// instructions than a constant).
+inline uintptr_t pool_offset(const Pool* pool, const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & (uintptr_t{kPoolSize} - 1)) - pool->lead;
 }
 
 }  // namespace pg
