@@ -181,15 +181,11 @@ void* alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= kAlign) return malloc_impl(size);
   size_t slot = 0;
   if (alignment <= kMaxPoolAlign && size <= kPoolMax) {
-    size_t rounded = align_up(size, alignment);
-    if (rounded == 0) rounded = alignment;
-    // The class's blocks must all be aligned (config.h, class_alignment): past 128 bytes that is
-    // the classes that are multiples of a page (a page-aligned 64-byte request takes a page, as in
-    // tcmalloc).
-    while (rounded <= kPoolMax && class_alignment(class_of(rounded)) < alignment) {
-      rounded = align_up(class_size(class_of(rounded)) + 1, alignment);
-    }
-    if (rounded <= kPoolMax) {
+    // The class's blocks must all be aligned (config.h, class_alignment). Up to kPoolLead, the
+    // class of a multiple of the alignment is one; past it, only the classes that are multiples
+    // of a page are (a page-aligned 64-byte request takes a page, as in tcmalloc).
+    size_t rounded = align_up(size == 0 ? 1 : size, alignment <= kPoolLead ? alignment : kPageLead);
+    if (rounded <= kPoolMax && class_alignment(class_of(rounded)) >= alignment) {
       slot = request_slot(rounded);
       if (void* p = pooled_try_alloc(slot, size)) return p;
     }

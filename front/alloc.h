@@ -6,8 +6,9 @@
 //
 // Routing:
 //   size <= kSmallMax                                  -> a block of a pool, inline (pool/heap.h)
-//   size <= kPoolMax, alignment <= kMaxPoolAlign       -> a block of a pool (the medium tier, and
-//                                                         aligned requests), from malloc_slow
+//   size <= kPoolMax, alignment <= kMaxPoolAlign       -> a block of a pool (the medium tier,
+//                                                         inline after the small test; aligned
+//                                                         requests from alloc_aligned)
 //   otherwise                                          -> glibc (__libc_malloc & co): its chunk
 //                                                         as is, or with a checked header when
 //                                                         over-aligned (large/large.h)

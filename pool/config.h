@@ -125,4 +125,20 @@ consteval bool classes_consistent() {
 }
 static_assert(classes_consistent(), "size classes: see class_of and class_size");
 
+// Aligned requests (front/alloc.cpp, alloc_aligned) count on these: up to kPoolLead, a multiple of
+// the alignment lands in a class whose blocks have it; every multiple of a page is a class of
+// page-aligned blocks.
+consteval bool aligned_classes_consistent() {
+  for (size_t a = kAlign; a <= kPoolLead; a *= 2) {
+    for (size_t n = a; n <= kPoolMax; n += a) {
+      if (class_alignment(class_of(n)) < a) return false;
+    }
+  }
+  for (size_t n = kPageLead; n <= kPoolMax; n += kPageLead) {
+    if (class_size(class_of(n)) != n || class_alignment(class_of(n)) != kPageLead) return false;
+  }
+  return true;
+}
+static_assert(aligned_classes_consistent(), "aligned classes: see class_lead and class_alignment");
+
 }  // namespace pg
