@@ -860,15 +860,18 @@ void heap_free_tagged(Heap*, Pool* pool, void* p) {
 
 void heap_free_bad(void* p) {
   Pool* pool = pool_of(p);
-  if (pool->magic == kTailMagic) {
+  if (is_tail(pool)) {
     // A block that starts past its span's first unit: the checks of heap_free with the pool's own
-    // header (a divide: this is the way of one block in a few of the largest classes).
-    pool = pool_of(pool->data);
-    uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - pool->first_block());
-    if (pool->magic == kPoolMagic && off < pool->carved_end_offset() &&
-        off % pool->block_size == 0) {
-      return heap_free_block(pool, p);
+    // header, on its first line (carved_end is zero unless the pool is in use). off * recip / 2^32
+    // is off / size rounded down, exactly so for a multiple of the size (recip's rounding error
+    // times off stays below 2^32), and the product fits: off < kMaxPoolUnits * kPoolSize.
+    Pool* lead = pool_of(pool->data);
+    uintptr_t off = static_cast<uintptr_t>(static_cast<char*>(p) - lead->first_block());
+    uint64_t index = (uint64_t{off} * lead->recip) >> 32;
+    if (off < lead->carved_end_offset() && index * lead->block_size == off) {
+      return heap_free_block(lead, p);
     }
+    if (pool->magic == kTailMagic) pool = lead;  // a live tail: report against its pool
   }
   if (pool->magic != kPoolMagic) {
     return report_invalid_free(p, nullptr, 0, "not a block poolguard handed out (pool not in use)");

@@ -163,11 +163,23 @@ inline Pool* pool_of(const void* p) {
                                  ((a >> (kPoolShift - kPoolMetaShift)) & kIndexMask));
 }
 
-// The header of the pool that p lies in, tails followed: what every path but the inline free's
-// uses. A tail header's `data` is its pool's start.
+// True if h, the header of a unit in use or once used, leads elsewhere: its `data` is not its own
+// unit but the start of the span it is (or was) a tail of. Read from the header's first line,
+// which every path that looks at a block reads anyway (the magic is on the cold fourth). A unit
+// never used has no data at all.
+inline bool is_tail(const Pool* h) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(h);
+  uintptr_t base = a & ~(uintptr_t{kArenaSize} - 1);
+  uintptr_t unit = base + (((a - base) >> kPoolMetaShift) << kPoolShift);
+  uintptr_t data = reinterpret_cast<uintptr_t>(h->data);
+  return data != 0 && data != unit;
+}
+
+// The header of the pool that p, a block in use or on a free list, lies in, tails followed: what
+// every path but the inline free's uses.
 inline Pool* pool_at(const void* p) {
   Pool* h = pool_of(p);
-  return PG_UNLIKELY(h->magic == kTailMagic) ? pool_of(h->data) : h;
+  return PG_UNLIKELY(is_tail(h)) ? pool_of(h->data) : h;
 }
 
 // Offset of p from the first block of `pool`, its unit's header, for p in the pool's first unit

@@ -128,14 +128,15 @@ inline size_t pick_huge(Reader& r) {
   }
 }
 
-// Weighted to small sizes: 0..32, the class boundaries (16k - 1, 16k, 16k + 1), both sides of
-// kPoolMax, then up to 4 KiB, 16 KiB and 1 MiB + 4 KiB, and a few impossible ones.
+// Weighted to small sizes: 0..32, the class boundaries (a class's size - 1, its size, + 1: the
+// small tier's, the medium tier's and the spans'), both sides of kPoolMax, then up to 4 KiB,
+// 16 KiB and 1 MiB + 4 KiB, and a few impossible ones.
 // (Each read is a statement of its own: the order of two reads in one expression is unspecified.)
 inline size_t pick_size(Reader& r) {
   uint8_t b = r.u8();
   if (b < 80) return r.u8() % 33;
   if (b < 140) {
-    size_t boundary = (1 + r.u8() % pg::kNumClasses) * pg::kAlign;
+    size_t boundary = pg::class_size(r.u8() % pg::kNumClasses);
     return boundary + r.u8() % 3 - 1;
   }
   if (b < 170) return pg::kPoolMax - 16 + r.u8() % 64;

@@ -192,6 +192,56 @@ TEST_F(ErrorsReport, PoolAddressesNeverHandedOut) {
   free_impl(p);
 }
 
+// The same in a pool that spans units: blocks that start past the first unit are checked through
+// their tail header, and every bad address, in any unit, is reported, never freed.
+TEST_F(ErrorsReport, SpanAddressesNeverHandedOut) {
+  const size_t size = 20480;  // 8 units, 6 blocks: most of them start past the first unit
+  const size_t cls = class_of(size);
+  ASSERT_EQ(class_size(cls), size);
+  ASSERT_GT(class_units(cls), 1u);
+  const size_t cap = pool_capacity(cls);
+  thread_collect();
+  Snapshot before = snap();
+  ASSERT_EQ(before.classes[cls].live_blocks, 0u) << "another test leaked blocks of this class";
+  // Two live blocks: the first of the pool and the third, in a later unit.
+  std::vector<void*> live;
+  for (int i = 0; i < 3; ++i) live.push_back(malloc_impl(size));
+  free_impl(live[1]);
+  live.erase(live.begin() + 1);
+  const uintptr_t base = addr(live[0]) - class_lead(cls);
+  ASSERT_EQ(base % (class_units(cls) * kPoolSize), 0u) << "a span is aligned to its size";
+  ASSERT_EQ(addr(live[1]), base + class_lead(cls) + 2 * size) << "blocks are not in order";
+  ASSERT_NE(pool_of(live[1]), pool_of(live[0])) << "the third block starts in a later unit";
+  const uintptr_t first = base + class_lead(cls);
+  struct Case {
+    const char* what;
+    uintptr_t a;
+  };
+  const Case cases[] = {
+      {"free block in a later unit", first + size},
+      {"never handed out, in a later unit", first + (cap - 1) * size},
+      {"interior of a live block in a later unit", addr(live[1]) + 4096},
+      {"interior of a free block", first + size + 16},
+      {"the start of a later unit", base + 2 * kPoolSize},
+      {"past the last block", first + cap * size},
+  };
+  for (const Case& c : cases) {
+    Snapshot s0 = snap();
+    free_impl(at(c.a));
+    Snapshot s1 = snap();
+    EXPECT_EQ((s1.invalid_frees - s0.invalid_frees) + (s1.double_frees - s0.double_frees), 1u)
+        << c.what;
+    EXPECT_EQ(s1.small_frees, s0.small_frees) << c.what;
+    EXPECT_EQ(s1.classes[cls].live_blocks, 2u) << c.what;
+    EXPECT_FALSE(heap_is_block(at(c.a)) && c.a != first + size) << c.what;
+  }
+  EXPECT_TRUE(heap_is_block(live[1]));
+  EXPECT_EQ(usable_size_impl(live[1]), size);
+  expect_distinct_allocations(size, 3 * cap, {live[0], live[1]});
+  for (void* p : live) free_impl(p);
+  EXPECT_EQ(snap().classes[cls].live_blocks, 0u);
+}
+
 TEST_F(ErrorsReport, StalePointerIntoAReleasedPool) {
   // A thread allocates and frees one block and exits: its pool goes back to the arena. Freeing
   // the block again later must be reported, not treated as a block of whatever pool is there.
