@@ -5,12 +5,13 @@
 //              then the medium tier's 320, 384, ..., kPoolMax; pool/config.h).
 //   size class the block size a request is rounded up to; class_of(n) in pool/config.h.
 //   pool       kPoolSize bytes (16 KiB, a "unit"), aligned to its size, holding blocks of a single
-//              class from kPoolLead bytes in; a pool of a class above 3584 bytes spans
-//              class_units(cls) units (2 to 16), aligned to its span. Its header (struct Pool) is
-//              kept apart, in its arena's first pool; pool_of(p) finds the header of p's unit from
-//              the block's address with a few bit operations. The header of a span's first unit
-//              is the pool's; the headers of its other units are "tails" (kTailMagic) that say
-//              where the pool starts (see pool_of).
+//              class from its lead on (128 bytes, or a page for the classes that are multiples of
+//              a page: class_lead); a pool of a class above 3584 bytes spans class_units(cls)
+//              units (2 to 16), aligned to its span. Its header (struct Pool) is kept apart, in
+//              its arena's first unit; pool_of(p) finds the header of p's unit from the block's
+//              address with a few bit operations. The header of a span's first unit is the pool's;
+//              the headers of its other units are "tails" (kTailMagic; is_tail) whose `data` is
+//              where the pool starts (pool_at).
 //   arena      kArenaSize bytes (1 MiB), aligned to its size, cut into kPoolsPerArena pools: pool 0
 //              holds the 64 headers side by side, pools 1..63 hold blocks. Arenas come from the OS
 //              (pool/arena.h) and go back to it when all their pools are free.
