@@ -134,18 +134,21 @@ bool enter() {
       }
       sched_yield();
     }
+    // t_walking counts this thread's part of g_inflight, and is raised before it and lowered
+    // after it: a handler that forks between the two sees at least this thread's part, so that
+    // it never waits for its own thread (it once did, interrupted just after the add: a hang).
+    // The price is that in those two windows it may wait for one walk of another thread too few.
+    ++t_walking;
     g_inflight.fetch_add(1, std::memory_order_acq_rel);
-    if (!g_closed.load(std::memory_order_acquire)) {
-      ++t_walking;
-      return true;
-    }
+    if (!g_closed.load(std::memory_order_acquire)) return true;
     g_inflight.fetch_sub(1, std::memory_order_acq_rel);
+    --t_walking;
   }
 }
 
 void leave() {
-  --t_walking;
   g_inflight.fetch_sub(1, std::memory_order_acq_rel);
+  --t_walking;
 }
 
 // The walk proper, with both guards.
