@@ -147,6 +147,18 @@ TEST_F(ErrorsReport, ReallocOfInteriorPointerIsInvalid) {
   EXPECT_EQ(snap().invalid_frees, after.invalid_frees);
 }
 
+// Frees address a, which is no block poolguard handed out (or one already free): one report, and
+// nothing freed in class cls, which keeps `live` blocks.
+void expect_one_report(uintptr_t a, const char* what, size_t cls, uint64_t live) {
+  Snapshot s0 = snap();
+  free_impl(at(a));
+  Snapshot s1 = snap();
+  EXPECT_EQ((s1.invalid_frees - s0.invalid_frees) + (s1.double_frees - s0.double_frees), 1u)
+      << what;
+  EXPECT_EQ(s1.small_frees, s0.small_frees) << what;
+  EXPECT_EQ(s1.classes[cls].live_blocks, live) << what;
+}
+
 TEST_F(ErrorsReport, PoolAddressesNeverHandedOut) {
   // A class no other test keeps blocks of, so that every other slot of p's pool is free.
   const size_t size = 208;
@@ -179,13 +191,7 @@ TEST_F(ErrorsReport, PoolAddressesNeverHandedOut) {
   };
   for (const Case& c : cases) {
     if (c.a >= base + kPoolSize) continue;  // the tail case when blocks fill the pool exactly
-    Snapshot s0 = snap();
-    free_impl(at(c.a));
-    Snapshot s1 = snap();
-    EXPECT_EQ((s1.invalid_frees - s0.invalid_frees) + (s1.double_frees - s0.double_frees), 1u)
-        << c.what;
-    EXPECT_EQ(s1.small_frees, s0.small_frees) << c.what;
-    EXPECT_EQ(s1.classes[cls].live_blocks, 1u) << c.what;
+    expect_one_report(c.a, c.what, cls, 1);
   }
   // Nothing was corrupted: new blocks are distinct and p is never handed out while it is live.
   expect_distinct_allocations(size, 3 * cap, {p});
@@ -226,13 +232,7 @@ TEST_F(ErrorsReport, SpanAddressesNeverHandedOut) {
       {"past the last block", first + cap * size},
   };
   for (const Case& c : cases) {
-    Snapshot s0 = snap();
-    free_impl(at(c.a));
-    Snapshot s1 = snap();
-    EXPECT_EQ((s1.invalid_frees - s0.invalid_frees) + (s1.double_frees - s0.double_frees), 1u)
-        << c.what;
-    EXPECT_EQ(s1.small_frees, s0.small_frees) << c.what;
-    EXPECT_EQ(s1.classes[cls].live_blocks, 2u) << c.what;
+    expect_one_report(c.a, c.what, cls, 2);
     EXPECT_FALSE(heap_is_block(at(c.a)) && c.a != first + size) << c.what;
   }
   EXPECT_TRUE(heap_is_block(live[1]));
