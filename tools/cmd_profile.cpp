@@ -112,6 +112,10 @@ int cmd_profile(const std::vector<std::string>& args) {
     fprintf(stderr, "poolguard: %llu live samples belong to stacks the profile had no room for\n",
             static_cast<unsigned long long>(p.unlisted_samples));
   }
+  if (std::string few = uncertainty(p, p.live_samples); !few.empty() && !p.stacks.empty()) {
+    fprintf(stderr, "poolguard: %llu live samples behind these figures, %s\n",
+            static_cast<unsigned long long>(p.live_samples), few.c_str());
+  }
 
   // The file is opened only now, so that a process that cannot be read leaves no empty file.
   bool to_stdout = file.empty() || file == "-";

@@ -195,7 +195,9 @@ std::string profile_table(const ProfileReading& r, size_t top, RemoteSymbolizer&
   for (size_t i = 0; i < shown; ++i) {
     const pg::stats::ProfileStack& s = p.stacks[i];
     t += "\n#" + u(i + 1) + "  " + bytes(s.bytes) + " (" + fixed(100 * ratio(s.bytes, p.bytes), 1) +
-         "%)  " + u(s.blocks) + " blocks  " + u(s.samples) + " samples\n";
+         "%)  " + u(s.blocks) + " blocks  " + u(s.samples) + " samples";
+    if (std::string few = uncertainty(p, s.samples); !few.empty()) t += " (" + few + ")";
+    t += "\n";
     for (size_t k = 0; k < s.pcs.size() && k < kTableFrames; ++k) {
       const RemoteFrame& f = names.at(s.pcs[k]);
       t += "    #" + u(k) + " " + (f.frame.function.empty() ? "??" : f.frame.function);

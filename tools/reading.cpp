@@ -74,8 +74,19 @@ int read_profile_of(int pid, ProfileReading* r) {
 
 std::string sampling(const pg::stats::Profile& p) {
   if (p.sample_bytes <= 1) return "exact: every allocation is tracked";
+  std::string few = uncertainty(p, p.live_samples);
   return "estimated from " + std::to_string(p.live_samples) + " live samples, one per " +
-         bytes(p.sample_bytes) + " allocated";
+         bytes(p.sample_bytes) + " allocated" + (few.empty() ? "" : "; " + few);
+}
+
+std::string uncertainty(const pg::stats::Profile& p, uint64_t samples) {
+  if (p.sample_bytes <= 1 || samples >= kFewSamples) return "";
+  // The samples behind a figure are close to a Poisson count: its relative standard error is
+  // 1/sqrt(n), and 1.96 of them make the 95% interval.
+  double pct = samples == 0 ? 100.0 : 196.0 / std::sqrt(static_cast<double>(samples));
+  char text[64];
+  snprintf(text, sizeof text, "few samples: +/-%.0f%% at 95%% confidence", pct);
+  return text;
 }
 
 }  // namespace pg::tool

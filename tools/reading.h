@@ -81,7 +81,14 @@ struct ProfileReading {
 // another user's), else 0.
 int read_profile_of(int pid, ProfileReading* r);
 
-// "one sample per 512.0 KiB allocated" or the exact mode of POOLGUARD_LEAKS.
+// "estimated from N live samples, one per 512.0 KiB allocated" or the exact mode of
+// POOLGUARD_LEAKS, with uncertainty()'s note when few samples stand behind the total.
 std::string sampling(const pg::stats::Profile& p);
+// Below this many samples a sampled figure gets a note of its uncertainty: at 100 the 95%
+// interval is +/-20%, wide enough to mislead a reader comparing it with `stat`'s exact counts.
+inline constexpr uint64_t kFewSamples = 100;
+// "few samples: +/-62% at 95% confidence" for a figure estimated from `samples` samples of a
+// sampled profile (fewer than kFewSamples); "" for more, and for an exact profile.
+std::string uncertainty(const pg::stats::Profile& p, uint64_t samples);
 
 }  // namespace pg::tool

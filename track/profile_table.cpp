@@ -136,13 +136,8 @@ uint32_t claim(uint32_t stack) {
   return kNoProfileEntry;
 }
 
-uint64_t blocks_of(uint64_t size, uint64_t weight) {
-  return size != 0 ? weight / size : 1;
-}
-
-void add_counts(ProfileEntry* en, uint64_t size, uint64_t weight, bool add) {
+void add_counts(ProfileEntry* en, uint64_t weight, uint64_t blocks, bool add) {
   ProfileTotals* t = totals();
-  uint64_t blocks = blocks_of(size, weight);
   if (add) {
     if (en != nullptr) {
       shared_add(en->bytes, weight);
@@ -197,19 +192,19 @@ bool profile_table_init(bool publish, uint64_t sample_bytes) {
   return true;
 }
 
-uint32_t profile_table_add(uint32_t stack, uint64_t size, uint64_t weight) {
+uint32_t profile_table_add(uint32_t stack, uint64_t weight, uint64_t blocks) {
   if (g_table.mem == nullptr) return kNoProfileEntry;
   shared_add(totals()->sampled_total, 1);
   LockGuard guard(g_lock);
   uint32_t e = stack != kEmptyKey ? index_find(stack) : kNoProfileEntry;
   if (e == kNoProfileEntry && stack != kEmptyKey) e = claim(stack);
-  add_counts(e != kNoProfileEntry ? &entries()[e] : nullptr, size, weight, true);
+  add_counts(e != kNoProfileEntry ? &entries()[e] : nullptr, weight, blocks, true);
   return e;
 }
 
-void profile_table_remove(uint32_t entry, uint64_t size, uint64_t weight) {
+void profile_table_remove(uint32_t entry, uint64_t weight, uint64_t blocks) {
   if (g_table.mem == nullptr) return;
-  add_counts(entry != kNoProfileEntry ? &entries()[entry] : nullptr, size, weight, false);
+  add_counts(entry != kNoProfileEntry ? &entries()[entry] : nullptr, weight, blocks, false);
 }
 
 int profile_table_id() {

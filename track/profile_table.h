@@ -22,11 +22,12 @@ inline constexpr uint32_t kNoProfileEntry = UINT32_MAX;
 // on).
 bool profile_table_init(bool publish, uint64_t sample_bytes);
 
-// A tracked block of `size` bytes, standing for `weight` bytes, was allocated from `stack` (a
-// stack depot id). Returns its entry, to pass to profile_table_remove, or kNoProfileEntry.
-uint32_t profile_table_add(uint32_t stack, uint64_t size, uint64_t weight);
-// That block was freed.
-void profile_table_remove(uint32_t entry, uint64_t size, uint64_t weight);
+// A tracked block, standing for `weight` bytes in `blocks` blocks (estimates: track/tracker.cpp),
+// was allocated from `stack` (a stack depot id). Returns its entry, to pass to
+// profile_table_remove, or kNoProfileEntry.
+uint32_t profile_table_add(uint32_t stack, uint64_t weight, uint64_t blocks);
+// That block was freed: the same weight and blocks as added.
+void profile_table_remove(uint32_t entry, uint64_t weight, uint64_t blocks);
 
 // The id of the published profile's segment, or -1.
 int profile_table_id();

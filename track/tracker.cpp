@@ -54,6 +54,26 @@ struct alignas(64) Shard {
 
 Shard g_shards[kShards];
 
+// How many blocks a sampled block stands for: weight / size, which is a fraction when the block
+// is smaller than the sampling interval (a block of 40,000 bytes sampled with probability
+// 40000/65536 stands for 1.64 blocks). Truncating it undercounted such blocks by up to half, so
+// the fraction is rounded up or down at random, up with probability equal to the fraction, which
+// keeps the sum unbiased. The coin is a hash of the block's address, so that the free subtracts
+// the same count as the allocation added without storing it.
+uint64_t estimated_blocks(const Slot& s) {
+  if (s.size == 0) return 1;
+  uint64_t whole = s.weight / s.size;
+  uint64_t part = s.weight % s.size;
+  if (part == 0) return whole;
+  uint64_t h = s.key;  // the finalizer of MurmurHash3's 64-bit variant: every input bit mixed
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return whole + (h % s.size < part ? 1 : 0);
+}
+
 uint64_t g_bytes = 0;   // POOLGUARD_PROFILE (1 in leak mode)
 uint64_t g_period = 0;  // K: mean allocations between countdown events for small requests
 std::atomic<uint64_t> g_tracked_total{0};
@@ -202,13 +222,13 @@ void* tracked_alloc(size_t size, size_t alignment, bool zero, bool* refused) {
     s.size = size;
     s.weight = size >= g_bytes ? size : g_bytes;
     s.stack = stack;
-    s.entry = profile_table_add(stack, size, s.weight);
+    s.entry = profile_table_add(stack, s.weight, estimated_blocks(s));
     // Without memory for the record the block is served untracked: it is freed as a plain large
     // block and never reported.
     if (insert(s)) {
       g_tracked_total.fetch_add(1, std::memory_order_relaxed);
     } else {
-      profile_table_remove(s.entry, size, s.weight);
+      profile_table_remove(s.entry, s.weight, estimated_blocks(s));
     }
   }
   t_in_tracker = false;
@@ -222,7 +242,7 @@ bool tracked_free(void* p) {
     LockGuard guard(sh.lock);
     Slot* s = find(sh, key);
     if (s == nullptr) return false;
-    profile_table_remove(s->entry, s->size, s->weight);
+    profile_table_remove(s->entry, s->weight, estimated_blocks(*s));
     erase(sh, s);
   }
   large_free(p);
@@ -271,7 +291,7 @@ size_t tracker_profile(TrackedStack* out, size_t max, TrackTotals* totals) {
         map[h] = TrackedStack{s.stack, 0, 0, 0};
         ++distinct;
       }
-      uint64_t blocks = s.size != 0 ? s.weight / s.size : 1;
+      uint64_t blocks = estimated_blocks(s);
       map[h].bytes += s.weight;
       map[h].blocks += blocks;
       map[h].samples += 1;

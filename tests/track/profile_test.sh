@@ -73,6 +73,8 @@ grep -q hold_small stat.txt && grep -q hold_large stat.txt ||
   pg_fail "the SVG is not well-formed XML"
 grep -q hold_small heap.svg && grep -q hold_large heap.svg || pg_fail "the SVG lacks the sites"
 pg_note "stat --profile and profile --svg name both sites"
+# Thousands of samples: no note of uncertainty on the total.
+grep '^live' stat.txt | grep -q "few samples" && pg_fail "a note of few samples with thousands: $(head -n 3 stat.txt)"
 
 finish
 
@@ -91,3 +93,21 @@ wait "$pid2" || true
 [[ $rc -eq 1 ]] || pg_fail "profile of a process that does not sample: status $rc, want 1"
 grep -q POOLGUARD_PROFILE why.txt || pg_fail "no hint at POOLGUARD_PROFILE: $(cat why.txt)"
 pg_note "a process without POOLGUARD_PROFILE: status 1 with a hint"
+
+# One sample per 4 MiB: about 20 samples behind the 80 MiB held. The figures say how uncertain
+# they are (a 9-sample profile contradicted `stat` by 2.6x on redis without a word).
+LD_PRELOAD="$PG_LIB" POOLGUARD_PROFILE=4M "$prog" <in.fifo >out3.txt 2>err3.txt &
+pid3=$!
+exec 3>in.fifo
+for _ in $(seq 1 200); do
+  [[ -s out3.txt ]] && break
+  sleep 0.05
+done
+"$tool" stat "$pid3" --profile >stat3.txt || pg_fail "poolguard stat --profile (4M) failed"
+"$tool" profile "$pid3" --folded >/dev/null 2>folded3.err || pg_fail "poolguard profile (4M) failed"
+exec 3>&-
+wait "$pid3" || pg_fail "the program failed (4M): $(cat err3.txt)"
+grep '^live' stat3.txt | grep -Eq 'few samples: \+/-[0-9]+% at 95% confidence' ||
+  pg_fail "no note of few samples in stat --profile: $(head -n 3 stat3.txt)"
+grep -q 'few samples' folded3.err || pg_fail "no note of few samples from profile --folded: $(cat folded3.err)"
+pg_note "a profile of about 20 samples says so: $(grep '^live' stat3.txt)"
