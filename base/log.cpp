@@ -27,6 +27,11 @@ struct RateState {
   std::atomic<int64_t> written{0};
   std::atomic<int64_t> last_ns{0};
   std::atomic<uint64_t> suppressed{0};
+  // The repeat key of the last record written, and when: a record with the same key within
+  // kIntervalNs is folded (log_begin). Read and written relaxed: two threads racing may both
+  // write a repeat, never lose a record that is not one.
+  std::atomic<uint64_t> last_key{0};
+  std::atomic<int64_t> last_key_ns{0};
 };
 RateState g_rate[static_cast<int>(LogEvent::kCount)];
 
@@ -259,9 +264,14 @@ const char* log_event_name(LogEvent event) {
   }
 }
 
-bool log_begin(LogEvent event, TextBuffer<4096>& line) {
+bool log_begin(LogEvent event, TextBuffer<4096>& line, uint64_t repeat_key) {
   RateState& r = g_rate[static_cast<int>(event)];
   int64_t now = monotonic_ns();
+  if (repeat_key != 0 && r.last_key.load(std::memory_order_relaxed) == repeat_key &&
+      now - r.last_key_ns.load(std::memory_order_relaxed) < kIntervalNs) {
+    r.suppressed.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   if (r.written.load(std::memory_order_relaxed) >= kBurst) {
     int64_t last = r.last_ns.load(std::memory_order_relaxed);
     if (now - last < kIntervalNs || !r.last_ns.compare_exchange_strong(last, now)) {
@@ -272,6 +282,8 @@ bool log_begin(LogEvent event, TextBuffer<4096>& line) {
     r.last_ns.store(now, std::memory_order_relaxed);
   }
   r.written.fetch_add(1, std::memory_order_relaxed);
+  r.last_key.store(repeat_key, std::memory_order_relaxed);
+  r.last_key_ns.store(now, std::memory_order_relaxed);
   uint64_t suppressed = r.suppressed.exchange(0, std::memory_order_relaxed);
   line.str("poolguard: ").str(log_event_name(event)).str(" {\"time\":");
   append_time(line);

@@ -13,8 +13,12 @@ namespace pg {
 enum class LogEvent : int { kLimitExceeded = 0, kLimitWarning = 1, kCount };
 
 // Starts a record of `event` in `line` (the "{" and the common fields: time, pid, thread,
-// suppressed). Returns false when the rate limit drops this record (it is then only counted).
-bool log_begin(LogEvent event, TextBuffer<4096>& line);
+// suppressed). Returns false when the rate limit drops this record (it is then only counted):
+// past the first kBurst records of the kind, at most one a second; and a repeat, a record with the
+// same nonzero `repeat_key` (a hash of its stack) as the last one written of its kind within the
+// last second, is folded into that count whatever the burst (a program probing for memory asks
+// again and again from one place: its records say nothing new).
+bool log_begin(LogEvent event, TextBuffer<4096>& line, uint64_t repeat_key = 0);
 // Ends the record ("}\n") and writes it.
 void log_end(TextBuffer<4096>& line);
 

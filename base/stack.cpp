@@ -6,6 +6,7 @@
 #include <link.h>
 #include <sched.h>
 #include <sys/auxv.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -99,15 +100,30 @@ __attribute__((noinline)) void capture_stack(StackTrace* out, int skip) {
 }
 
 void append_stack_json(TextBuffer<4096>& out, const StackTrace& trace) {
+  // The main program's path, read when a frame lies in it: dladdr names it by argv[0] ("sort", a
+  // path relative to a directory the reader may not be in, or whatever the program put there).
+  char exe[512];
+  int exe_state = 0;  // 0: not read yet, 1: read, -1: unreadable
   out.chr('[');
   for (int i = 0; i < trace.depth; ++i) {
     if (i) out.chr(',');
     uintptr_t pc = trace.pc[i];
     out.str("{\"pc\":\"").hex(pc).chr('"');
     Dl_info info;
+    struct link_map* map = nullptr;
     // pc - 1: a return address may point just past the call, into the next function.
-    if (dladdr(reinterpret_cast<void*>(pc - 1), &info) != 0) {
+    if (dladdr1(reinterpret_cast<void*>(pc - 1), &info, reinterpret_cast<void**>(&map),
+                RTLD_DL_LINKMAP) != 0) {
       if (info.dli_sname != nullptr) out.str(",\"fn\":").json_str(info.dli_sname);
+      // The main program's link map has an empty name.
+      if (map != nullptr && map->l_name != nullptr && map->l_name[0] == '\0') {
+        if (exe_state == 0) {
+          ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+          exe_state = n > 0 ? 1 : -1;
+          if (n > 0) exe[n] = '\0';
+        }
+        if (exe_state == 1) info.dli_fname = exe;
+      }
       if (info.dli_fname != nullptr) {
         out.str(",\"module\":").json_str(info.dli_fname);
         out.str(",\"offset\":\"").hex(pc - reinterpret_cast<uintptr_t>(info.dli_fbase)).chr('"');

@@ -54,16 +54,27 @@ void common_fields(TextBuffer<4096>& line, size_t request, uint64_t in_use) {
   line.str(",\"peak\":").u64(peak().load(std::memory_order_relaxed));
 }
 
+// What makes two records repeats of each other (base/log.h): the stack that asked, FNV-1a over
+// its return addresses; never zero.
+uint64_t stack_key(const StackTrace& trace) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int i = 0; i < trace.depth; ++i) {
+    h ^= trace.pc[i];
+    h *= 0x100000001b3ull;
+  }
+  return h | 1;
+}
+
 void log_exceeded(size_t request, uint64_t in_use) {
+  StackTrace trace;
+  capture_stack(&trace, 3);
   TextBuffer<4096> line;
-  if (!log_begin(LogEvent::kLimitExceeded, line)) return;
+  if (!log_begin(LogEvent::kLimitExceeded, line, stack_key(trace))) return;
   common_fields(line, request, in_use);
   const char* action = g_action == kOnLimitAbort  ? "abort"
                        : g_action == kOnLimitWarn ? "warn"
                                                   : "null";
   line.str(",\"action\":\"").str(action).chr('"');
-  StackTrace trace;
-  capture_stack(&trace, 3);
   line.str(",\"stack\":");
   append_stack_json(line, trace);
   log_end(line);

@@ -27,7 +27,7 @@ namespace {
 
 const char kRunUsage[] =
     "usage: poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]\n"
-    "                     [--profile BYTES] -- CMD [ARGS...]\n"
+    "                     [--profile BYTES] [--pymalloc] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libpoolguard.so preloaded (LD_PRELOAD); child processes inherit it.\n"
     "  --stats          print a summary when each process exits (POOLGUARD_STATS=exit)\n"
@@ -38,6 +38,9 @@ const char kRunUsage[] =
     "                   (POOLGUARD_LEAKS=1)\n"
     "  --profile BYTES  sample one allocation per BYTES allocated (e.g. 512K) and keep the live\n"
     "                   samples by stack, for `stat --profile` and `profile` (POOLGUARD_PROFILE)\n"
+    "  --pymalloc       leave PYTHONMALLOC alone; by default it is set to malloc (unless set\n"
+    "                   already), so that Python's objects come from poolguard, not from arenas\n"
+    "                   CPython maps itself, out of reach of the limit, the leak check and stat\n"
     "Exits with CMD's status; 127 if CMD is not found, 126 if it cannot be run.\n";
 
 std::string exe_dir() {
@@ -70,7 +73,7 @@ std::string find_library(std::vector<std::string>* tried) {
 }  // namespace
 
 int cmd_run(const std::vector<std::string>& args) {
-  bool stats = false, leaks = false;
+  bool stats = false, leaks = false, pymalloc = false;
   std::string limit, log, guard, profile;
   bool have_limit = false, have_log = false, have_guard = false, have_profile = false;
   size_t i = 0;
@@ -92,6 +95,8 @@ int cmd_run(const std::vector<std::string>& args) {
       stats = true;
     } else if (a == "--leaks") {
       leaks = true;
+    } else if (a == "--pymalloc") {
+      pymalloc = true;
     } else if (name == "--profile") {
       uint64_t v;
       if (!take_value()) return usage_error(kRunUsage, "--profile needs BYTES");
@@ -153,6 +158,9 @@ int cmd_run(const std::vector<std::string>& args) {
   if (have_guard) setenv("POOLGUARD_GUARD", guard.c_str(), 1);
   if (leaks) setenv("POOLGUARD_LEAKS", "1", 1);
   if (have_profile) setenv("POOLGUARD_PROFILE", profile.c_str(), 1);
+  // CPython serves objects of up to 512 bytes from pymalloc, out of 1 MiB arenas it maps itself:
+  // under a plain preload poolguard sees only the arenas' mmap calls, not the objects.
+  if (!pymalloc) setenv("PYTHONMALLOC", "malloc", 0);
 
   std::vector<char*> argv;
   for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));

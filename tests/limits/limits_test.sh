@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # POOLGUARD_LIMIT and its records: refusal with NULL/ENOMEM (within the documented slack), warn
 # and abort modes, warnings at thresholds, the log file, C++ bad_alloc, python3 MemoryError, and
-# threads that never overshoot.
-#   limits_test.sh LIBPOOLGUARD FILL BADALLOC
+# threads that never overshoot; the records' module paths and the folding of repeats; python3's
+# objects under `poolguard run`.
+#   limits_test.sh LIBPOOLGUARD FILL BADALLOC PROBE POOLGUARD_TOOL
 set -uo pipefail
-lib=$1 fill=$2 badalloc=$3
+lib=$1 fill=$2 badalloc=$3 probe=$4 tool=$5
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
@@ -47,9 +48,12 @@ held=$(awk '{print $2}' <<<"$out")
 n=$(count limit-exceeded "$tmp/warn.err")
 [ "$n" -ge 1 ] && [ "$n" -le 20 ] || bad "warn: $n limit-exceeded records (rate limit?)"
 grep -q '"action":"warn"' "$tmp/warn.err" || bad "warn: action is not warn"
-# The records past the burst are counted, and the count is written at exit at the latest.
+# The records not written (repeats of one stack, and those past the burst) are counted: in the
+# next record's "suppressed", or at exit in a log-suppressed record.
 sup=$(sed -n 's/^poolguard: log-suppressed {"event":"limit-exceeded".*"count":\([0-9]*\).*/\1/p' "$tmp/warn.err")
-[ "${sup:-0}" -gt 0 ] || bad "warn: no log-suppressed count for the records past the burst"
+later=$(grep '^poolguard: limit-exceeded {' "$tmp/warn.err" | sed -n 's/.*"suppressed":\([0-9]*\).*/\1/p' | awk "{s += \$1} END {print s + 0}")
+sup=$(( ${sup:-0} + ${later:-0} ))
+[ "$sup" -gt 0 ] || bad "warn: no count of the records not written"
 
 w=$(count limit-warning "$tmp/warn.err")
 [ "$w" = 2 ] || bad "warn: expected 2 limit-warning records (50%, 90%), got $w"
@@ -99,6 +103,57 @@ status=$?
 [ "$status" = 0 ] && [ "$out" = MemoryError ] || bad "python3: status $status, output '$out'"
 [ "$(count limit-exceeded "$tmp/py.err")" -ge 1 ] || bad "python3: no record"
 echo "python3: $out (status $status)"
+
+# 7b. `poolguard run` with CPython's default allocator: pymalloc carves its objects out of arenas
+#     it maps itself, which a plain LD_PRELOAD never sees (the limit held at a 683 MB peak). The
+#     run command sets PYTHONMALLOC=malloc, so the limit holds on every object: MemoryError, and
+#     a peak RSS near the limit. Bounded at 400 MB of strings, in case it does not hold.
+pyprog='
+import resource
+xs = []
+try:
+    for i in range(4 * 10**6):
+        xs.append(str(i) * 16)
+    print("no MemoryError")
+except MemoryError:
+    del xs
+    print("MemoryError", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+'
+out=$(env -u PYTHONMALLOC "$tool" run --limit 64M -- /usr/bin/python3 -c "$pyprog" 2>"$tmp/pyrun.err")
+status=$?
+read -r what peak_mib <<<"$out"
+[ "$status" = 0 ] && [ "$what" = MemoryError ] && [ "${peak_mib:-999}" -le 100 ] ||
+  bad "poolguard run python3: status $status, output '$out' (want MemoryError, peak RSS <= 100 MiB)"
+echo "poolguard run python3 under 64M: $out"
+# --pymalloc leaves PYTHONMALLOC alone; a value the user set is kept.
+got=$(env -u PYTHONMALLOC "$tool" run -- /usr/bin/python3 -c 'import os; print(os.environ.get("PYTHONMALLOC", "unset"))')
+[ "$got" = malloc ] || bad "poolguard run: PYTHONMALLOC is '$got', want malloc"
+got=$(env -u PYTHONMALLOC "$tool" run --pymalloc -- /usr/bin/python3 -c 'import os; print(os.environ.get("PYTHONMALLOC", "unset"))')
+[ "$got" = unset ] || bad "poolguard run --pymalloc: PYTHONMALLOC is '$got', want unset"
+got=$(PYTHONMALLOC=debug "$tool" run -- /usr/bin/python3 -c 'import os; print(os.environ.get("PYTHONMALLOC", "unset"))')
+[ "$got" = debug ] || bad "poolguard run: the user's PYTHONMALLOC=debug became '$got'"
+
+# 7c. Records name the main program by its full path, however it was started (dladdr says
+#     argv[0]: "pg_probe" through PATH, "./pg_probe" from its directory).
+dir=$(dirname "$probe") name=$(basename "$probe") real=$(realpath "$probe")
+for how in path relative; do
+  if [ $how = path ]; then
+    (cd "$tmp" && PATH="$dir:$PATH" POOLGUARD_LIMIT=16M LD_PRELOAD="$lib" "$name" $((64 * MiB)) 1) >/dev/null 2>"$tmp/mod.err"
+  else
+    (cd "$dir" && POOLGUARD_LIMIT=16M LD_PRELOAD="$lib" "./$name" $((64 * MiB)) 1) >/dev/null 2>"$tmp/mod.err"
+  fi
+  grep -q "\"module\":\"$real\"" "$tmp/mod.err" ||
+    bad "started by $how: the record does not name $real: $(grep -o '"module":"[^"]*"' "$tmp/mod.err" | sort -u | tr '\n' ' ')"
+done
+
+# 7d. A program probing for memory from one place: 200 refusals in well under a second make one
+#     record, and the 199 repeats are counted (log-suppressed at exit), not written.
+out=$(POOLGUARD_LIMIT=16M LD_PRELOAD="$lib" "$probe" $((64 * MiB)) 200 2>"$tmp/probe.err")
+n=$(count limit-exceeded "$tmp/probe.err")
+sup=$(sed -n 's/^poolguard: log-suppressed {"event":"limit-exceeded".*"count":\([0-9]*\).*/\1/p' "$tmp/probe.err")
+[ "$out" = "refused 200" ] && [ "$n" = 1 ] && [ "${sup:-0}" = 199 ] ||
+  bad "probe: '$out', $n record(s), ${sup:-0} counted as suppressed (want 1 and 199)"
+echo "probe: $out; $n record, ${sup:-0} repeats folded"
 
 # 8. A malformed limit: one line naming the variable, and no limit.
 err=$(POOLGUARD_LIMIT=lots LD_PRELOAD="$lib" "$fill" 1000 $((80 * MiB)) 1 2>&1 >/dev/null)
