@@ -10,6 +10,28 @@
 
 namespace pg {
 
+// Length of the well-formed UTF-8 sequence at s (1 to 4 bytes; s[0] != 0), or 0 when s does not
+// start one (a stray continuation byte, an overlong form, a surrogate, a code point past U+10FFFF,
+// a sequence cut by the end of the string). JSON text must be UTF-8: process names, paths and
+// symbols may hold any bytes.
+inline size_t utf8_sequence(const unsigned char* s) {
+  unsigned char c = s[0];
+  if (c < 0x80) return 1;
+  auto cont = [](unsigned char b, unsigned char lo = 0x80, unsigned char hi = 0xbf) {
+    return b >= lo && b <= hi;
+  };
+  if (c >= 0xc2 && c <= 0xdf) return cont(s[1]) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    return cont(s[1], lo, hi) && cont(s[2]) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    return cont(s[1], lo, hi) && cont(s[2]) && cont(s[3]) ? 4 : 0;
+  }
+  return 0;
+}
+
 template <size_t N>
 class TextBuffer {
  public:
@@ -65,9 +87,10 @@ class TextBuffer {
     return u64(tenths % 10);
   }
   // A JSON string value: quotes and escapes.
+  // A byte that is not part of well-formed UTF-8 becomes U+FFFD, so the text stays valid JSON.
   TextBuffer& json_str(const char* s) {
     put('"');
-    for (; *s; ++s) {
+    while (*s) {
       unsigned char c = static_cast<unsigned char>(*s);
       if (c == '"' || c == '\\') {
         put('\\');
@@ -76,9 +99,20 @@ class TextBuffer {
         str("\\u00");
         put("0123456789abcdef"[c >> 4]);
         put("0123456789abcdef"[c & 15]);
+      } else if (c >= 0x80) {
+        size_t n = utf8_sequence(reinterpret_cast<const unsigned char*>(s));
+        if (n == 0) {
+          str("\\ufffd");
+          ++s;
+          continue;
+        }
+        for (size_t i = 0; i < n; ++i) put(s[i]);
+        s += n;
+        continue;
       } else {
         put(static_cast<char>(c));
       }
+      ++s;
     }
     put('"');
     return *this;

@@ -220,6 +220,7 @@ std::atomic<int64_t> g_last_trim_ns{INT64_MIN / 2};  // monotonic_ns() of the la
 [[gnu::noinline]] void trim_check() {
   uint64_t live;
   if (!live_bytes_now(&live)) return;
+  limit_note_large(live);
   uint64_t mark = g_trim_mark.load(std::memory_order_relaxed);
   while (live > mark && !g_trim_mark.compare_exchange_weak(mark, live, std::memory_order_relaxed)) {
   }

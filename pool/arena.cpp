@@ -11,6 +11,7 @@
 #include "base/meta.h"
 #include "base/os.h"
 #include "base/seqlock.h"
+#include "pool/limit.h"
 #include "pool/shared.h"
 
 namespace pg {
@@ -379,6 +380,7 @@ Pool* arena_take_pool(size_t cls) {
   stats::SegmentGlobals& f = figures();
   bump(f.pools_in_use, units);
   if (f.pools_in_use > f.peak_pools) shared_set(f.peak_pools, f.pools_in_use);
+  limit_note_pools(f.pools_in_use * kPoolSize);
   for (unsigned k = i; k < i + units; ++k) {
     map_pool(a, k, k == i ? stats::kSegPoolInUse : stats::kSegPoolSpanTail,
              static_cast<uint8_t>(cls));
@@ -402,6 +404,7 @@ void arena_give_pool(Pool* pool) {
   a->nfree += units;
   g_dirty_pools += units;
   bump(figures().pools_in_use, -static_cast<int64_t>(units));
+  limit_note_pools(figures().pools_in_use * kPoolSize);  // a later sum must not count these
   for (unsigned k = pool->index; k < pool->index + units; ++k) {
     map_pool(a, k, stats::kSegPoolFreeDirty, 0);
   }

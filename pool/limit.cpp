@@ -160,6 +160,28 @@ bool limit_charge(size_t bytes, size_t request) {
   return !limit_enabled() || charge(bytes, request, false);
 }
 
+namespace {
+std::atomic<uint64_t> g_seen_pool_bytes{0};   // at the last limit_note_pools
+std::atomic<uint64_t> g_seen_large_bytes{0};  // at the last limit_note_large
+std::atomic<uint64_t> g_seen_peak{0};
+
+void note_seen(uint64_t held) {
+  uint64_t high = g_seen_peak.load(std::memory_order_relaxed);
+  while (held > high && !g_seen_peak.compare_exchange_weak(high, held, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
+void limit_note_pools(uint64_t pool_bytes) {
+  g_seen_pool_bytes.store(pool_bytes, std::memory_order_relaxed);
+  note_seen(pool_bytes + g_seen_large_bytes.load(std::memory_order_relaxed));
+}
+
+void limit_note_large(uint64_t large_bytes) {
+  g_seen_large_bytes.store(large_bytes, std::memory_order_relaxed);
+  note_seen(large_bytes + g_seen_pool_bytes.load(std::memory_order_relaxed));
+}
+
 bool limit_take_refusal() {
   bool r = t_refused;
   t_refused = false;
@@ -174,6 +196,8 @@ void limit_counters(LimitCounters* out) {
   out->limit = g_limit;
   out->in_use = in_use().load(std::memory_order_relaxed);
   out->peak = peak().load(std::memory_order_relaxed);
+  // With a limit every byte held is charged, and its peak is exact.
+  out->held_peak = limit_enabled() ? out->peak : g_seen_peak.load(std::memory_order_relaxed);
   out->refused = refused().load(std::memory_order_relaxed);
   out->warnings = warnings().load(std::memory_order_relaxed);
 }

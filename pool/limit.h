@@ -39,13 +39,24 @@ bool limit_take_refusal();
 void limit_release(size_t bytes);
 
 struct LimitCounters {
-  uint64_t limit;     // bytes (0: none)
-  uint64_t in_use;    // charged now
-  uint64_t peak;      // highest charged
+  uint64_t limit;   // bytes (0: none)
+  uint64_t in_use;  // charged now
+  uint64_t peak;    // highest charged
+  // Highest bytes held, pools and large blocks together: `peak` under a limit; without one, the
+  // highest seen by limit_note_pools and limit_note_large.
+  uint64_t held_peak;
   uint64_t refused;   // requests refused (or, with warn, allowed over the limit)
   uint64_t warnings;  // limit-warning records emitted (rate limit aside)
 };
 void limit_counters(LimitCounters* out);
+
+// The peak of the bytes held without a limit, which counts nothing on the fast paths: the pools
+// report the bytes of the pools in use each time one is taken (under the arena lock), the large
+// path its live bytes each time it sums them (every 64 large operations of a thread). The peak is
+// the highest sum of the two last reports, so it can miss the large blocks of the last 64
+// operations of each thread.
+void limit_note_pools(uint64_t pool_bytes);
+void limit_note_large(uint64_t large_bytes);
 
 // Called once from initialisation with the options.
 void limit_init();

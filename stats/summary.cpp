@@ -2,6 +2,8 @@
 // class on stderr or the log.
 #include "stats/summary.h"
 
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "base/format.h"
@@ -20,11 +22,25 @@ void key(TextBuffer<N>& b, const char* name, uint64_t v) {
   b.str(",\"").str(name).str("\":").u64(v);
 }
 
+// The process's name (comm, up to 15 bytes) and the first word of its command line, which says
+// which program a summary in a shared log comes from. Read at exit: the program may have renamed
+// itself (prctl, or argv[0] rewritten, as servers do) and the summary says what it is now.
+void process_names(char (&comm)[17], char (&argv0)[256]) {
+  comm[0] = argv0[0] = '\0';
+  if (prctl(PR_GET_NAME, comm) != 0) comm[0] = '\0';
+  comm[16] = '\0';
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, argv0, sizeof argv0 - 1);
+  close(fd);
+  argv0[n > 0 ? n : 0] = '\0';  // the first NUL ends argv[0]
+}
+
 }  // namespace
 
 void write_exit_summary() {
-  int fd = log_exit_fd();
-  if (fd >= 0) write_summary(fd);
+  LogOutput out(/*at_exit=*/true);  // POOLGUARD_LOG when set, else the start-up stderr
+  if (out.fd() >= 0) write_summary(out.fd());
 }
 
 void write_summary(int fd) {
@@ -34,9 +50,18 @@ void write_summary(int fd) {
   for (const ClassSnapshot& c : s.classes) held_bytes += c.live_blocks * c.block_size;
   (void)live_bytes;
 
+  char comm[17], argv0[256];
+  process_names(comm, argv0);
+  LimitCounters lc;
+  limit_counters(&lc);
+
   TextBuffer<8192> j;  // every class: about 100 bytes each
   j.str("{\"poolguard\":\"0.1\"");
   key(j, "pid", static_cast<uint64_t>(os::process_id()));
+  j.str(",\"comm\":").json_str(comm);
+  j.str(",\"argv0\":").json_str(argv0);
+  // The highest bytes held, pools and large blocks together (pool/limit.h says how it is seen).
+  key(j, "peak_held_bytes", lc.held_peak);
   key(j, "small_allocs", s.small_allocs);
   key(j, "small_frees", s.small_frees);
   key(j, "small_live_blocks", s.small_allocs - s.small_frees);
@@ -56,8 +81,6 @@ void write_summary(int fd) {
   key(j, "double_frees", s.double_frees);
   key(j, "invalid_frees", s.invalid_frees);
   key(j, "corruptions", s.corruptions);
-  LimitCounters lc;
-  limit_counters(&lc);
   key(j, "limit", lc.limit);
   key(j, "limit_in_use", lc.in_use);
   key(j, "limit_peak", lc.peak);
@@ -81,6 +104,9 @@ void write_summary(int fd) {
   j.flush(fd);
 
   TextBuffer<8192> t;
+  t.str("poolguard: summary of pid ").u64(static_cast<uint64_t>(os::process_id()));
+  t.str(" (").str(comm).str("), ").str(argv0[0] ? argv0 : "?").str(": peak ");
+  t.u64(lc.held_peak >> 10).str(" KiB held in pools and large blocks\n");
   t.str("poolguard: class      allocs       frees        live   pools  free blocks\n");
   for (const ClassSnapshot& c : s.classes) {
     if (c.allocs == 0) continue;

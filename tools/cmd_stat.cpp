@@ -49,6 +49,9 @@ std::string stat_json(const Reading& r) {
   };
   num("pid", static_cast<uint64_t>(s.pid));
   j += "\"command\":" + json_string(r.proc.comm) + ",";
+  // When it was read: successive objects of --watch line up on a wall clock.
+  j += "\"time\":" + json_string(iso_time(s.read_time_ns)) + ",";
+  num("time_unix_ms", s.read_time_ns / 1000000u);
   num("uid", s.uid);
   num("version", s.version);
   j += "\"classes\":[";
@@ -227,6 +230,8 @@ std::string profile_json(const ProfileReading& r, size_t top, RemoteSymbolizer& 
   };
   num("pid", static_cast<uint64_t>(p.pid));
   str("command", r.proc.comm);
+  str("time", iso_time(p.read_time_ns));
+  num("time_unix_ms", p.read_time_ns / 1000000u);
   num("sample_bytes", p.sample_bytes);
   j += std::string("\"exact\":") + (p.sample_bytes <= 1 ? "true" : "false") + ",";
   num("bytes", p.bytes);

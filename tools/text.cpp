@@ -1,8 +1,11 @@
 // The output helpers of tools/text.h.
 #include "tools/text.h"
 
+#include "base/format.h"
+
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 
 namespace pg::tool {
 
@@ -19,7 +22,11 @@ std::string bytes(uint64_t n) {
 
 std::string json_string(const std::string& s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  // A NUL-terminated copy, so that utf8_sequence never reads past the end (an embedded NUL is
+  // escaped below before the check is reached).
+  const char* p = s.c_str();
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(p[i]);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
@@ -27,11 +34,33 @@ std::string json_string(const std::string& s) {
       char buf[8];
       snprintf(buf, sizeof buf, "\\u%04x", c);
       out += buf;
+    } else if (c >= 0x80) {
+      // Bytes that are not well-formed UTF-8 (a process may name itself anything) become U+FFFD.
+      size_t n = pg::utf8_sequence(reinterpret_cast<const unsigned char*>(p + i));
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(p + i, n);
+        i += n;
+      }
+      continue;
     } else {
       out += static_cast<char>(c);
     }
+    ++i;
   }
   return out + "\"";
+}
+
+std::string iso_time(uint64_t unix_ns) {
+  time_t secs = static_cast<time_t>(unix_ns / 1000000000u);
+  struct tm tm;
+  if (gmtime_r(&secs, &tm) == nullptr) return "";
+  char buf[48];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof buf - n, ".%03uZ", static_cast<unsigned>(unix_ns / 1000000u % 1000u));
+  return buf;
 }
 
 std::string fixed(double v, int decimals) {

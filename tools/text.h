@@ -11,6 +11,9 @@ namespace pg::tool {
 std::string bytes(uint64_t n);
 // `s` as a JSON string literal, quotes included.
 std::string json_string(const std::string& s);
+// UTC time of a CLOCK_REALTIME reading in ISO 8601 with milliseconds, "2026-12-06T15:09:40.145Z"
+// (the form of the limit records' "time").
+std::string iso_time(uint64_t unix_ns);
 // `v` with `decimals` decimals ("%.*f"); 0 when not finite.
 std::string fixed(double v, int decimals);
 // a / b, 0 when b is 0.

@@ -548,6 +548,70 @@ def case_run(args):
           "options in the environment")
 
 
+def case_summary(args):
+    """The exit summary names the process, shows the peak of everything held (a program of large
+    blocks only has no small peak at all), and goes to POOLGUARD_LOG when that is set."""
+    prog = ("import sys\nxs = [bytearray(100000) for _ in range(1000)]\ndel xs\n")
+    env = clean_env(LD_PRELOAD=args.lib, POOLGUARD_STATS="exit", PYTHONMALLOC="malloc")
+    p = subprocess.run(["/usr/bin/python3", "-c", prog], capture_output=True, env=env, timeout=120)
+    check(p.returncode == 0, "python3: exit %d: %s" % (p.returncode, p.stderr[-500:]))
+    err = p.stderr.decode("utf-8", "replace")
+    lines = [line for line in err.splitlines() if line.startswith('{"poolguard":')]
+    check(len(lines) == 1, "%d summary lines:\n%s" % (len(lines), err[-2000:]))
+    doc = json.loads(lines[0])
+    check(doc.get("comm") == "python3" and doc.get("argv0") == "/usr/bin/python3",
+          "summary names %r / %r" % (doc.get("comm"), doc.get("argv0")))
+    # 100 MB of large blocks at once: seen within 64 large operations (6.4 MB).
+    peak = doc.get("peak_held_bytes", 0)
+    check(peak >= 90 * 10**6, "peak_held_bytes %d, expected at least 90 MB" % peak)
+    check(doc["peak_small_bytes"] < 50 * 10**6, "peak_small_bytes %d" % doc["peak_small_bytes"])
+    text = [line for line in err.splitlines() if "summary of pid %d" % doc["pid"] in line]
+    check(len(text) == 1 and "(python3), /usr/bin/python3: peak" in text[0],
+          "no summary line naming the process: %s" % err[-1000:])
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "pg.%p.log")
+        env = clean_env(LD_PRELOAD=args.lib, POOLGUARD_STATS="exit", POOLGUARD_LOG=log)
+        p = subprocess.run(["/bin/true"], capture_output=True, env=env, timeout=60)
+        check(p.returncode == 0 and b'{"poolguard":' not in p.stderr,
+              "with POOLGUARD_LOG the summary still went to stderr: %r" % p.stderr[:300])
+        logs = os.listdir(tmp)
+        check(len(logs) == 1, "log files: %s" % logs)
+        with open(os.path.join(tmp, logs[0])) as f:
+            content = f.read()
+        check('"comm":"true"' in content and "summary of pid" in content,
+              "the log lacks the summary: %r" % content[:300])
+    print("summary: %s (%s), peak %.1f MB held (small peak %.1f MB); to POOLGUARD_LOG when set"
+          % (doc["comm"], doc["argv0"], peak / 1e6, doc["peak_small_bytes"] / 1e6))
+
+
+def case_json_names(args):
+    """stat --json is valid JSON whatever the process is called (a name with bytes that are not
+    UTF-8), and each object says when it was read."""
+    with tempfile.TemporaryDirectory() as tmp:
+        name = os.path.join(os.fsencode(tmp), b"h\xff\xfe\xc3old")
+        os.symlink(os.fsencode(args.hold), name)
+        with Hold(args, argv=[name]) as h:
+            before = time.time()
+            rc = subprocess.run([args.tool, "stat", "--json", str(h.pid)], capture_output=True,
+                                env=clean_env(), timeout=60)
+            check(rc.returncode == 0, "stat --json: exit %d: %r" % (rc.returncode, rc.stderr))
+            try:
+                doc = json.loads(rc.stdout.decode("utf-8"))
+            except ValueError as e:
+                raise Failure("stat --json of a process named %r is not JSON (%s): %r"
+                              % (name, e, rc.stdout[:200]))
+            check(doc["command"] == "h\ufffd\ufffd\ufffdold", "command %r" % doc["command"])
+            when = doc.get("time_unix_ms", 0) / 1000
+            check(abs(when - before) < 30, "time_unix_ms %r, now %.0f" % (doc.get("time_unix_ms"),
+                                                                         before))
+            check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc.get("time", "")),
+                  "time %r" % doc.get("time"))
+            check(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(when)) == doc["time"][:16],
+                  "time %r and time_unix_ms %r disagree" % (doc["time"], doc["time_unix_ms"]))
+    print("json: valid for a process named %r (command %r), read at %s"
+          % (name, doc["command"], doc["time"]))
+
+
 def case_segment_off(args):
     """No thread of poolguard's in any process; POOLGUARD_SEGMENT=off: no segment either."""
     with Hold(args) as h:
