@@ -153,6 +153,22 @@ bool file_id(int fd, uint64_t* dev, uint64_t* ino) {
   return true;
 }
 
+const void* map_file(const char* path, size_t* size) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer. Not a FIFO nor a device is
+  // mapped: reading one could block or read what is not a file's contents.
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return nullptr;
+  struct stat st;
+  void* p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  }
+  close(fd);
+  if (p == MAP_FAILED) return nullptr;
+  *size = static_cast<size_t>(st.st_size);
+  return p;
+}
+
 bool secure_mode() {
   return getauxval(AT_SECURE) != 0;
 }

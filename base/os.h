@@ -41,6 +41,9 @@ void write_all(int fd, const char* buf, size_t len);
 int dup_cloexec(int fd, int min_fd);
 // Identity of the file fd refers to (device and inode). false if fd is not open.
 bool file_id(int fd, uint64_t* dev, uint64_t* ino);
+// Maps the regular file at `path` read-only and private; its size in *size (release it with
+// unmap(p, *size)). nullptr if it cannot be opened, is not a regular file, or is empty.
+const void* map_file(const char* path, size_t* size);
 
 // Looks `name` up by walking environ (no allocation). nullptr if unset, if environ is not set up
 // yet, or if the process is AT_SECURE (setuid/setgid): such processes ignore the environment.

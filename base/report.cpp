@@ -1,15 +1,21 @@
 // The error reports of base/report.h: ErrorReport (counting, one report at a time, lines through
-// write(2), frames named by dladdr, the closing line) and the pools' three reports written with it.
+// write(2), frames named by base/symbolize.h, the closing line) and the pools' three reports
+// written with it.
 #include "base/report.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "base/format.h"
 #include "base/log.h"
 #include "base/os.h"
+#include "base/symbolize.h"
 
 namespace pg {
 
@@ -45,6 +51,48 @@ namespace {
 
 std::atomic<int> g_report_owner{0};  // thread id of the thread writing a report, or 0
 
+constexpr size_t kMaxBuildId = 64;  // bytes: SHA-1 ids have 20, some linkers write longer ones
+
+// The GNU build-id of the loaded module holding pc, read from its notes in memory (what ran, even
+// if the file has been replaced since), as hex into buf.
+bool loaded_build_id(uintptr_t pc, char* buf, size_t cap) {
+  Dl_info info;
+  struct link_map* map = nullptr;
+  if (dladdr1(reinterpret_cast<void*>(pc), &info, reinterpret_cast<void**>(&map),
+              RTLD_DL_LINKMAP) == 0 ||
+      info.dli_fbase == nullptr || map == nullptr) {
+    return false;
+  }
+  const auto* eh = static_cast<const ElfW(Ehdr)*>(info.dli_fbase);
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) return false;
+  const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(reinterpret_cast<uintptr_t>(info.dli_fbase) +
+                                                       eh->e_phoff);
+  for (int i = 0; i < eh->e_phnum; ++i) {
+    if (ph[i].p_type != PT_NOTE) continue;
+    uintptr_t at = map->l_addr + ph[i].p_vaddr, end = at + ph[i].p_memsz;
+    while (end - at >= sizeof(ElfW(Nhdr))) {
+      const auto* note = reinterpret_cast<const ElfW(Nhdr)*>(at);
+      uintptr_t name = at + sizeof *note;
+      uintptr_t desc = name + ((note->n_namesz + 3u) & ~3u);
+      uintptr_t next = desc + ((note->n_descsz + 3u) & ~3u);
+      if (next > end) break;
+      if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
+          memcmp(reinterpret_cast<const void*>(name), "GNU", 4) == 0 &&
+          note->n_descsz <= kMaxBuildId && 2 * note->n_descsz < cap) {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(desc);
+        for (uint32_t b = 0; b < note->n_descsz; ++b) {
+          buf[2 * b] = "0123456789abcdef"[bytes[b] >> 4];
+          buf[2 * b + 1] = "0123456789abcdef"[bytes[b] & 15];
+        }
+        buf[2 * note->n_descsz] = '\0';
+        return true;
+      }
+      at = next;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 ErrorReport::ErrorReport(ErrorCount kind_count, const char* kind) {
@@ -69,6 +117,7 @@ ErrorReport::ErrorReport(ErrorCount kind_count, const char* kind) {
 }
 
 ErrorReport::~ErrorReport() {
+  if (modules_ != nullptr) os::unmap(modules_, sizeof(Module) * kModules);
   if (!nested_) g_report_owner.store(0, std::memory_order_release);
 }
 
@@ -86,20 +135,63 @@ void ErrorReport::stack(const char* title, int tid, const uintptr_t* pcs, int n,
   if (n == 0) {
     line_.str("    (no stack)");
     end_line();
+    return;
   }
-  for (int k = 0; k < n; ++k) {
-    uintptr_t pc = pcs[k];
-    line_.str("    #").u64(static_cast<uint64_t>(k)).chr(' ').hex(pc);
-    Dl_info info;
-    // A return address may point just past the call, into the next function: look up pc - 1.
-    bool exact = first_exact && k == 0;
-    if (dladdr(reinterpret_cast<void*>(exact ? pc : pc - 1), &info) != 0) {
-      if (info.dli_sname != nullptr) line_.str(" in ").str(info.dli_sname);
-      if (info.dli_fname != nullptr) {
-        line_.str(" (").str(info.dli_fname).chr('+');
-        line_.hex(pc - reinterpret_cast<uintptr_t>(info.dli_fbase)).chr(')');
-      }
+  // Mapped, not on the stack: a signal handler may run on a small alternate stack.
+  size_t bytes = static_cast<size_t>(n) * (sizeof(SymFrame) + sizeof(uintptr_t));
+  void* work = os::map(bytes);
+  if (work == nullptr) {
+    for (int k = 0; k < n; ++k) {
+      line_.str("    #").u64(static_cast<uint64_t>(k)).chr(' ').hex(pcs[k]);
+      end_line();
     }
+    return;
+  }
+  auto* frames = static_cast<SymFrame*>(work);
+  auto* lookup = reinterpret_cast<uintptr_t*>(frames + n);
+  // A return address may point just past the call, into the next line or function: name the
+  // byte before it, the call itself.
+  for (int k = 0; k < n; ++k) lookup[k] = first_exact && k == 0 ? pcs[k] : pcs[k] - 1;
+  symbolize_self(lookup, static_cast<size_t>(n), frames, !raw_);
+  for (int k = 0; k < n; ++k) {
+    line_.str("    #").u64(static_cast<uint64_t>(k)).chr(' ');
+    append_frame(line_, frames[k], pcs[k]);
+    end_line();
+    if (raw_ && frames[k].module[0] != '\0') note_module(frames[k]);
+  }
+  os::unmap(work, bytes);
+}
+
+void ErrorReport::raw_frames() {
+  raw_ = true;
+  if (modules_ == nullptr) {
+    void* p = os::map(sizeof(Module) * kModules);
+    modules_ = static_cast<Module*>(p);
+  }
+}
+
+void ErrorReport::note_module(const SymFrame& f) {
+  if (modules_ == nullptr) return;
+  for (int i = 0; i < nmodules_; ++i) {
+    if (strcmp(modules_[i].path, f.module) == 0) return;
+  }
+  if (nmodules_ == kModules) return;
+  Module& m = modules_[nmodules_++];
+  m.pc = f.pc;
+  size_t len = strlen(f.module);
+  if (len >= sizeof m.path) len = sizeof m.path - 1;
+  memcpy(m.path, f.module, len);
+  m.path[len] = '\0';
+}
+
+void ErrorReport::modules() {
+  if (!raw_ || nmodules_ == 0) return;
+  line_.str("  modules (`poolguard symbolize` on this report adds the file:line of each frame):");
+  end_line();
+  for (int i = 0; i < nmodules_; ++i) {
+    line_.str("    ").str(modules_[i].path);
+    char id[2 * kMaxBuildId + 1];
+    if (loaded_build_id(modules_[i].pc, id, sizeof id)) line_.str(" build-id ").str(id);
     end_line();
   }
 }

@@ -17,6 +17,8 @@
 
 namespace pg {
 
+struct SymFrame;  // base/symbolize.h
+
 // What an error does after its report: abort the process (the default) or leave the bad block
 // alone and go on (POOLGUARD_ON_ERROR=report).
 enum class ErrorMode : int { kAbort = 0, kReport = 1 };
@@ -46,10 +48,18 @@ class ErrorReport {
   Line& line() { return line_; }
   // Writes line() and a newline, and clears it.
   void end_line();
-  // "  <title>[ by thread T]:" and one line per frame, "    #k 0x.. in fn (module+0xoff)";
-  // "(no stack)" when n is 0. The first frame is exact (a faulting instruction) when
-  // first_exact, else every frame is a return address.
+  // "  <title>[ by thread T]:" and one line per frame, "    #k 0x.. in fn (module+0xoff) file:line"
+  // (base/symbolize.h's append_frame); "(no stack)" when n is 0. The first frame is exact (a
+  // faulting instruction) when first_exact, else every frame is a return address. Frames are
+  // named by addr2line, checked against the modules' symbol tables, unless raw_frames().
   void stack(const char* title, int tid, const uintptr_t* pcs, int n, bool first_exact);
+  // For a report written in a signal handler, where no child process may be started: frames are
+  // named from the modules' symbol tables only (no file:line), and modules() lists each module
+  // with its build-id, for `poolguard symbolize` to add the lines afterwards.
+  void raw_frames();
+  // "  modules: ..." and one line per module the stacks named, "    /path build-id HEX" (only
+  // after raw_frames()).
+  void modules();
   // The closing line; aborts unless the error mode is report and !fatal.
   void finish(bool fatal);
 
@@ -58,6 +68,17 @@ class ErrorReport {
   LogOutput out_;
   Line line_;
   bool nested_ = false;
+  // raw_frames(): the modules seen, for modules(), in memory mapped on demand (a signal handler's
+  // stack may be a small alternate one).
+  struct Module {
+    uintptr_t pc;  // one address in it
+    char path[256];
+  };
+  static constexpr int kModules = 15;
+  void note_module(const SymFrame& f);
+  Module* modules_ = nullptr;
+  int nmodules_ = 0;
+  bool raw_ = false;
 };
 
 // free() of a block that is already free. `block_size` is the size class or large size.

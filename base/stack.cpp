@@ -1,15 +1,16 @@
 // Stack capture (base/stack.h): the caller's return addresses through the unwinder, poolguard's
-// own frames dropped by address range; frames named by dladdr for JSON.
+// own frames dropped by address range; frames named from the symbol tables for JSON.
 #include "base/stack.h"
 
 #include <dlfcn.h>
 #include <link.h>
 #include <sched.h>
 #include <sys/auxv.h>
-#include <unistd.h>
 
 #include <atomic>
 
+#include "base/os.h"
+#include "base/symbolize.h"
 #include "base/unwind.h"
 
 // The ELF header of the module this file is linked into (defined by the linker).
@@ -100,38 +101,34 @@ __attribute__((noinline)) void capture_stack(StackTrace* out, int skip) {
 }
 
 void append_stack_json(TextBuffer<4096>& out, const StackTrace& trace) {
-  // The main program's path, read when a frame lies in it: dladdr names it by argv[0] ("sort", a
-  // path relative to a directory the reader may not be in, or whatever the program put there).
-  char exe[512];
-  int exe_state = 0;  // 0: not read yet, 1: read, -1: unreadable
+  // Named from the modules' symbol tables, without addr2line: a limit record is written inside
+  // malloc, maybe once per refused allocation, and `poolguard symbolize` adds the file:line.
+  // Mapped, not on the stack: the caller may be deep in the program's stack.
+  size_t bytes = static_cast<size_t>(trace.depth) * sizeof(SymFrame);
+  auto* frames = trace.depth > 0 ? static_cast<SymFrame*>(os::map(bytes)) : nullptr;
+  if (frames != nullptr) {
+    uintptr_t lookup[kMaxFrames];
+    // pc - 1: a return address may point just past the call, into the next function.
+    for (int i = 0; i < trace.depth; ++i) lookup[i] = trace.pc[i] - 1;
+    symbolize_self(lookup, static_cast<size_t>(trace.depth), frames, false);
+  }
   out.chr('[');
   for (int i = 0; i < trace.depth; ++i) {
     if (i) out.chr(',');
     uintptr_t pc = trace.pc[i];
     out.str("{\"pc\":\"").hex(pc).chr('"');
-    Dl_info info;
-    struct link_map* map = nullptr;
-    // pc - 1: a return address may point just past the call, into the next function.
-    if (dladdr1(reinterpret_cast<void*>(pc - 1), &info, reinterpret_cast<void**>(&map),
-                RTLD_DL_LINKMAP) != 0) {
-      if (info.dli_sname != nullptr) out.str(",\"fn\":").json_str(info.dli_sname);
-      // The main program's link map has an empty name.
-      if (map != nullptr && map->l_name != nullptr && map->l_name[0] == '\0') {
-        if (exe_state == 0) {
-          ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-          exe_state = n > 0 ? 1 : -1;
-          if (n > 0) exe[n] = '\0';
-        }
-        if (exe_state == 1) info.dli_fname = exe;
-      }
-      if (info.dli_fname != nullptr) {
-        out.str(",\"module\":").json_str(info.dli_fname);
-        out.str(",\"offset\":\"").hex(pc - reinterpret_cast<uintptr_t>(info.dli_fbase)).chr('"');
+    if (frames != nullptr) {
+      const SymFrame& f = frames[i];
+      if (f.function[0] != '\0') out.str(",\"fn\":").json_str(f.function);
+      if (f.module[0] != '\0') {
+        out.str(",\"module\":").json_str(f.module);
+        out.str(",\"offset\":\"").hex(f.offset + 1).chr('"');
       }
     }
     out.chr('}');
   }
   out.chr(']');
+  if (frames != nullptr) os::unmap(frames, bytes);
 }
 
 }  // namespace pg

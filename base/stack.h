@@ -1,6 +1,7 @@
 // Stack capture, the one way poolguard records "where was the program": the caller's return
-// addresses through the unwinder (base/unwind.h), poolguard's own frames dropped; and dladdr to
-// name frames in JSON. Neither allocates through malloc, so both work with the heap exhausted.
+// addresses through the unwinder (base/unwind.h), poolguard's own frames dropped; and the modules'
+// symbol tables (base/symbolize.h) to name frames in JSON. Neither allocates through malloc, so
+// both work with the heap exhausted.
 #pragma once
 
 #include <cstddef>
@@ -29,7 +30,8 @@ void capture_stack(StackTrace* out, int skip);
 
 // Appends the trace as a JSON array of frames:
 //   [{"pc":"0x..","fn":"name","module":"/path/lib.so","offset":"0x.."}, ...]
-// ("fn" is omitted when no exported symbol covers the address).
+// ("fn" is omitted when no symbol covers the address; "offset" is the return address's, as
+// `poolguard symbolize` reads it).
 void append_stack_json(TextBuffer<4096>& out, const StackTrace& trace);
 
 }  // namespace pg

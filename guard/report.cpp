@@ -1,12 +1,14 @@
 // Reports of the guarded allocator, written with base/report.h's ErrorReport. They may be written
-// from the SIGSEGV handler, so: write(2) only, from small stack buffers, no malloc; frames are
-// named with dladdr when the report is written (`#0 0x... in fn (module+0xoff)`;
-// `addr2line -e module 0xoff` gives the line).
+// from the SIGSEGV handler, so: write(2) only, from small stack buffers, no malloc. Frames found
+// at free() or exit are named in full (function and file:line, through an addr2line child);
+// those of a fault report only from the modules' symbol tables, since no child may be started in
+// a signal handler: the report then lists each module's build-id, and `poolguard symbolize`
+// adds the lines.
 //
 //   poolguard: ERROR: heap-buffer-overflow pid=7 tid=7: WRITE at 0x7f..20: found by free()
 //     0x7f..20 is 0 bytes after the 32-byte block [0x7f..00, 0x7f..20) (redzones)
-//     found here (thread 7):
-//       #0 0x55.. in main (/tmp/prog+0x11c9)
+//     found here by thread 7:
+//       #0 0x55..d5 in main (/tmp/prog+0x11d5) /src/prog.c:9
 //     allocated by thread 7:
 //       #0 ...
 //     bytes around 0x7f..20 (fd: redzone, dd: freed):
@@ -136,6 +138,7 @@ void report_finding(const Finding& f, bool fatal) {
                      : f.kind == ErrorKind::kInvalidFree ? ErrorCount::kInvalidFree
                                                          : ErrorCount::kCorruption;
   ErrorReport r(count, error_kind_name(f.kind));
+  if (f.fault_context != nullptr) r.raw_frames();
   ErrorReport::Line& o = r.line();
   if (f.access == Access::kRead) o.str("READ ");
   if (f.access == Access::kWrite) o.str("WRITE ");
@@ -153,6 +156,7 @@ void report_finding(const Finding& f, bool fatal) {
       depot_stack(r, "freed", f.block->free_stack, f.block->free_tid);
     }
   }
+  r.modules();
   hex_dump(r, f);
   r.finish(fatal);
 }

@@ -203,7 +203,8 @@ std::string profile_table(const ProfileReading& r, size_t top, RemoteSymbolizer&
     t += "\n";
     for (size_t k = 0; k < s.pcs.size() && k < kTableFrames; ++k) {
       const RemoteFrame& f = names.at(s.pcs[k]);
-      t += "    #" + u(k) + " " + (f.frame.function.empty() ? "??" : f.frame.function);
+      t += "    #" + u(k);
+      if (!f.frame.function.empty()) t += " " + f.frame.function;
       if (!f.file_line.empty()) t += " at " + f.file_line;
       t += f.frame.module.empty() ? " (" + hex(f.frame.pc) + ", no module)"
                                   : " (" + f.frame.module + "+" + hex(f.frame.offset) + ")";

@@ -7,10 +7,11 @@
 
 namespace pg::tool {
 
-int cmd_run(const std::vector<std::string>& args);      // tools/cmd_run.cpp
-int cmd_stat(const std::vector<std::string>& args);     // tools/cmd_stat.cpp
-int cmd_ls(const std::vector<std::string>& args);       // tools/cmd_ls.cpp
-int cmd_map(const std::vector<std::string>& args);      // tools/cmd_map.cpp
-int cmd_profile(const std::vector<std::string>& args);  // tools/cmd_profile.cpp
+int cmd_run(const std::vector<std::string>& args);        // tools/cmd_run.cpp
+int cmd_stat(const std::vector<std::string>& args);       // tools/cmd_stat.cpp
+int cmd_ls(const std::vector<std::string>& args);         // tools/cmd_ls.cpp
+int cmd_map(const std::vector<std::string>& args);        // tools/cmd_map.cpp
+int cmd_profile(const std::vector<std::string>& args);    // tools/cmd_profile.cpp
+int cmd_symbolize(const std::vector<std::string>& args);  // tools/cmd_symbolize.cpp
 
 }  // namespace pg::tool

@@ -8,6 +8,7 @@
 //   poolguard ls
 //   poolguard map PID [--classes]
 //   poolguard profile PID (--folded [FILE] | --svg FILE)
+//   poolguard symbolize [FILE|-]
 //
 // Exit status: 0 success, 1 the process cannot be read (no such process, no segment, another
 // user's, invalid; no heap profile for `stat --profile` and `profile`) or FILE cannot be written,
@@ -40,6 +41,7 @@ const char kUsage[] =
     "  map PID [--classes] occupancy map of the process's arenas and pools\n"
     "  profile PID (--folded [FILE] | --svg FILE)\n"
     "                      the live heap by allocation stack: folded stacks or a flame graph\n"
+    "  symbolize [FILE|-]  a report or log with the function and file:line of every frame\n"
     "\n"
     "`poolguard COMMAND --help` describes each command; `man poolguard` has the details.\n";
 
@@ -62,5 +64,6 @@ int main(int argc, char** argv) {
   if (cmd == "ls") return pg::tool::cmd_ls(args);
   if (cmd == "map") return pg::tool::cmd_map(args);
   if (cmd == "profile") return pg::tool::cmd_profile(args);
+  if (cmd == "symbolize") return pg::tool::cmd_symbolize(args);
   return usage_error(kUsage, "unknown command '" + cmd + "'");
 }

@@ -11,7 +11,7 @@
 #include <fstream>
 
 #include "base/maps.h"
-#include "track/symbolize.h"
+#include "base/symbolize.h"
 
 namespace pg::tool {
 

@@ -1,5 +1,5 @@
 // Naming the return addresses of another process (RemoteSymbolizer): which module holds each, from
-// /proc/PID/maps (base/maps.h), and its function and file:line, from addr2line (track/symbolize.h).
+// /proc/PID/maps (base/maps.h), and its function and file:line, from addr2line (base/symbolize.h).
 #pragma once
 
 #include <cstdint>

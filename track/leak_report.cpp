@@ -19,9 +19,9 @@
 #include "base/log.h"
 #include "base/options.h"
 #include "base/os.h"
+#include "base/symbolize.h"
 #include "large/large.h"
 #include "track/leak_scan.h"
-#include "track/symbolize.h"
 #include "track/tracker.h"
 
 namespace pg {
@@ -153,10 +153,8 @@ void write_frames(int fd, const SymFrame* frames, int depth, int max_frames) {
     const SymFrame& f = frames[i];
     TextBuffer<1024> line;
     // Symbolized at pc - 1 (see leak_check_at_exit): shown as the return address it was.
-    line.str("    #").u64(static_cast<uint64_t>(i)).chr(' ').hex(f.pc + 1);
-    line.str(" in ").str(f.function[0] != '\0' ? f.function : "??");
-    if (f.module[0] != '\0') line.str(" (").str(f.module).str("+").hex(f.offset + 1).chr(')');
-    if (f.file_line[0] != '\0') line.chr(' ').str(f.file_line);
+    line.str("    #").u64(static_cast<uint64_t>(i)).chr(' ');
+    append_frame(line, f, f.pc + 1);
     line.chr('\n');
     line.flush(fd);
   }

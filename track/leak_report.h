@@ -1,6 +1,6 @@
 // The leak report at exit (POOLGUARD_LEAKS=1): which tracked blocks are still live, which of them
 // the program can no longer reach (track/leak_scan.h), grouped by allocation stack, largest first,
-// with symbolized frames (track/symbolize.h). Written to the log (POOLGUARD_LOG, stderr by
+// with symbolized frames (base/symbolize.h). Written to the log (POOLGUARD_LOG, stderr by
 // default):
 //
 //   poolguard: direct leak of 400 bytes in 4 blocks, allocated from:

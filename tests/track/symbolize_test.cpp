@@ -1,7 +1,7 @@
-// Unit tests of track/symbolize: dladdr's module and offset, addr2line's function and file:line for
+// Unit tests of base/symbolize: dladdr's module and offset, addr2line's function and file:line for
 // a static function of this binary, libc, addresses in no module, modules addr2line cannot read,
 // large batches, and the child's clean environment (no LD_PRELOAD or POOLGUARD_* reaches it).
-#include "track/symbolize.h"
+#include "base/symbolize.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -1,14 +1,12 @@
-// Symbolization (track/symbolize.h): dladdr for the module and the exported name, then addr2line
+// Symbolization (base/symbolize.h): dladdr for the module and the exported name, then addr2line
 // run as a child over each module for static functions and file:line.
 //
 // This runs inside the preloaded allocator (leak reports at exit), so nothing here calls malloc,
 // directly or through std::string & co.: the scratch arrays, the argument strings and the buffer
-// that receives addr2line's output are mapped with mmap and unmapped before returning. One
-// allocation remains inside glibc: posix_spawn_file_actions_adddup2 keeps its action list in a
-// small array it reallocs (one malloc and one free per addr2line run), so callers must not hold a
-// lock that malloc needs while they symbolize. Actions that would copy a path (addopen) are
-// avoided: /dev/null is opened here and dup2'd in the child instead.
-#include "track/symbolize.h"
+// that receives addr2line's output are mapped with mmap and unmapped before returning, and the
+// child is started with clone + execve (no posix_spawn file actions, which glibc mallocs; no
+// fork handlers). Every name is checked against the module's symbol table (base/elf_symbols.h).
+#include "base/symbolize.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -16,8 +14,9 @@
 #include <limits.h>
 #include <link.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -28,6 +27,7 @@
 
 #include "base/align.h"
 #include "base/clock.h"
+#include "base/elf_symbols.h"
 #include "base/format.h"
 #include "base/os.h"
 
@@ -245,6 +245,48 @@ size_t read_all(int fd, pid_t pid, Scratch& out, End* end) {
   }
 }
 
+// What the child does between clone and execve, and where.
+struct ChildSetup {
+  char* const* argv;
+  char* const* envp;
+  int in, out, err;  // become its fds 0, 1 and 2
+};
+
+// The child's first and only function, on its own stack and sharing our memory until execve:
+// system calls only. Signals stay blocked (see run_child) until every disposition is the default,
+// so none of the program's handlers ever runs here; execve would reset them anyway, but not an
+// ignored SIGPIPE, which would stay ignored.
+int child_main(void* arg) {
+  const auto* c = static_cast<const ChildSetup*>(arg);
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0) _exit(127);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execve(c->argv[0], c->argv, c->envp);
+  _exit(127);
+}
+
+// Starts argv with the fds of `setup`: clone(CLONE_VM | CLONE_VFORK) on a stack of our own, then
+// execve, as glibc's posix_spawn does, but with no file-action list (posix_spawn's lives in
+// malloc'd memory, and this may run inside free()) and without fork(): no pthread_atfork handler
+// runs (poolguard's own take its locks, which a report at free() may hold) and no page of the
+// program is copied. -1 on failure.
+pid_t spawn(const ChildSetup& setup) {
+  Scratch stack(size_t{64} << 10);
+  if (stack.data() == nullptr) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    const_cast<ChildSetup*>(&setup));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return pid;
+}
+
 // Runs `argv` (argv[0] an absolute path) with stdout to a pipe, stdin and stderr to /dev/null
 // and a clean environment, and reads its stdout into out (*got bytes).
 Run run_child(char* const* argv, Scratch& out, size_t* got) {
@@ -264,30 +306,9 @@ Run run_child(char* const* argv, Scratch& out, size_t* got) {
 
   // All our fds are close-on-exec, so the child keeps only what dup2 gives it (dup2 clears the
   // flag on the copy), and a fork in another thread meanwhile inherits none of them.
-  posix_spawn_file_actions_t actions;
-  if (posix_spawn_file_actions_init(&actions) != 0) return Run::kFailed;
-  bool ok = posix_spawn_file_actions_adddup2(&actions, null.get(), 0) == 0 &&
-            posix_spawn_file_actions_adddup2(&actions, wr.get(), 1) == 0 &&
-            posix_spawn_file_actions_adddup2(&actions, null.get(), 2) == 0;
-
-  // Signals: the child starts with an empty mask and default dispositions, whatever the calling
-  // thread blocks or the program ignores (an ignored SIGPIPE would otherwise stay ignored).
-  posix_spawnattr_t attr;
-  bool attr_ok = posix_spawnattr_init(&attr) == 0;
-  if (attr_ok) {
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  }
-
-  pid_t pid = -1;
-  int err = ok ? posix_spawn(&pid, argv[0], &actions, attr_ok ? &attr : nullptr, argv, envp) : -1;
-  posix_spawn_file_actions_destroy(&actions);
-  if (attr_ok) posix_spawnattr_destroy(&attr);
-  if (err != 0) return Run::kFailed;
+  ChildSetup setup{argv, envp, null.get(), wr.get(), null.get()};
+  pid_t pid = spawn(setup);
+  if (pid < 0) return Run::kFailed;
 
   // Only the child may hold the write end now, or we would never see EOF.
   wr.reset();
@@ -413,11 +434,48 @@ Run module_runs(const char* module, const uint64_t* offsets, size_t n, SymFrame*
   return result;
 }
 
+// Names only what a symbol of the module covers. addr2line, like dladdr before glibc checked
+// sizes, names the nearest symbol at or below the address whatever its size: in a stripped module
+// that is often another function, a small exported one before the static function the frame is
+// in. A frame with a file:line keeps addr2line's name (it comes from the debug information, which
+// the module's own symbol table may lack when the debug information is a separate file); any
+// other keeps a name only where the module's .symtab (else .dynsym) has a function covering it,
+// and gets that symbol's name when addr2line gave none (mangled: demangling would need malloc).
+void check_names(const char* module, const uint64_t* offsets, size_t n, SymFrame* out) {
+  ElfSymbols elf(module);
+  Scratch names_map(n * sizeof(const char*));
+  auto** names = reinterpret_cast<const char**>(names_map.data());
+  bool known = names != nullptr && elf.ok() && elf.covering_all(offsets, n, names, nullptr);
+  for (size_t i = 0; i < n; ++i) {
+    SymFrame& f = out[i];
+    const char* symbol = known ? names[i] : nullptr;
+    if (f.file_line[0] != '\0' && f.function[0] != '\0') continue;
+    if (symbol == nullptr) {
+      if (f.file_line[0] == '\0') f.function[0] = '\0';
+    } else if (f.function[0] == '\0') {
+      copy_cstr(f.function, sizeof f.function, symbol);
+    }
+  }
+}
+
 }  // namespace
 
 bool symbolize_module(const char* module, const uint64_t* offsets, size_t n, SymFrame* out) {
   ErrnoKeeper keep_errno;
-  return module_runs(module, offsets, n, out) == Run::kOk;
+  // Named apart, so that check_names judges addr2line's names, not what the caller put in out.
+  Scratch copy(n * sizeof(SymFrame));
+  if (n == 0 || copy.data() == nullptr) return n == 0;
+  auto* frames = reinterpret_cast<SymFrame*>(copy.data());
+  bool ran = module_runs(module, offsets, n, frames) == Run::kOk;
+  check_names(module, offsets, n, frames);
+  for (size_t i = 0; i < n; ++i) {
+    if (frames[i].function[0])
+      copy_cstr(out[i].function, sizeof out[i].function, frames[i].function);
+    if (frames[i].file_line[0]) {
+      copy_cstr(out[i].file_line, sizeof out[i].file_line, frames[i].file_line);
+    }
+  }
+  return ran;
 }
 
 void symbolize_self(const uintptr_t* pcs, size_t n, SymFrame* out, bool use_addr2line) {
@@ -467,21 +525,24 @@ void symbolize_self(const uintptr_t* pcs, size_t n, SymFrame* out, bool use_addr
     }
     if (paths && path[0] != '\0') paths[i] = path;
   }
-  if (!use_addr2line || paths == nullptr) return;
+  if (paths == nullptr) return;
 
-  // One module at a time: gather up to kBatch of its frames, run addr2line on them, copy the
-  // answers back. paths[i] is cleared once frame i has been sent.
+  // One module at a time: gather up to kBatch of its frames, name them, copy the answers back.
+  // paths[i] is cleared once frame i has been sent. addr2line is not run again on a module it
+  // could not read, nor on any module after a run timed out (another could hang as long): those
+  // frames get the symbol table's names only.
   Scratch batch_map(kBatch * (sizeof(SymFrame) + sizeof(uint64_t) + sizeof(size_t)));
   if (batch_map.data() == nullptr) return;
   auto* frames = reinterpret_cast<SymFrame*>(batch_map.data());
   auto* offsets = reinterpret_cast<uint64_t*>(frames + kBatch);
   auto* index = reinterpret_cast<size_t*>(offsets + kBatch);
+  bool child = use_addr2line;
   for (size_t i = 0; i < n; ++i) {
     if (paths[i] == nullptr) continue;
     const char* module = paths[i];
-    Run run = Run::kOk;
+    bool child_here = child;
     size_t next = i;
-    while (next < n && run == Run::kOk) {
+    while (next < n) {
       size_t count = 0;
       for (size_t j = next; j < n && count < kBatch; ++j) {
         if (paths[j] == nullptr || strcmp(paths[j], module) != 0) continue;
@@ -493,8 +554,14 @@ void symbolize_self(const uintptr_t* pcs, size_t n, SymFrame* out, bool use_addr
         next = j + 1;
       }
       if (count == 0) break;
-      // A module addr2line cannot read will not get better on the next batch.
-      run = module_runs(module, offsets, count, frames);
+      if (child_here) {
+        Run run = module_runs(module, offsets, count, frames);
+        if (run != Run::kOk) child_here = false;
+        if (run == Run::kTimedOut) child = false;
+      }
+      check_names(module, offsets, count, frames);
+      // A name checked here replaces dladdr's (which glibc gives only when the exported symbol
+      // covers the address, as "name+0xoff"); a frame left without one keeps dladdr's.
       for (size_t k = 0; k < count; ++k) {
         SymFrame& f = out[index[k]];
         if (frames[k].function[0]) copy_cstr(f.function, sizeof f.function, frames[k].function);
@@ -502,12 +569,6 @@ void symbolize_self(const uintptr_t* pcs, size_t n, SymFrame* out, bool use_addr
           copy_cstr(f.file_line, sizeof f.file_line, frames[k].file_line);
         }
       }
-    }
-    // The frames not sent keep their dladdr names: all of them after a timeout (another run
-    // could hang as long), the rest of this module if addr2line could not read it.
-    if (run == Run::kTimedOut) return;
-    for (size_t j = next; run == Run::kFailed && j < n; ++j) {
-      if (paths[j] != nullptr && strcmp(paths[j], module) == 0) paths[j] = nullptr;
     }
   }
 }
