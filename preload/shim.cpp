@@ -10,6 +10,7 @@
 
 #include "front/alloc.h"
 #include "front/descriptors.h"
+#include "preload/new_failure.h"
 
 #define PG_EXPORT extern "C" __attribute__((visibility("default")))
 #define PG_EXPORT_CXX __attribute__((visibility("default")))
@@ -89,23 +90,15 @@ PG_EXPORT size_t malloc_usable_size(void* p) {
 
 namespace {
 
-// operator new: retry through the new_handler, then throw (C++ [new.delete.single]).
+// operator new: the fast path here, the new_handler and the throw (or null) in new_failure.cpp.
 void* new_or_throw(size_t size, size_t alignment) {
-  for (;;) {
-    void* p = alignment ? pg::memalign_impl(alignment, size) : pg::malloc_impl(size);
-    if (p != nullptr) return p;
-    std::new_handler handler = std::get_new_handler();
-    if (handler == nullptr) throw std::bad_alloc();
-    handler();
-  }
+  void* p = alignment ? pg::memalign_impl(alignment, size) : pg::malloc_impl(size);
+  return p != nullptr ? p : pg::new_failed(size, alignment);
 }
 
 void* new_nothrow(size_t size, size_t alignment) noexcept {
-  try {
-    return new_or_throw(size, alignment);
-  } catch (...) {
-    return nullptr;
-  }
+  void* p = alignment ? pg::memalign_impl(alignment, size) : pg::malloc_impl(size);
+  return p != nullptr ? p : pg::new_nothrow_failed(size, alignment);
 }
 
 }  // namespace

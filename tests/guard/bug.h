@@ -12,6 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+// One request before main: the guard's sampler starts its countdown on the first request of all,
+// unsampled (front/alloc.cpp), so that with POOLGUARD_GUARD_SAMPLE=1 make_block's is the second
+// and sampled. (libstdc++'s exception pool used to be that first request, until the preload
+// stopped loading libstdc++ into C programs.)
+__attribute__((constructor)) static void first_request(void) {
+  free(malloc(1));
+}
+
 // Not static: -rdynamic exports it, so the report can name it.
 __attribute__((noinline)) char* make_block(size_t size) {
   char* p = malloc(size);

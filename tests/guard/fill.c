@@ -3,6 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+// One request before main, as in bug.h: the sampler's first request is never sampled, so that
+// with POOLGUARD_GUARD_SAMPLE=1 it must not be one of the blocks looked at.
+__attribute__((constructor)) static void first_request(void) {
+  free(malloc(1));
+}
+
 int main(void) {
   for (int round = 0; round < 2; ++round) {  // the second round reuses quarantined memory
     volatile unsigned char* m = malloc(100);

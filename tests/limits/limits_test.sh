@@ -85,10 +85,13 @@ sum=$(grep '^{"poolguard"' "$tmp/sum.err")
 [ "$(field "$sum" limit_peak)" -le "$limit" ] || bad "summary: peak over the limit"
 grep -q '^poolguard: limit .* requests refused' "$tmp/sum.err" || bad "summary: no limit line"
 
-# 6. C++: std::bad_alloc, and nothrow new returns null.
+# 6. C++: std::bad_alloc, nothrow new returns null, and the program's new_handler is called
+# (through the program's libstdc++: the library has no C++ runtime of its own).
 out=$(POOLGUARD_LIMIT=64M LD_PRELOAD="$lib" "$badalloc" 2>"$tmp/cxx.err")
-[ $? = 0 ] && grep -q "^bad_alloc after" <<<"$out" && grep -q "returned null" <<<"$out" ||
-  bad "C++: $out"
+[ $? = 0 ] && grep -q "^bad_alloc after" <<<"$out" && grep -q "returned null" <<<"$out" &&
+  grep -q "^new_handler called 1 time(s), then new succeeded" <<<"$out" &&
+  grep -q "^throwing new_handler: aligned new threw, nothrow new null and null, 3 call(s)" \
+    <<<"$out" || bad "C++: $out"
 [ "$(count limit-exceeded "$tmp/cxx.err")" -ge 1 ] || bad "C++: no record"
 echo "C++: $(tr '\n' ';' <<<"$out")"
 

@@ -1,5 +1,5 @@
 // Scenario 11: where poolguard's log records go. The program re-runs itself with
-// POOLGUARD_LIMIT=512K and POOLGUARD_LOG=DIR/pg.%p.log; that child allocates over the limit (a
+// POOLGUARD_LIMIT=4M and POOLGUARD_LOG=DIR/pg.%p.log; that child allocates over the limit (a
 // limit-exceeded record), closes every descriptor from 3 up (closefrom), opens its own data
 // files, allocates over the limit again and from call sites it has not used before (stack walks
 // meet uncached frames), and writes its data. The data files must hold exactly
@@ -18,7 +18,9 @@
 
 extern char** environ;
 
-#define OVER_LIMIT ((size_t)1 << 20)  // twice POOLGUARD_LIMIT
+// Twice POOLGUARD_LIMIT, which leaves the child's own allocations (a pool per size class on two
+// threads) well clear of it: only these requests are refused.
+#define OVER_LIMIT ((size_t)8 << 20)
 enum { kDataFiles = 3, kDataLines = 200 };
 
 // Formats a path into the array buf; fails if it does not fit.
@@ -35,8 +37,8 @@ static void over_limit(int expect_refusal) {
   errno = 0;
   void* p = malloc(n);
   if (expect_refusal) {
-    SCEN_CHECK(p == NULL && errno == ENOMEM,
-               "malloc(1 MiB) over POOLGUARD_LIMIT=512K: %p, errno %d", p, errno);
+    SCEN_CHECK(p == NULL && errno == ENOMEM, "malloc(8 MiB) over POOLGUARD_LIMIT=4M: %p, errno %d",
+               p, errno);
   }
   free(p);
 }
@@ -117,7 +119,7 @@ static int child_data(const char* dir, int poolguard, int high) {
   return 0;
 }
 
-// Runs this program as a child with POOLGUARD_LIMIT=512K and POOLGUARD_LOG=log, args child DIR
+// Runs this program as a child with POOLGUARD_LIMIT=4M and POOLGUARD_LOG=log, args child DIR
 // MODE, stderr to err_path (or inherited when NULL), and descriptors 0-2 plus `extra` more
 // (/dev/null, inherited as from a harness that leaves its own files open: ctest does). Which
 // numbers are free decides which numbers whatever the child opens gets. Returns the child's pid
@@ -131,7 +133,7 @@ static pid_t run_child(const char* self, const char* dir, const char* mode, cons
       env[n++] = *e;
     }
   }
-  static char limit_var[] = "POOLGUARD_LIMIT=512K";
+  static char limit_var[] = "POOLGUARD_LIMIT=4M";
   static char log_var[600];
   snprintf(log_var, sizeof log_var, "POOLGUARD_LOG=%s", log);
   env[n++] = limit_var;
