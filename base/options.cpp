@@ -209,11 +209,7 @@ bool option_parse(const char* name, const char* text, uint64_t* out) {
   return false;
 }
 
-namespace {
-
-// Edit distance between a and b (insertions, deletions, substitutions and transpositions of
-// adjacent characters, ignoring case), for names of up to 63 characters; larger means unrelated.
-size_t distance(const char* a, const char* b) {
+size_t name_distance(const char* a, const char* b) {
   size_t n = strlen(a), m = strlen(b);
   if (n > 63 || m > 63) return SIZE_MAX;
   size_t d[64][64];
@@ -235,6 +231,34 @@ size_t distance(const char* a, const char* b) {
   return d[n][m];
 }
 
+bool option_known(const char* name) {
+  for (const OptionSpec& s : kSpecs) {
+    if (strcmp(s.name, name) == 0) return true;
+  }
+  return false;
+}
+
+const char* option_values(const char* name) {
+  for (const OptionSpec& s : kSpecs) {
+    if (strcmp(s.name, name) == 0) return s.values;
+  }
+  return "";
+}
+
+const char* option_nearest(const char* name) {
+  const char* nearest = nullptr;
+  size_t best = SIZE_MAX;
+  for (const OptionSpec& s : kSpecs) {
+    size_t d = name_distance(name, s.name);
+    if (d < best) best = d, nearest = s.name;
+  }
+  // Close: a few edits, and fewer than a third of the name's length.
+  if (nearest != nullptr && best <= 3 && best * 3 <= strlen(nearest)) return nearest;
+  return nullptr;
+}
+
+namespace {
+
 // Every POOLGUARD_* variable of the environment that is not an option gets one line naming the
 // nearest option, if one is close: a misspelling would otherwise be ignored without a word.
 void warn_unknown_names() {
@@ -250,22 +274,13 @@ void warn_unknown_names() {
     if (len >= sizeof given) len = sizeof given - 1;
     memcpy(given, name, len);
     given[len] = '\0';
-    bool known = false;
-    for (const OptionSpec& s : kSpecs) known = known || strcmp(s.name, given) == 0;
+    bool known = option_known(given);
     for (const char* n : kNotOptions) known = known || strcmp(n, given) == 0;
     if (known) continue;
-    const char* nearest = nullptr;
-    size_t best = SIZE_MAX;
-    for (const OptionSpec& s : kSpecs) {
-      size_t d = distance(given, s.name);
-      if (d < best) best = d, nearest = s.name;
-    }
+    const char* nearest = option_nearest(given);
     TextBuffer<512> line;
     line.str("poolguard: POOLGUARD_").str(given).str(" is not an option");
-    // Close: a few edits, and fewer than a third of the name's length.
-    if (nearest != nullptr && best <= 3 && best * 3 <= strlen(nearest)) {
-      line.str(" (did you mean POOLGUARD_").str(nearest).str("?)");
-    }
+    if (nearest != nullptr) line.str(" (did you mean POOLGUARD_").str(nearest).str("?)");
     line.str("; ignored (docs/OPTIONS.md lists the options)\n");
     line.flush(STDERR_FILENO);
   }

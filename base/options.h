@@ -1,6 +1,7 @@
 // Runtime options (POOLGUARD_* environment variables), generated from base/options.inc.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace pg {
@@ -83,6 +84,17 @@ void options_load();
 
 // Parses `text` as the option `name` would; false if it is malformed. For tests and tools.
 bool option_parse(const char* name, const char* text, uint64_t* out);
+
+// Whether NAME (without the POOLGUARD_ prefix) is an option of the table.
+bool option_known(const char* name);
+// The values NAME takes, as options.inc writes them ("off|exit", "SIZE", ...); "" if unknown.
+const char* option_values(const char* name);
+// The option nearest to NAME, for "did you mean": a few edits away (see name_distance) and fewer
+// than a third of its length; null if none is that close.
+const char* option_nearest(const char* name);
+// Edit distance between a and b (insertions, deletions, substitutions and transpositions of
+// adjacent characters, ignoring case), for names of up to 63 characters; SIZE_MAX beyond.
+size_t name_distance(const char* a, const char* b);
 
 // Writes the options as a Markdown table (docs/OPTIONS.md) or as --help text to fd.
 void options_write_markdown(int fd);

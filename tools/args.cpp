@@ -2,6 +2,7 @@
 #include "tools/args.h"
 
 #include <limits.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -56,6 +57,20 @@ bool split_eq(const std::string& a, std::string* name, std::string* value) {
   *name = a.substr(0, eq);
   *value = a.substr(eq + 1);
   return true;
+}
+
+std::string tool_dir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+std::string clean_path(const std::string& path) {
+  char real[PATH_MAX];
+  return realpath(path.c_str(), real) != nullptr ? std::string(real) : path;
 }
 
 }  // namespace pg::tool

@@ -1,5 +1,5 @@
-// Command-line helpers shared by the commands: usage errors and --help, and the parsers of process
-// ids, durations and "--name=value".
+// Command-line helpers shared by the commands: usage errors and --help, the parsers of process
+// ids, durations and "--name=value", and where the tool itself lives.
 #pragma once
 
 #include <string>
@@ -23,5 +23,10 @@ int pid_argument(const char* usage, const std::string& a, int* pid, bool* have_p
 bool parse_seconds(const std::string& s, double* out);
 // Splits "--name=value" into name and value; true if there was a '='.
 bool split_eq(const std::string& a, std::string* name, std::string* value);
+
+// The directory of the running poolguard binary ("." if /proc/self/exe cannot be read).
+std::string tool_dir();
+// `path` with symbolic links, "." and ".." resolved (realpath); `path` itself if it does not exist.
+std::string clean_path(const std::string& path);
 
 }  // namespace pg::tool

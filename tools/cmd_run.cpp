@@ -1,13 +1,13 @@
 // `poolguard run -- CMD`: runs a command with libpoolguard.so preloaded, its options turned into
 // POOLGUARD_* variables.
 #include <errno.h>
-#include <limits.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/options.h"
@@ -27,7 +27,7 @@ namespace {
 
 const char kRunUsage[] =
     "usage: poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]\n"
-    "                     [--profile BYTES] [--pymalloc] -- CMD [ARGS...]\n"
+    "                     [--profile BYTES] [--pymalloc] [-e NAME=VALUE]... -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libpoolguard.so preloaded (LD_PRELOAD); child processes inherit it.\n"
     "  --stats          print a summary when each process exits (POOLGUARD_STATS=exit)\n"
@@ -41,21 +41,42 @@ const char kRunUsage[] =
     "  --pymalloc       leave PYTHONMALLOC alone; by default it is set to malloc (unless set\n"
     "                   already), so that Python's objects come from poolguard, not from arenas\n"
     "                   CPython maps itself, out of reach of the limit, the leak check and stat\n"
+    "  -e, --env NAME=VALUE\n"
+    "                   set any option, POOLGUARD_NAME (the prefix may be omitted), e.g.\n"
+    "                   -e ON_ERROR=report; repeatable, the last setting of an option wins.\n"
+    "                   `man poolguard` (ENVIRONMENT) and docs/OPTIONS.md list the options\n"
     "Exits with CMD's status; 127 if CMD is not found, 126 if it cannot be run.\n";
 
-std::string exe_dir() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<size_t>(n));
-  size_t slash = p.rfind('/');
-  return slash == std::string::npos ? "." : p.substr(0, slash);
+// "-e NAME=VALUE": the option's name without the POOLGUARD_ prefix and the value, checked against
+// the option table. Returns 0, or the status of the usage error printed (2).
+int parse_env_setting(const std::string& setting, std::string* name, std::string* value) {
+  size_t eq = setting.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return usage_error(kRunUsage, "-e needs NAME=VALUE, got '" + setting + "'");
+  }
+  *name = setting.substr(0, eq);
+  *value = setting.substr(eq + 1);
+  const std::string prefix = "POOLGUARD_";
+  if (name->rfind(prefix, 0) == 0) name->erase(0, prefix.size());
+  if (!pg::option_known(name->c_str())) {
+    std::string message = "-e: POOLGUARD_" + *name + " is not an option";
+    if (const char* nearest = pg::option_nearest(name->c_str())) {
+      message += std::string(" (did you mean POOLGUARD_") + nearest + "?)";
+    }
+    return usage_error(kRunUsage, message);
+  }
+  uint64_t parsed;
+  if (!pg::option_parse(name->c_str(), value->c_str(), &parsed)) {
+    return usage_error(kRunUsage, "-e: not a valid value for POOLGUARD_" + *name + ": '" + *value +
+                                      "' (expected " + pg::option_values(name->c_str()) + ")");
+  }
+  return 0;
 }
 
 // libpoolguard.so next to the tool: in the build tree (build/tools/poolguard ->
 // build/preload/libpoolguard.so) or where `cmake --install` put it.
 std::string find_library(std::vector<std::string>* tried) {
-  std::string dir = exe_dir();
+  std::string dir = tool_dir();
   std::vector<std::string> candidates = {dir + "/../preload/libpoolguard.so",
                                          dir + "/" + PG_BIN_TO_LIB + "/libpoolguard.so"};
   if (PG_MULTIARCH[0] != '\0') {
@@ -64,8 +85,7 @@ std::string find_library(std::vector<std::string>* tried) {
   candidates.push_back(dir + "/../lib/libpoolguard.so");
   for (const std::string& c : candidates) {
     tried->push_back(c);
-    char real[PATH_MAX];
-    if (access(c.c_str(), R_OK) == 0 && realpath(c.c_str(), real) != nullptr) return real;
+    if (access(c.c_str(), R_OK) == 0) return clean_path(c);
   }
   return "";
 }
@@ -73,9 +93,9 @@ std::string find_library(std::vector<std::string>* tried) {
 }  // namespace
 
 int cmd_run(const std::vector<std::string>& args) {
-  bool stats = false, leaks = false, pymalloc = false;
-  std::string limit, log, guard, profile;
-  bool have_limit = false, have_log = false, have_guard = false, have_profile = false;
+  bool pymalloc = false;
+  // The options to set, by name without the POOLGUARD_ prefix, in the order given.
+  std::vector<std::pair<std::string, std::string>> settings;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     std::string a = args[i], name = a, value;
@@ -92,11 +112,20 @@ int cmd_run(const std::vector<std::string>& args) {
     }
     if (is_help(a)) return help(kRunUsage);
     if (a == "--stats") {
-      stats = true;
+      settings.emplace_back("STATS", "exit");
     } else if (a == "--leaks") {
-      leaks = true;
+      settings.emplace_back("LEAKS", "1");
     } else if (a == "--pymalloc") {
       pymalloc = true;
+    } else if (a == "-e" || name == "--env" || (a.rfind("-e", 0) == 0 && a.size() > 2)) {
+      if (a.rfind("-e", 0) == 0 && a.size() > 2) {
+        value = a.substr(2);  // -eNAME=VALUE
+      } else if (!take_value()) {
+        return usage_error(kRunUsage, a + " needs NAME=VALUE");
+      }
+      std::string option, option_value;
+      if (int status = parse_env_setting(value, &option, &option_value)) return status;
+      settings.emplace_back(option, option_value);
     } else if (name == "--profile") {
       uint64_t v;
       if (!take_value()) return usage_error(kRunUsage, "--profile needs BYTES");
@@ -104,8 +133,7 @@ int cmd_run(const std::vector<std::string>& args) {
         return usage_error(kRunUsage,
                            "--profile: not a size: '" + value + "' (bytes, or with K, M, G or T)");
       }
-      profile = value;
-      have_profile = true;
+      settings.emplace_back("PROFILE", value);
     } else if (name == "--limit") {
       if (!take_value()) return usage_error(kRunUsage, "--limit needs SIZE");
       uint64_t v;
@@ -113,12 +141,10 @@ int cmd_run(const std::vector<std::string>& args) {
         return usage_error(kRunUsage,
                            "--limit: not a size: '" + value + "' (bytes, or with K, M, G or T)");
       }
-      limit = value;
-      have_limit = true;
+      settings.emplace_back("LIMIT", value);
     } else if (name == "--log") {
       if (!take_value() || value.empty()) return usage_error(kRunUsage, "--log needs PATH");
-      log = value;
-      have_log = true;
+      settings.emplace_back("LOG", value);
     } else if (name == "--guard") {
       uint64_t mode;
       if (!take_value()) return usage_error(kRunUsage, "--guard needs MODE");
@@ -126,8 +152,7 @@ int cmd_run(const std::vector<std::string>& args) {
         return usage_error(kRunUsage,
                            "--guard: not a guard mode: '" + value + "' (off, redzone or page)");
       }
-      guard = value;
-      have_guard = true;
+      settings.emplace_back("GUARD", value);
     } else if (!a.empty() && a[0] == '-') {
       return usage_error(kRunUsage, "unknown option '" + a + "'");
     } else {
@@ -152,12 +177,9 @@ int cmd_run(const std::vector<std::string>& args) {
   std::string preload = lib;
   if (old != nullptr && *old != '\0') preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
-  if (stats) setenv("POOLGUARD_STATS", "exit", 1);
-  if (have_limit) setenv("POOLGUARD_LIMIT", limit.c_str(), 1);
-  if (have_log) setenv("POOLGUARD_LOG", log.c_str(), 1);
-  if (have_guard) setenv("POOLGUARD_GUARD", guard.c_str(), 1);
-  if (leaks) setenv("POOLGUARD_LEAKS", "1", 1);
-  if (have_profile) setenv("POOLGUARD_PROFILE", profile.c_str(), 1);
+  for (const auto& [option, value] : settings) {
+    setenv(("POOLGUARD_" + option).c_str(), value.c_str(), 1);
+  }
   // CPython serves objects of up to 512 bytes from pymalloc, out of 1 MiB arenas it maps itself:
   // under a plain preload poolguard sees only the arenas' mmap calls, not the objects.
   if (!pymalloc) setenv("PYTHONMALLOC", "malloc", 0);

@@ -3,26 +3,36 @@
 // dispatch; each command has its own file (tools/cmd_*.cpp).
 //
 //   poolguard run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks]
-//                 [--profile BYTES] -- CMD [ARGS...]
+//                 [--profile BYTES] [-e NAME=VALUE]... -- CMD [ARGS...]
 //   poolguard stat PID [--json] [--watch SECONDS] [--profile [--top N]]
 //   poolguard ls
 //   poolguard map PID [--classes]
 //   poolguard profile PID (--folded [FILE] | --svg FILE)
 //   poolguard symbolize [FILE|-]
+//   poolguard --version
 //
 // Exit status: 0 success, 1 the process cannot be read (no such process, no segment, another
 // user's, invalid; no heap profile for `stat --profile` and `profile`) or FILE cannot be written,
 // 2 bad arguments; `run` exits with the command's status (127: not found).
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "base/options.h"
 #include "base/segment.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 
 #ifndef PG_VERSION
 #define PG_VERSION "0"
+#endif
+#ifndef PG_BIN_TO_MAN
+#define PG_BIN_TO_MAN "../share/man/man1"
+#endif
+#ifndef PG_SOURCE_MAN
+#define PG_SOURCE_MAN ""
 #endif
 
 namespace {
@@ -32,7 +42,7 @@ const char kUsage[] =
     "\n"
     "commands:\n"
     "  run [--stats] [--limit SIZE] [--log PATH] [--guard MODE] [--leaks] [--profile BYTES]\n"
-    "      -- CMD [ARGS...]\n"
+    "      [-e NAME=VALUE]... -- CMD [ARGS...]\n"
     "                      run CMD with libpoolguard.so preloaded\n"
     "  stat PID [--json] [--watch SECONDS] [--profile [--top N]]\n"
     "                      the heap of a running process: size classes, arenas, large blocks,\n"
@@ -42,8 +52,38 @@ const char kUsage[] =
     "  profile PID (--folded [FILE] | --svg FILE)\n"
     "                      the live heap by allocation stack: folded stacks or a flame graph\n"
     "  symbolize [FILE|-]  a report or log with the function and file:line of every frame\n"
-    "\n"
-    "`poolguard COMMAND --help` describes each command; `man poolguard` has the details.\n";
+    "  --version           the version of poolguard and of the statistics segment it reads\n"
+    "\n";
+
+const char* const kCommands[] = {"run",       "stat", "ls",     "map",      "profile",
+                                 "symbolize", "help", "--help", "--version"};
+
+// Where the man page is: installed next to the tool (bin/../share/man/man1), or, for a tool run
+// from its build tree, docs/poolguard.1 in the source tree it was built from.
+std::string man_hint() {
+  for (const std::string& page :
+       {pg::tool::tool_dir() + "/" + PG_BIN_TO_MAN + "/poolguard.1", std::string(PG_SOURCE_MAN)}) {
+    if (!page.empty() && access(page.c_str(), R_OK) == 0) {
+      return "`man -l " + pg::tool::clean_path(page) + "` has the details.\n";
+    }
+  }
+  return "`man poolguard` has the details (docs/poolguard.1 in the source tree).\n";
+}
+
+// The command nearest to an unknown one: one it starts with (stats: stat), one that starts with
+// it (prof: profile), or one a typo away (sl: ls); null if none.
+const char* nearest_command(const std::string& given) {
+  const char* nearest = nullptr;
+  size_t best = SIZE_MAX;
+  for (const char* c : kCommands) {
+    std::string cmd = c;
+    size_t d = pg::name_distance(given.c_str(), c);
+    bool prefix = (given.size() >= 2 && cmd.rfind(given, 0) == 0) || given.rfind(cmd, 0) == 0;
+    if (!prefix && d > (cmd.size() <= 3 ? 1 : 2)) continue;
+    if (d < best) best = d, nearest = c;
+  }
+  return nearest;
+}
 
 }  // namespace
 
@@ -51,10 +91,12 @@ int main(int argc, char** argv) {
   using pg::tool::help;
   using pg::tool::is_help;
   using pg::tool::usage_error;
-  if (argc < 2) return usage_error(kUsage, "COMMAND missing");
+  const std::string usage =
+      std::string(kUsage) + "`poolguard COMMAND --help` describes each command; " + man_hint();
+  if (argc < 2) return usage_error(usage.c_str(), "COMMAND missing");
   std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
-  if (is_help(cmd) || cmd == "help") return help(kUsage);
+  if (is_help(cmd) || cmd == "help") return help(usage.c_str());
   if (cmd == "--version") {
     printf("poolguard %s (stats segment version %u)\n", PG_VERSION, pg::stats::kSegmentVersion);
     return 0;
@@ -65,5 +107,10 @@ int main(int argc, char** argv) {
   if (cmd == "map") return pg::tool::cmd_map(args);
   if (cmd == "profile") return pg::tool::cmd_profile(args);
   if (cmd == "symbolize") return pg::tool::cmd_symbolize(args);
-  return usage_error(kUsage, "unknown command '" + cmd + "'");
+  std::string message =
+      (!cmd.empty() && cmd[0] == '-' ? "unknown option '" : "unknown command '") + cmd + "'";
+  if (const char* nearest = nearest_command(cmd)) {
+    message += std::string("; did you mean '") + nearest + "'?";
+  }
+  return usage_error(usage.c_str(), message);
 }

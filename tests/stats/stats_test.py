@@ -474,11 +474,46 @@ def case_usage(args):
         check("usage:" in err, "poolguard %s: no usage on stderr: %r" % (" ".join(argv), err))
     rc, out, err = run_tool(args, "run", "--guard", "full", "--", "true")
     check(rc == 2 and "not a guard mode" in err, "run --guard full: exit %d, %r" % (rc, err))
+    # An unknown command: usage, and the command it is nearest to, for every command.
+    typos = {"stats": "stat", "sat": "stat", "rn": "run", "runn": "run", "sl": "ls", "lss": "ls",
+             "mpa": "map", "maps": "map", "prof": "profile", "profiel": "profile",
+             "hlep": "help", "--versoin": "--version", "--hepl": "--help"}
+    for given, meant in typos.items():
+        rc, out, err = run_tool(args, given)
+        check(rc == 2 and "usage:" in err and "did you mean '%s'?" % meant in err,
+              "poolguard %s: exit %d, %r" % (given, rc, err[:200]))
+    rc, out, err = run_tool(args, "frobnicate")
+    check(rc == 2 and "unknown command 'frobnicate'" in err and "did you mean" not in err,
+          "poolguard frobnicate: exit %d, %r" % (rc, err[:200]))
+    # run -e: a name that is not an option (with the nearest one), or a malformed setting.
+    for argv, message in ((["-e", "LIMTI=5M"], "POOLGUARD_LIMTI is not an option (did you mean "
+                                                "POOLGUARD_LIMIT?)"),
+                          (["-e", "POOLGUARD_GAURD=page"], "did you mean POOLGUARD_GUARD?"),
+                          (["-e", "NOSUCHTHING=1"], "POOLGUARD_NOSUCHTHING is not an option"),
+                          (["-e", "BUILD_DIR=x"], "POOLGUARD_BUILD_DIR is not an option"),
+                          (["-e", "LIMIT"], "-e needs NAME=VALUE"),
+                          (["-e", "=5M"], "-e needs NAME=VALUE"),
+                          (["--env=LIMIT=lots"], "not a valid value for POOLGUARD_LIMIT"),
+                          (["-e", "ON_ERROR=maybe"], "expected abort|report"),
+                          (["-e"], "-e needs NAME=VALUE")):
+        full = ["run"] + argv + (["--", "true"] if argv != ["-e"] else [])
+        rc, out, err = run_tool(args, *full)
+        check(rc == 2 and "usage: poolguard run" in err and message in err,
+              "poolguard %s: exit %d, %r" % (" ".join(full), rc, err[:300]))
     for argv in (["--help"], ["help"], ["run", "--help"], ["stat", "--help"], ["ls", "--help"],
                  ["map", "--help"], ["stat", "1", "-h"]):
         rc, out, err = run_tool(args, *argv)
         check(rc == 0 and "usage: poolguard" in out, "poolguard %s: exit %d, stdout %r"
               % (" ".join(argv), rc, out[:200]))
+    # --help names --version, and a man page that exists (the source tree's, for a build tree).
+    rc, out, err = run_tool(args, "--help")
+    man = re.search(r"`man -l ([^`]+)` has the details", out)
+    check("--version" in out and man and os.path.isfile(man.group(1))
+          and ".TH POOLGUARD 1" in open(man.group(1)).read(),
+          "poolguard --help: no --version or no man page that exists: %r" % out[-300:])
+    rc, out, err = run_tool(args, "--version")
+    check(rc == 0 and re.match(r"poolguard \S+ \(stats segment version \d+\)$", out.strip()),
+          "poolguard --version: exit %d, %r" % (rc, out))
 
     # A pid with no process, a process without poolguard.
     pid_max = int(open("/proc/sys/kernel/pid_max").read())
@@ -544,8 +579,18 @@ def case_run(args):
               "LD_PRELOAD=%s, expected %s" % (preload, args.lib))
         check(limit == "64M" and logv == log and guard == "redzone" and stats == "unset",
               "environment: %s" % out.strip())
+    # -e sets any option, with or without the prefix, in order (the last setting wins), and
+    # together with the per-option flags.
+    rc, out, err = run_tool(args, "run", "--stats", "-e", "POOLGUARD_ON_ERROR=report",
+                            "-e", "STATS=off", "--env", "GUARD_SAMPLE=100", "--env=LIMIT_WARN=50,90",
+                            "-eLEAKS_EXIT_CODE=3", "--limit", "1G", "-e", "LIMIT=2G", "--", "sh",
+                            "-c", "env | grep ^POOLGUARD_ | sort")
+    want = ["POOLGUARD_GUARD_SAMPLE=100", "POOLGUARD_LEAKS_EXIT_CODE=3", "POOLGUARD_LIMIT=2G",
+            "POOLGUARD_LIMIT_WARN=50,90", "POOLGUARD_ON_ERROR=report", "POOLGUARD_STATS=off"]
+    check(rc == 0 and out.split() == want, "run -e ...: exit %d, environment %r, expected %r (%s)"
+          % (rc, out.split(), want, err))
     print("run: summary printed, status passed through, 127 for a missing program, "
-          "options in the environment")
+          "options in the environment (flags and -e)")
 
 
 def case_summary(args):
