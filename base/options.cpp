@@ -341,6 +341,49 @@ void options_write_markdown(int fd) {
   out.flush(fd);
 }
 
+namespace {
+
+// Text for roff (the man page): a backslash is written \e, and `code` in bold.
+template <size_t N>
+void roff_text(TextBuffer<N>& out, const char* text) {
+  bool code = false;
+  for (const char* t = text; *t; ++t) {
+    if (*t == '\\') {
+      out.str("\\e");
+    } else if (*t == '`') {
+      out.str(code ? "\\fR" : "\\fB");
+      code = !code;
+    } else {
+      out.chr(*t);
+    }
+  }
+  if (code) out.str("\\fR");
+}
+
+}  // namespace
+
+void options_write_man(int fd) {
+  TextBuffer<16384> out;
+  for (const OptionSpec& s : kSpecs) {
+    // .TP, then the tag line "POOLGUARD_NAME=values (default d)", then the meaning; "\&" keeps a
+    // line from starting with a control character.
+    out.str(".TP\n\\fBPOOLGUARD_").str(s.name).str("=\\fI");
+    roff_text(out, s.values);
+    out.str("\\fR (default ");
+    if (*s.def == '\0') {
+      out.str("empty");
+    } else {
+      out.str("\\fB");
+      roff_text(out, s.def);
+      out.str("\\fR");
+    }
+    out.str(")\n\\&");
+    roff_text(out, s.doc);
+    out.str("\n");
+  }
+  out.flush(fd);
+}
+
 void options_write_help(int fd) {
   TextBuffer<16384> out;
   out.str("Environment variables read by libpoolguard.so:\n");

@@ -96,8 +96,10 @@ const char* option_nearest(const char* name);
 // adjacent characters, ignoring case), for names of up to 63 characters; SIZE_MAX beyond.
 size_t name_distance(const char* a, const char* b);
 
-// Writes the options as a Markdown table (docs/OPTIONS.md) or as --help text to fd.
+// Writes the options as a Markdown table (docs/OPTIONS.md), as the roff list of the man page's
+// ENVIRONMENT section (docs/poolguard.1) or as --help text to fd.
 void options_write_markdown(int fd);
+void options_write_man(int fd);
 void options_write_help(int fd);
 
 // Parses a size with an optional K/M/G/T suffix (powers of 1024). false if malformed or too big.

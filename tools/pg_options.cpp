@@ -1,6 +1,7 @@
 // pg_options: prints poolguard's runtime options from the one table that defines them
-// (base/options.inc): `--markdown` writes docs/OPTIONS.md's table, `--help` the help text, and
-// `--check NAME VALUE` tells whether VALUE parses for POOLGUARD_NAME (exit 0) or not (exit 1).
+// (base/options.inc): `--markdown` writes docs/OPTIONS.md's table, `--man` the list of the man
+// page's ENVIRONMENT section, `--help` the help text, and `--check NAME VALUE` tells whether VALUE
+// parses for POOLGUARD_NAME (exit 0) or not (exit 1).
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,8 +13,9 @@ namespace {
 
 int usage(FILE* out, int code) {
   fprintf(out,
-          "usage: pg_options --markdown | --help | --check NAME VALUE\n"
+          "usage: pg_options --markdown | --man | --help | --check NAME VALUE\n"
           "  --markdown          the options as a Markdown table (docs/OPTIONS.md)\n"
+          "  --man               the options as roff, for the man page (docs/poolguard.1)\n"
           "  --help              this text, then the options\n"
           "  --check NAME VALUE  exit 0 if VALUE is valid for POOLGUARD_NAME, else 1\n");
   if (code == 0) {
@@ -28,6 +30,10 @@ int usage(FILE* out, int code) {
 int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--markdown") == 0) {
     pg::options_write_markdown(STDOUT_FILENO);
+    return 0;
+  }
+  if (argc == 2 && strcmp(argv[1], "--man") == 0) {
+    pg::options_write_man(STDOUT_FILENO);
     return 0;
   }
   if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

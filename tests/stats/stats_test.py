@@ -684,7 +684,8 @@ class OffHold(Hold):
 
 
 def case_install(args):
-    """cmake --install puts the tool, library, man page, header and pkg-config file in place."""
+    """cmake --install puts the tool, library, man page, OPTIONS.md, header and pkg-config file in
+    place."""
     check(args.build, "--build DIR is required")
     with tempfile.TemporaryDirectory() as prefix:
         p = subprocess.run(["cmake", "--install", args.build, "--prefix", prefix],
@@ -703,8 +704,15 @@ def case_install(args):
         man = one(r"share/man/man1/poolguard\.1")
         pc = one(r"lib(/[^/]+)?/pkgconfig/poolguard\.pc")
         one(r"include/poolguard/stats/segment\.h")
-        check(open(man).read().startswith(".") and ".TH POOLGUARD 1" in open(man).read(),
-              "%s is not a man page" % man)
+        options = one(r"share/doc/poolguard/OPTIONS\.md")
+        page = open(man).read()
+        check(page.startswith(".") and ".TH POOLGUARD 1" in page, "%s is not a man page" % man)
+        # The man page's ENVIRONMENT lists every option of the installed OPTIONS.md table.
+        names = re.findall(r"^\| `POOLGUARD_(\w+)`", open(options).read(), re.M)
+        env = page[page.index(".SH ENVIRONMENT"):page.index(".SH FILES")]
+        missing = [n for n in names if "\\fBPOOLGUARD_%s=" % n not in env]
+        check(len(names) >= 10 and not missing, "%d options in OPTIONS.md; not in the man page: %s"
+              % (len(names), missing))
         env = clean_env(PKG_CONFIG_PATH=os.path.dirname(pc))
         q = subprocess.run(["pkg-config", "--libs", "poolguard"], capture_output=True, text=True,
                            env=env, timeout=60)
