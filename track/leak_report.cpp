@@ -86,24 +86,15 @@ struct MappedArray {
 };
 
 // Fills items[0..) and blocks[0..) with the live tracked blocks, sorted by address, and returns how
-// many. In a frame of its own: the sort leaves block addresses in registers and stack slots, and
-// the scan reads the calling thread's registers (the callee-saved ones, as its caller left them)
-// and its stack from the scan's frame up. Returning restores the caller's registers, which never
-// held a block address, and scrub_stack_below() clears the dead frames.
-[[gnu::noinline]] size_t collect_sorted(Item* items, ScanBlock* blocks, size_t cap) {
+// many. The block addresses this leaves in registers and stack slots are below the scan's `top`
+// (check_below), where nothing is a root.
+size_t collect_sorted(Item* items, ScanBlock* blocks, size_t cap) {
   Collect c{items, cap, 0};
   tracker_for_each_locked(collect_one, &c);
   std::sort(items, items + c.n,
             [](const Item& a, const Item& b) { return a.block.start < b.block.start; });
   for (size_t i = 0; i < c.n; ++i) blocks[i] = items[i].block;
   return c.n;
-}
-
-// Zeroes the stack below the caller's frame, where collect_sorted() ran.
-[[gnu::noinline]] void scrub_stack_below() {
-  volatile char junk[64 * 1024];
-  memset(const_cast<char*>(junk), 0, sizeof junk);
-  asm volatile("" : : "r"(junk) : "memory");
 }
 
 // Sums the blocks of `state` by stack into groups[0..) and returns how many; groups must have
@@ -170,10 +161,11 @@ void write_totals(TextBuffer<1024>& out, const char* name, const Totals& t) {
   out.str(",\"stacks\":").u64(t.stacks).chr('}');
 }
 
-}  // namespace
-
-int leak_check_at_exit() {
-  if (!tracking_all()) return 0;
+// The whole check. The calling thread's stack is a root from `top` up only: below it are the
+// frames of poolguard's exit hook, whose slots hold block addresses (the collection, the sort)
+// and, where never written, stale words of whatever ran there before (the program's last frames,
+// malloc's): one of those once hid a leaked block.
+int check_below(uintptr_t top) {
   uint64_t t0 = monotonic_ms();
   LogOutput out(true);
   int fd = out.fd();
@@ -216,8 +208,7 @@ int leak_check_at_exit() {
             [](const leak::Range& a, const leak::Range& b) { return a.lo < b.lo; });
 
   leak::ScanStats stats{};
-  scrub_stack_below();
-  bool scanned = leak::leak_scan(blocks.data, n, exclude, nx, &stats);
+  bool scanned = leak::leak_scan(blocks.data, n, exclude, nx, &stats, top);
   tracker_unlock_all();
   if (!scanned) {
     TextBuffer<128> line;
@@ -313,6 +304,13 @@ int leak_check_at_exit() {
 
   if (td.blocks + ti.blocks == 0) return 0;
   return static_cast<int>(options().LEAKS_EXIT_CODE);
+}
+
+}  // namespace
+
+int leak_check_at_exit(uintptr_t top) {
+  if (!tracking_all()) return 0;
+  return check_below(top);
 }
 
 }  // namespace pg

@@ -15,6 +15,8 @@
 // each are printed in full, the rest are counted in the summary.
 #pragma once
 
+#include <cstdint>
+
 namespace pg {
 
 inline constexpr int kLeakGroupsShown = 30;
@@ -24,7 +26,9 @@ inline constexpr int kLeakGroupsShown = 30;
 // constructor.
 
 // Runs the check when POOLGUARD_LEAKS is on. Returns the exit status the process must end with
-// (POOLGUARD_LEAKS_EXIT_CODE when something leaked), or 0 to keep its own.
-int leak_check_at_exit();
+// (POOLGUARD_LEAKS_EXIT_CODE when something leaked), or 0 to keep its own. The calling thread's
+// stack is scanned from `top` up: the exit hook runs inside leak::call_with_stack_top
+// (track/leak_scan.h), so that none of its own frames is a root.
+int leak_check_at_exit(uintptr_t top);
 
 }  // namespace pg

@@ -368,11 +368,8 @@ bool scan_stopped(Work* work, const World& w, ScanBlock* blocks, size_t n, const
   return true;
 }
 
-// Never inlined into leak_scan: the scan's locals (the Scanner holds the first block's address,
-// the World and Work the scan's memory) must lie below the stack pointer leak_scan reads, where
-// they are not roots; inlined, they would sit in leak_scan's frame, above it.
-__attribute__((noinline)) bool scan_impl(ScanBlock* blocks, size_t n, const Range* exclude,
-                                         size_t n_exclude, ScanStats* stats, uintptr_t my_sp) {
+bool scan_impl(ScanBlock* blocks, size_t n, const Range* exclude, size_t n_exclude,
+               ScanStats* stats, uintptr_t my_sp) {
   ScanStats st{};
   if (n == 0) {
     st.threads = 1;
@@ -390,26 +387,90 @@ __attribute__((noinline)) bool scan_impl(ScanBlock* blocks, size_t n, const Rang
   return ok;
 }
 
+struct ScanArgs {
+  ScanBlock* blocks;
+  size_t n;
+  const Range* exclude;
+  size_t n_exclude;
+  ScanStats* stats;
+};
+
+int scan_from_top(void* ctx, uintptr_t top) {
+  const ScanArgs* a = static_cast<const ScanArgs*>(ctx);
+  return scan_impl(a->blocks, a->n, a->exclude, a->n_exclude, a->stats, top) ? 1 : 0;
+}
+
 }  // namespace
 
-// The scanning thread's registers and stack. __builtin_unwind_init makes this frame save every
-// callee-saved register, so that whatever the callers keep in them is in memory at or above the
-// stack pointer read here; caller-saved registers hold nothing live across the call. The frames
-// of the scan itself are below that stack pointer and never scanned: they hold block addresses.
-__attribute__((noinline)) bool leak_scan(ScanBlock* blocks, size_t n, const Range* exclude,
-                                         size_t n_exclude, ScanStats* stats) {
+bool leak_scan(ScanBlock* blocks, size_t n, const Range* exclude, size_t n_exclude,
+               ScanStats* stats, uintptr_t top) {
+  return scan_impl(blocks, n, exclude, n_exclude, stats, top);
+}
+
+bool leak_scan(ScanBlock* blocks, size_t n, const Range* exclude, size_t n_exclude,
+               ScanStats* stats) {
+  ScanArgs args{blocks, n, exclude, n_exclude, stats};
+  return call_with_stack_top(scan_from_top, &args) != 0;
+}
+
+}  // namespace pg::leak
+
+#if defined(__x86_64__)
+// The callee-saved registers (rbp, rbx, r12-r15) pushed, then a zero so that the call below is
+// 16-byte aligned: `top` is the stack pointer after those pushes, and nothing at or above it was
+// written by anything but these instructions and the caller. The frame keeps rbp as its frame
+// pointer (stack walks through fn still work); fn preserves the registers, so `leave` is enough.
+extern "C" __attribute__((visibility("hidden"))) int pg_leak_call_with_top(int (*fn)(void* ctx,
+                                                                                     uintptr_t top),
+                                                                           void* ctx);
+asm(R"(
+  .text
+  .p2align 4
+  .globl pg_leak_call_with_top
+  .hidden pg_leak_call_with_top
+  .type pg_leak_call_with_top, @function
+pg_leak_call_with_top:
+  .cfi_startproc
+  endbr64
+  pushq %rbp
+  .cfi_def_cfa_offset 16
+  .cfi_offset %rbp, -16
+  movq %rsp, %rbp
+  .cfi_def_cfa_register %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  pushq $0
+  movq %rdi, %rax
+  movq %rsi, %rdi
+  movq %rsp, %rsi
+  call *%rax
+  leave
+  .cfi_def_cfa %rsp, 8
+  ret
+  .cfi_endproc
+  .size pg_leak_call_with_top, .-pg_leak_call_with_top
+)");
+
+int pg::leak::call_with_stack_top(int (*fn)(void* ctx, uintptr_t top), void* ctx) {
+  return pg_leak_call_with_top(fn, ctx);
+}
+#else
+// __builtin_unwind_init makes this frame save every callee-saved register, so whatever the
+// callers keep in them is in memory at or above the stack pointer read here.
+__attribute__((noinline)) int pg::leak::call_with_stack_top(int (*fn)(void* ctx, uintptr_t top),
+                                                            void* ctx) {
   __builtin_unwind_init();
   uintptr_t sp;
-#if defined(__x86_64__)
-  asm volatile("mov %%rsp, %0" : "=r"(sp));
-#elif defined(__aarch64__)
+#if defined(__aarch64__)
   asm volatile("mov %0, sp" : "=r"(sp));
 #else
   sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
 #endif
-  bool ok = scan_impl(blocks, n, exclude, n_exclude, stats, sp);
-  asm volatile("" ::: "memory");  // no tail call: this frame must outlive the scan
-  return ok;
+  int r = fn(ctx, sp);
+  asm volatile("" ::: "memory");  // no tail call: this frame must outlive fn
+  return r;
 }
-
-}  // namespace pg::leak
+#endif

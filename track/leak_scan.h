@@ -9,7 +9,10 @@
 //     stacks, which are scanned from the stack pointer up only;
 //   - the registers and stacks of every thread: the other threads are stopped with a signal for the
 //     length of the scan (their registers come from the signal context); a thread that does not
-//     answer in time has its whole stack mapping scanned instead (counted in ScanStats).
+//     answer in time has its whole stack mapping scanned instead (counted in ScanStats). The
+//     scanning thread's stack is scanned from a `top` taken where poolguard's own code starts
+//     (call_with_stack_top below): the frames of the check itself, and whatever stale words their
+//     unwritten slots still hold, are never roots; its callers' registers are.
 // Blocks left unreached are leaks: `direct` when no other leaked block points to them, `indirect`
 // when one does. In a leaked cycle with no way in, one block (the lowest address) is direct and
 // the rest indirect, so every cycle shows up once as a direct leak.
@@ -56,7 +59,22 @@ struct ScanStats {
 // refused. The caller must keep every block alive and unchanged during the call (it holds the
 // allocator's tracking lock, so no other thread frees or allocates a tracked block meanwhile:
 // the other threads are stopped anyway).
+// The calling thread's stack is scanned from `top` up (a value call_with_stack_top() passed to
+// a function that is still running), nothing below it.
+bool leak_scan(ScanBlock* blocks, size_t n, const Range* exclude, size_t n_exclude,
+               ScanStats* stats, uintptr_t top);
+
+// The same, with the calling thread's stack scanned from the caller's frame up.
 bool leak_scan(ScanBlock* blocks, size_t n, const Range* exclude, size_t n_exclude,
                ScanStats* stats);
+
+// Calls fn(ctx, top) and returns what it returns. Every callee-saved register of the caller is
+// stored in memory at or above `top`, and the rest of that memory is the caller's frames: a scan
+// of the stack from `top` up reads everything the caller and its callers keep (caller-saved
+// registers hold nothing live across a call), and nothing of fn's frames, below `top`. On
+// x86-64 the words at and above `top` are written by this function alone (a zero, the registers,
+// the return address); elsewhere it is a C frame that spills the registers, whose padding may
+// hold a stale word.
+int call_with_stack_top(int (*fn)(void* ctx, uintptr_t top), void* ctx);
 
 }  // namespace pg::leak

@@ -179,6 +179,61 @@ TEST_F(LeakScanTest, LocalOnCurrentStackIsReachable) {
   EXPECT_EQ(state(0), kDirect);
 }
 
+// Below the `top` that call_with_stack_top() hands out, the calling thread's stack is not a root:
+// a block address in a frame there (poolguard's own exit frames, in the report) hides no leak.
+struct BelowTop {
+  ScanBlock* blocks;
+  size_t n;
+  uintptr_t key;
+};
+
+__attribute__((noinline)) int scan_with_address_below_top(void* ctx, uintptr_t top) {
+  const BelowTop* b = static_cast<const BelowTop*>(ctx);
+  volatile uintptr_t below = b->blocks[0].start ^ b->key;
+  below = below ^ b->key;  // the address itself, in this frame, below `top`
+  EXPECT_LT(reinterpret_cast<uintptr_t>(&below), top);
+  ScanStats st{};
+  EXPECT_TRUE(leak_scan(b->blocks, b->n, nullptr, 0, &st, top));
+  below = 0;
+  return 0;
+}
+
+TEST_F(LeakScanTest, FramesBelowTheTopAreNotRoots) {
+  make(2);
+  BelowTop ctx{blocks_, n_, kKey};
+  wipe_stack();
+  call_with_stack_top(scan_with_address_below_top, &ctx);
+  EXPECT_EQ(state(0), kDirect);
+  EXPECT_EQ(state(1), kDirect);
+}
+
+#if defined(__x86_64__)
+// The caller's callee-saved registers are roots: call_with_stack_top() stores them above `top`.
+__attribute__((noinline)) int scan_from_top(void* ctx, uintptr_t top) {
+  const BelowTop* b = static_cast<const BelowTop*>(ctx);
+  wipe_stack();
+  ScanStats st{};
+  EXPECT_TRUE(leak_scan(b->blocks, b->n, nullptr, 0, &st, top));
+  return 0;
+}
+
+__attribute__((noinline)) void scan_with_r12(BelowTop* ctx, uintptr_t hidden_address) {
+  register uintptr_t reg asm("r12") = hidden_address;  // the address only there, not in memory
+  asm volatile("xorq %[key], %%r12" : "+r"(reg) : [key] "r"(ctx->key));
+  call_with_stack_top(scan_from_top, ctx);
+  asm volatile("xorq %%r12, %%r12" : "+r"(reg));
+}
+
+TEST_F(LeakScanTest, CallerCalleeSavedRegisterIsARoot) {
+  make(2);
+  BelowTop ctx{blocks_, n_, kKey};
+  wipe_stack();
+  scan_with_r12(&ctx, hidden(1));
+  EXPECT_EQ(state(0), kDirect);
+  EXPECT_EQ(state(1), kReachable);
+}
+#endif
+
 TEST_F(LeakScanTest, ReachableFromReachableBlockIsReachable) {
   make(5);
   set_global(0);
