@@ -63,6 +63,7 @@ inline constexpr uint64_t kGuardRedzone = option_value("GUARD", "redzone");
 inline constexpr uint64_t kGuardPage = option_value("GUARD", "page");
 inline constexpr uint64_t kGuardFillOn = option_value("GUARD_FILL", "on");
 inline constexpr uint64_t kLeaksOn = option_value("LEAKS", "on");
+inline constexpr uint64_t kLeaksReachableOn = option_value("LEAKS_REACHABLE", "on");
 inline constexpr uint64_t kSegmentOn = option_value("SEGMENT", "on");
 
 // Kinds of values (see options.inc): Enum and Size are stored as numbers; Percents packs up to 8

@@ -230,6 +230,11 @@ char* shared_heap_table() {
   return g_region.table;
 }
 
+void shared_own_range(uintptr_t* lo, uintptr_t* hi) {
+  *lo = reinterpret_cast<uintptr_t>(g_region.table);
+  *hi = g_region.table != nullptr ? *lo + kRegionBytes : 0;
+}
+
 int shared_segment_id() {
   return g_region.id;
 }

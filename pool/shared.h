@@ -67,6 +67,9 @@ size_t shared_max_arenas();
 // of the heap in a slot are kHeapCountersOffset bytes after it. nullptr when it could not be
 // mapped (then no thread gets a heap, and small requests go to the large path).
 char* shared_heap_table();
+// The whole of this memory (the heap table, the segment and the unused space between), {0, 0}
+// before shared_init: the leak scan must not take poolguard's own figures for the program's roots.
+void shared_own_range(uintptr_t* lo, uintptr_t* hi);
 
 // The id of the published segment, or -1.
 int shared_segment_id();

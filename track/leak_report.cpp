@@ -21,7 +21,9 @@
 #include "base/os.h"
 #include "base/symbolize.h"
 #include "large/large.h"
+#include "pool/shared.h"
 #include "track/leak_scan.h"
+#include "track/profile_table.h"
 #include "track/tracker.h"
 
 namespace pg {
@@ -191,12 +193,19 @@ int check_below(uintptr_t top) {
   }
   size_t n = collect_sorted(items.data, blocks.data, live);
 
-  // Never roots: the tracker's tables (they list every block), the work arrays, the depot.
-  leak::Range exclude[24];
+  // Never roots: the tracker's tables (they list every block), the work arrays, the depot, and
+  // poolguard's shared figures and profile (tens of megabytes that hold no program pointer:
+  // scanning them made the check several times slower than the program's own memory needs).
+  leak::Range exclude[32];
   size_t nx = 0;
-  uintptr_t own[16][2];
+  uintptr_t own[24][2];
   size_t nown = tracker_own_ranges(own, 16);
-  for (size_t i = 0; i < nown; ++i) exclude[nx++] = leak::Range{own[i][0], own[i][1]};
+  nown += profile_table_own_ranges(own + nown, 2);
+  shared_own_range(&own[nown][0], &own[nown][1]);
+  ++nown;
+  for (size_t i = 0; i < nown; ++i) {
+    if (own[i][1] > own[i][0]) exclude[nx++] = leak::Range{own[i][0], own[i][1]};
+  }
   exclude[nx++] = leak::Range{reinterpret_cast<uintptr_t>(items.data),
                               reinterpret_cast<uintptr_t>(items.data) + items.bytes};
   exclude[nx++] = leak::Range{reinterpret_cast<uintptr_t>(blocks.data),
@@ -228,11 +237,12 @@ int check_below(uintptr_t top) {
   Totals tr = totals_of(reachable.data, nr);
 
   // --- Symbolize the stacks shown, all at once (one addr2line run per module). ---
-  constexpr int kReachableShown = 5;
-  constexpr int kReachableFrames = 4;
+  // Reachable blocks are listed only when asked (POOLGUARD_LEAKS_REACHABLE=on): they are not
+  // leaks, and a program that leaks nothing then symbolizes nothing.
+  bool list_reachable = options().LEAKS_REACHABLE == kLeaksReachableOn;
   size_t show_d = nd < size_t{kLeakGroupsShown} ? nd : kLeakGroupsShown;
   size_t show_i = ni < size_t{kLeakGroupsShown} ? ni : kLeakGroupsShown;
-  size_t show_r = nr < size_t{kReachableShown} ? nr : kReachableShown;
+  size_t show_r = !list_reachable ? 0 : nr < size_t{kLeakGroupsShown} ? nr : kLeakGroupsShown;
   size_t shown = show_d + show_i + show_r;
   MappedArray<uintptr_t> pcs(shown * kDepotMaxFrames);
   MappedArray<int> depth(shown);
@@ -250,43 +260,40 @@ int check_below(uintptr_t top) {
   // The frames are return addresses: the call is the instruction before, and its line is the
   // one to name (addr2line of the return address can give the next line). Shown as captured.
   for (size_t i = 0; i < npcs; ++i) pcs.data[i] -= 1;
-  symbolize_self(pcs.data, npcs, frames.data, true);
+  if (npcs > 0) symbolize_self(pcs.data, npcs, frames.data, true);
 
   // --- Write. ---
   k = 0;
   size_t at = 0;
-  const char* what[2] = {"direct", "indirect"};
-  for (int kind = 0; kind < 2; ++kind) {
+  const char* what[3] = {"direct leak of ", "indirect leak of ", "reachable: "};
+  for (int kind = 0; kind < 3; ++kind) {
     for (size_t g = 0; g < counts[kind]; ++g, ++k) {
       const Group& gr = order[kind][g];
       TextBuffer<256> head;
-      head.str("poolguard: ").str(what[kind]).str(" leak of ").u64(gr.bytes).str(" bytes in ");
+      head.str("poolguard: ").str(what[kind]).u64(gr.bytes).str(" bytes in ");
       head.u64(gr.blocks).str(gr.blocks == 1 ? " block" : " blocks").str(", allocated from:\n");
       head.flush(fd);
       write_frames(fd, frames.data + at, depth.data[k], kDepotMaxFrames);
       at += static_cast<size_t>(depth.data[k]);
     }
-  }
-  if (nd > show_d || ni > show_i) {
-    TextBuffer<256> more;
-    more.str("poolguard: ... and ").u64((nd - show_d) + (ni - show_i));
-    more.str(" more leak stacks (counted in the summary)\n");
-    more.flush(fd);
-  }
-  {
-    TextBuffer<256> head;
-    head.str("poolguard: reachable at exit: ").u64(tr.blocks).str(" blocks, ").u64(tr.bytes);
-    head.str(" bytes from ").u64(tr.stacks).str(" stacks (still pointed to: not leaks)");
-    head.str(show_r > 0 ? ". Largest:\n" : "\n");
-    head.flush(fd);
-    for (size_t g = 0; g < show_r; ++g, ++k) {
-      const Group& gr = reachable.data[g];
-      TextBuffer<128> line;
-      line.str("  ").u64(gr.bytes).str(" bytes in ").u64(gr.blocks).str(" blocks from:\n");
-      line.flush(fd);
-      write_frames(fd, frames.data + at, depth.data[k], kReachableFrames);
-      at += static_cast<size_t>(depth.data[k]);
+    if (kind == 1 && (nd > show_d || ni > show_i)) {
+      TextBuffer<256> more;
+      more.str("poolguard: ... and ").u64((nd - show_d) + (ni - show_i));
+      more.str(" more leak stacks (counted in the summary)\n");
+      more.flush(fd);
     }
+  }
+  if (tr.blocks > 0) {
+    TextBuffer<256> line;
+    line.str("poolguard: ").u64(tr.blocks).str(tr.blocks == 1 ? " block (" : " blocks (");
+    line.u64(tr.bytes).str(" bytes) still reachable at exit, not leaks");
+    if (!list_reachable) {
+      line.str("; POOLGUARD_LEAKS_REACHABLE=on lists them");
+    } else if (nr > show_r) {
+      line.str("; ").u64(nr - show_r).str(" more stacks of them not shown");
+    }
+    line.chr('\n');
+    line.flush(fd);
   }
   TextBuffer<1024> sum;
   sum.str("poolguard: leak-summary {\"pid\":").u64(static_cast<uint64_t>(os::process_id()));

@@ -192,6 +192,21 @@ bool profile_table_init(bool publish, uint64_t sample_bytes) {
   return true;
 }
 
+size_t profile_table_own_ranges(uintptr_t (*out)[2], size_t max) {
+  size_t n = 0;
+  if (g_table.mem != nullptr && n < max) {
+    out[n][0] = reinterpret_cast<uintptr_t>(g_table.mem);
+    out[n][1] = out[n][0] + stats::kProfileSegmentBytes;
+    ++n;
+  }
+  if (g_table.index != nullptr && n < max) {
+    out[n][0] = reinterpret_cast<uintptr_t>(g_table.index);
+    out[n][1] = out[n][0] + kIndexSlots * sizeof(IndexSlot);
+    ++n;
+  }
+  return n;
+}
+
 uint32_t profile_table_add(uint32_t stack, uint64_t weight, uint64_t blocks) {
   if (g_table.mem == nullptr) return kNoProfileEntry;
   shared_add(totals()->sampled_total, 1);

@@ -29,6 +29,10 @@ uint32_t profile_table_add(uint32_t stack, uint64_t weight, uint64_t blocks);
 // That block was freed: the same weight and blocks as added.
 void profile_table_remove(uint32_t entry, uint64_t weight, uint64_t blocks);
 
+// The profile's memory (its segment and its private index) as {lo, hi} pairs into out[0..max);
+// returns how many (0 before profile_table_init). Not roots for the leak scan.
+size_t profile_table_own_ranges(uintptr_t (*out)[2], size_t max);
+
 // The id of the published profile's segment, or -1.
 int profile_table_id();
 
