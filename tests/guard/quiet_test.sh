@@ -117,6 +117,8 @@ if [[ $mode == leaks ]]; then
   for log in "${logs[@]}"; do
     grep -q '^poolguard: leak-summary {' "$log" || pg_fail "a leak log without its summary: $log"
   done
+  # With POOLGUARD_LOG set, the exit summaries went to the logs too.
+  grep -ho '{"poolguard":.*}' "${logs[@]}" >>"$PG_TMP/$what.stats" || true
   pg_note "leaks: ${#logs[@]} process(es) reported: $(cat "${logs[@]}" | "$PG_PYTHON" -c '
 import json, sys
 d = i = 0

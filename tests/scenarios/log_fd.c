@@ -195,6 +195,15 @@ static int count_lines_with(const char* text, const char* needle) {
   return count;
 }
 
+// The sum of the numbers after each occurrence of `key` (such as "\"suppressed\":").
+static long sum_after(const char* text, const char* key) {
+  long sum = 0;
+  for (const char* p = text; (p = strstr(p, key)) != NULL; p += strlen(key)) {
+    sum += strtol(p + strlen(key), NULL, 10);
+  }
+  return sum;
+}
+
 static void check_data_files(const char* dir) {
   for (int f = 0; f < kDataFiles; ++f) {
     char path[512];
@@ -236,13 +245,18 @@ static void descriptor_check(const char* self, const char* dir, int poolguard, i
   }
   SCEN_CHECK(text != NULL, "no log at %s", log);
   int records = count_lines_with(text, "poolguard: limit-exceeded {");
-  // Three refusals, one record each (before this was checked, the tracked modes logged two).
-  SCEN_CHECK(records == 3, "%s holds %d limit-exceeded records, expected 3:\n%.2000s", log, records,
-             text);
+  // Three refusals, each with its record, or counted as a repeat of the one before when the
+  // compiler merged two of the calls into one (same stack): in a later record's "suppressed" or
+  // in the log-suppressed record at exit. Before this was checked, the tracked modes logged two
+  // records for one refusal.
+  long folded = sum_after(text, "\"suppressed\":") + sum_after(text, "\"count\":");
+  SCEN_CHECK(records >= 1 && records + folded == 3,
+             "%s holds %d limit-exceeded records and %ld folded, expected 3 in all:\n%.2000s", log,
+             records, folded, text);
   free(text);
   unlink(log);
-  scen_note("descriptors (%d inherited, %s): data files intact, %d records in the log", 3 + extra,
-            how, records);
+  scen_note("descriptors (%d inherited, %s): data files intact, %d records in the log (%ld folded)",
+            3 + extra, how, records, folded);
 }
 
 // POOLGUARD_LOG naming a path poolguard must not write: `victim` stays as it was and the
