@@ -117,8 +117,9 @@ bool ElfSymbols::covering_all(const uint64_t* addresses, size_t n, const char** 
   size_t bytes = n * (sizeof(uint32_t) + sizeof(uint64_t));
   void* scratch = os::map(bytes);
   if (scratch == nullptr) return false;
-  auto* order = static_cast<uint32_t*>(scratch);
-  auto* best = reinterpret_cast<uint64_t*>(order + n);  // start of names[i]'s symbol
+  // The 8-byte array first: after n 4-byte indices it would be misaligned for an odd n.
+  auto* best = static_cast<uint64_t*>(scratch);  // start of names[i]'s symbol
+  auto* order = reinterpret_cast<uint32_t*>(best + n);
   for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
   std::sort(order, order + n,
             [addresses](uint32_t a, uint32_t b) { return addresses[a] < addresses[b]; });
