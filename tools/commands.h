@@ -13,5 +13,6 @@ int cmd_ls(const std::vector<std::string>& args);         // tools/cmd_ls.cpp
 int cmd_map(const std::vector<std::string>& args);        // tools/cmd_map.cpp
 int cmd_profile(const std::vector<std::string>& args);    // tools/cmd_profile.cpp
 int cmd_symbolize(const std::vector<std::string>& args);  // tools/cmd_symbolize.cpp
+int cmd_export(const std::vector<std::string>& args);     // tools/cmd_export.cpp
 
 }  // namespace pg::tool

@@ -9,6 +9,7 @@
 //   poolguard map PID [--classes]
 //   poolguard profile PID (--folded [FILE] | --svg FILE)
 //   poolguard symbolize [FILE|-]
+//   poolguard export [PID | --all] [--listen [ADDR:]PORT | --textfile DIR [--interval SECONDS]]
 //   poolguard --version
 //
 // Exit status: 0 success, 1 the process cannot be read (no such process, no segment, another
@@ -52,11 +53,14 @@ const char kUsage[] =
     "  profile PID (--folded [FILE] | --svg FILE)\n"
     "                      the live heap by allocation stack: folded stacks or a flame graph\n"
     "  symbolize [FILE|-]  a report or log with the function and file:line of every frame\n"
+    "  export [PID | --all] [--listen [ADDR:]PORT | --textfile DIR [--interval SECONDS]]\n"
+    "                      Prometheus metrics of every process (or PID): printed, served over\n"
+    "                      HTTP or written for node_exporter's textfile collector\n"
     "  --version           the version of poolguard and of the statistics segment it reads\n"
     "\n";
 
-const char* const kCommands[] = {"run",       "stat", "ls",     "map",      "profile",
-                                 "symbolize", "help", "--help", "--version"};
+const char* const kCommands[] = {"run",       "stat",   "ls",   "map",    "profile",
+                                 "symbolize", "export", "help", "--help", "--version"};
 
 // Where the man page is: installed next to the tool (bin/../share/man/man1), or, for a tool run
 // from its build tree, docs/poolguard.1 in the source tree it was built from.
@@ -107,6 +111,7 @@ int main(int argc, char** argv) {
   if (cmd == "map") return pg::tool::cmd_map(args);
   if (cmd == "profile") return pg::tool::cmd_profile(args);
   if (cmd == "symbolize") return pg::tool::cmd_symbolize(args);
+  if (cmd == "export") return pg::tool::cmd_export(args);
   std::string message =
       (!cmd.empty() && cmd[0] == '-' ? "unknown option '" : "unknown command '") + cmd + "'";
   if (const char* nearest = nearest_command(cmd)) {

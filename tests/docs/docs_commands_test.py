@@ -37,6 +37,7 @@ EXPECT = [
     (r"poolguard stat --watch", r"poolguard stat: pid \d+"),
     (r"poolguard map \$!", r"\S"),
     (r"poolguard ls$", r"\d+"),
+    (r"poolguard export \$!$", r'\npoolguard_small_held_bytes\{pid="\d+",comm="[^"]*"\} \d+\n'),
     (r"poolguard stat \$! --profile", r"heap profile"),
     (r"POOLGUARD_LEAKS=1 .*prog|run --leaks", r"poolguard: leak-summary \{"),
 ]
