@@ -5,12 +5,14 @@ set -euo pipefail
 
 # Build tools and libraries (bench/ compares against jemalloc, mimalloc and tcmalloc), clang with
 # its sanitizer and libFuzzer runtimes for tests/fuzz (not pulled in by clang without recommends),
-# then the programs the integration tests run under the preload, and CPython's own test suite.
+# then the programs the integration tests run under the preload, and CPython's own test suite;
+# prometheus for promtool, which checks `poolguard export`'s output (tests/stats/export_test.py).
 packages=(
   cmake ninja-build g++ pkg-config googletest libgtest-dev libbenchmark-dev libunwind-dev
   libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
   clang libclang-rt-14-dev
   python3 sqlite3 git gcc coreutils file libpython3.11-testsuite
+  prometheus
 )
 
 say() { echo "deps.sh: $*" >&2; }
