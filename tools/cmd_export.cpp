@@ -1,6 +1,6 @@
 // `poolguard export`: the figures of the caller's processes (or one) in the Prometheus text
 // format, printed once, written for node_exporter's textfile collector, or served over HTTP to a
-// scraper (a minimal blocking server, one connection at a time).
+// scraper (a minimal blocking server, one connection at a time, each given 5 seconds).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -159,11 +159,19 @@ bool wants_openmetrics(const std::string& head) {
 // GET /metrics gets the metrics read now, anything else 404 (400 for a request not understood).
 void serve_one(int fd, int pid) {
   timeval tv{kSocketTimeoutSeconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  // One deadline for the whole request: a client sending a byte at a time cannot hold the
+  // server (the only one serving) longer than that.
+  uint64_t deadline = pg::stats::monotonic_ns() + kSocketTimeoutSeconds * 1000000000ull;
   std::string head;
   char buf[4096];
   while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequest) {
+    uint64_t now = pg::stats::monotonic_ns();
+    if (now >= deadline) return;
+    uint64_t left_us = (deadline - now) / 1000 + 1;
+    tv = timeval{static_cast<time_t>(left_us / 1000000),
+                 static_cast<suseconds_t>(left_us % 1000000)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR && !g_stop) continue;
     if (n <= 0) return;  // closed, timed out or interrupted: nothing to answer
@@ -230,7 +238,11 @@ int serve(const sockaddr_in& sa, int pid) {
   while (!g_stop) {
     int fd = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) continue;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {  // out of descriptors: try again a little later
+        sleep_seconds(0.1);
+        continue;
+      }
       fprintf(stderr, "poolguard: accept: %s\n", strerror(errno));
       close(ls);
       return 1;

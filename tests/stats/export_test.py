@@ -11,14 +11,17 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stats_test import Failure, Hold, WAIT, check, clean_env, run_tool, stat_json  # noqa: E402
+from stats_test import (Failure, Hold, WAIT, check, clean_env, run_tool, stat_json,  # noqa: E402
+                        wait_for)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 
@@ -152,7 +155,8 @@ def case_stdout(args):
 
 
 def case_textfile(args):
-    """--textfile DIR writes DIR/poolguard.prom (nothing else left behind); a missing DIR fails."""
+    """--textfile DIR writes DIR/poolguard.prom (nothing else left behind), with --interval until
+    SIGTERM; a missing DIR fails."""
     with Hold(args) as h, tempfile.TemporaryDirectory() as d:
         h.send("alloc", "allocated")
         doc = stat_json(args, h.pid)
@@ -161,6 +165,23 @@ def case_textfile(args):
         check(os.listdir(d) == ["poolguard.prom"], "DIR holds %s" % os.listdir(d))
         with open(os.path.join(d, "poolguard.prom")) as f:
             compare(f.read(), doc, "pg_stats_hold")
+        # --interval rewrites it until SIGTERM, which leaves the last file whole and no other.
+        os.unlink(os.path.join(d, "poolguard.prom"))
+        writer = subprocess.Popen([args.tool, "export", "--textfile", d, "--interval", "0.1"],
+                                  env=clean_env())
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(d, "poolguard.prom")), "poolguard.prom")
+            writer.send_signal(signal.SIGTERM)
+            rc = writer.wait(timeout=WAIT)
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+        check(rc == 0, "export --textfile --interval after SIGTERM: exit %d" % rc)
+        check(os.listdir(d) == ["poolguard.prom"], "DIR holds %s" % os.listdir(d))
+        with open(os.path.join(d, "poolguard.prom")) as f:
+            text = f.read()
+        check('pid="%d"' % h.pid in text, "--interval's file has no pid %d" % h.pid)
         rc, out, err = run_tool(args, "export", "--textfile", os.path.join(d, "missing"))
         check(rc == 1 and "cannot create" in err, "missing DIR: exit %d: %s" % (rc, err))
         print("textfile: DIR/poolguard.prom carries stat --json's figures; a missing DIR exits 1")
@@ -168,7 +189,7 @@ def case_textfile(args):
 
 def case_listen(args):
     """--listen 127.0.0.1:0 answers GET /metrics (text 0.0.4, or OpenMetrics when asked) and 404
-    otherwise; SIGTERM ends it with status 0."""
+    otherwise, is not held by a silent client, drops a process that exits; SIGTERM ends it."""
     with Hold(args) as h:
         h.send("alloc", "allocated")
         doc = stat_json(args, h.pid)
@@ -198,10 +219,23 @@ def case_listen(args):
                 raise Failure("GET /other answered 200")
             except urllib.error.HTTPError as e:
                 check(e.code == 404, "GET /other: %d, expected 404" % e.code)
+            # A client that connects and sends nothing holds the server 5 seconds at most.
+            idle = socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=WAIT)
+            started = time.monotonic()
+            with urllib.request.urlopen(url, timeout=WAIT) as r:
+                check(r.status == 200, "GET /metrics after an idle client: %d" % r.status)
+            idle.close()
+            print("listen: a silent client held the server %.1f s" % (time.monotonic() - started))
+            # A process that exits leaves the next scrape.
+            h.close()
+            with urllib.request.urlopen(url, timeout=WAIT) as r:
+                body = r.read().decode()
+            check('pid="%d"' % h.pid not in body, "pid %d still exported after its exit" % h.pid)
             server.send_signal(signal.SIGTERM)
             rc = server.wait(timeout=WAIT)
             check(rc == 0, "export --listen after SIGTERM: exit %d" % rc)
-            print("listen: /metrics as text and OpenMetrics, 404 elsewhere, SIGTERM ends it")
+            print("listen: /metrics as text and OpenMetrics, 404 elsewhere, an exited process"
+                  " gone, SIGTERM ends it")
         finally:
             if server.poll() is None:
                 server.kill()
