@@ -25,6 +25,10 @@
 #include <cerrno>
 #include <cstring>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include "base/align.h"
 #include "base/clock.h"
 #include "base/elf_symbols.h"
@@ -256,7 +260,11 @@ struct ChildSetup {
 // system calls only. Signals stay blocked (see run_child) until every disposition is the default,
 // so none of the program's handlers ever runs here; execve would reset them anyway, but not an
 // ignored SIGPIPE, which would stay ignored.
-int child_main(void* arg) {
+//
+// Not instrumented under AddressSanitizer: the child shares our memory, shadow memory included,
+// so the redzones an instrumented frame poisons on its stack would outlive it (execve leaves
+// without unpoisoning them) and flag whatever is mapped there next.
+__attribute__((no_sanitize("address"))) int child_main(void* arg) {
   const auto* c = static_cast<const ChildSetup*>(arg);
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
@@ -284,6 +292,11 @@ pid_t spawn(const ChildSetup& setup) {
   pid_t pid = clone(child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
                     const_cast<ChildSetup*>(&setup));
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+#if defined(__SANITIZE_ADDRESS__)
+  // The libc calls the child made (ASan's interceptors among them) may still have poisoned some
+  // of its stack: clear it before the stack is unmapped and its addresses reused.
+  __asan_unpoison_memory_region(stack.data(), stack.size());
+#endif
   return pid;
 }
 
