@@ -404,7 +404,6 @@ void arena_give_pool(Pool* pool) {
   a->nfree += units;
   g_dirty_pools += units;
   bump(figures().pools_in_use, -static_cast<int64_t>(units));
-  limit_note_pools(figures().pools_in_use * kPoolSize);  // a later sum must not count these
   for (unsigned k = pool->index; k < pool->index + units; ++k) {
     map_pool(a, k, stats::kSegPoolFreeDirty, 0);
   }

@@ -161,7 +161,6 @@ bool limit_charge(size_t bytes, size_t request) {
 }
 
 namespace {
-std::atomic<uint64_t> g_seen_pool_bytes{0};   // at the last limit_note_pools
 std::atomic<uint64_t> g_seen_large_bytes{0};  // at the last limit_note_large
 std::atomic<uint64_t> g_seen_peak{0};
 
@@ -173,13 +172,14 @@ void note_seen(uint64_t held) {
 }  // namespace
 
 void limit_note_pools(uint64_t pool_bytes) {
-  g_seen_pool_bytes.store(pool_bytes, std::memory_order_relaxed);
   note_seen(pool_bytes + g_seen_large_bytes.load(std::memory_order_relaxed));
 }
 
 void limit_note_large(uint64_t large_bytes) {
   g_seen_large_bytes.store(large_bytes, std::memory_order_relaxed);
-  note_seen(large_bytes + g_seen_pool_bytes.load(std::memory_order_relaxed));
+  // The pools' bytes now, from the figure the arenas keep (read relaxed, as readers do).
+  note_seen(large_bytes +
+            __atomic_load_n(&shared_globals().pools_in_use, __ATOMIC_RELAXED) * kPoolSize);
 }
 
 bool limit_take_refusal() {

@@ -52,9 +52,9 @@ void limit_counters(LimitCounters* out);
 
 // The peak of the bytes held without a limit, which counts nothing on the fast paths: the pools
 // report the bytes of the pools in use each time one is taken (under the arena lock), the large
-// path its live bytes each time it sums them (every 64 large operations of a thread). The peak is
-// the highest sum of the two last reports, so it can miss the large blocks of the last 64
-// operations of each thread.
+// path its live bytes each time it sums them (every 64 large operations of a thread); each report
+// is added to the other side's latest figure (the pools' is the arenas' own pools_in_use). The
+// peak can miss the large blocks of the last 64 operations of each thread.
 void limit_note_pools(uint64_t pool_bytes);
 void limit_note_large(uint64_t large_bytes);
 
