@@ -182,6 +182,7 @@ bool ensure_init() {
                         &shared_globals().corruptions);
     arena_set_purge_threshold(options().PURGE);
     limit_init();
+    large_init();
     arenas_init(options().RESERVE, [] { set_route_flag(kRouteFallbackArenas, true); });
     heaps_init();
     init_guard();

@@ -69,8 +69,11 @@ uint32_t g_free[kMaxHeaps];
 size_t g_free_count = 0;
 pthread_t g_slot_owner[kMaxHeaps];
 int g_slot_tid[kMaxHeaps];  // kernel thread id of each owner, to tell a dead owner (see below)
+// The key whose destructor gives a thread's slot back. Made once by large_init, before any second
+// thread can reach the large path: made lazily, a thread that found it claimed but not yet made
+// would set the value of key 0 (another module's) to its LargeStats.
 pthread_key_t g_key;
-bool g_key_made = false;
+std::atomic<bool> g_key_made{false};
 
 size_t slot_index(const stats::SegmentLargeSlot* slot) {
   return static_cast<size_t>(slot - shared_large_slots());
@@ -94,6 +97,14 @@ void on_thread_exit(void* arg) {
 }
 
 }  // namespace
+
+void large_init() {
+  // Any call that reaches glibc's set-up does; free(nullptr) does not.
+  __libc_free(__libc_malloc(1));
+  if (pthread_key_create(&g_key, on_thread_exit) == 0) {
+    g_key_made.store(true, std::memory_order_release);
+  }
+}
 
 void large_lock_for_fork() {
   g_stats_lock.lock_for_fork();
@@ -139,9 +150,11 @@ void reclaim_dead_owners_locked() {
 
 [[gnu::noinline]] void register_thread() {
   LargeStats* s = &t_stats;
+  // Before large_init the slot could not be given back at exit: this block counts into the shared
+  // totals, and the thread registers on a later one.
+  if (!g_key_made.load(std::memory_order_acquire)) return;
   s->state = ThreadState::kShared;  // first: the calls below may allocate and come back here
   stats::SegmentLargeSlot* slots = shared_large_slots();
-  bool make_key;
   {
     LockGuard guard(g_stats_lock);
     size_t i;
@@ -162,10 +175,7 @@ void reclaim_dead_owners_locked() {
     s->slot = &slots[i];
     s->state = ThreadState::kRegistered;
     s->budget = kTrimCheckEvery;
-    make_key = !g_key_made;
-    g_key_made = true;
   }
-  if (make_key) pthread_key_create(&g_key, on_thread_exit);
   pthread_setspecific(g_key, s);
 }
 

@@ -19,6 +19,14 @@
 
 namespace pg {
 
+// Runs glibc's malloc initialisation now (front/init.cpp, once, on the initialising thread).
+// glibc sets its malloc up on the first call, without a lock, counting on that call to come
+// before any second thread exists; under poolguard the first call is the first large block, which
+// may come from several threads at once. Two threads in that set-up both attach to glibc's main
+// arena, which counts one of them, and the second to exit aborts in glibc's thread clean-up.
+// Also makes the pthread key that gives a thread's statistics slot back when it exits.
+void large_init();
+
 // fork support (front/init.cpp calls these in its fixed lock order).
 void large_lock_for_fork();
 void large_unlock_after_fork_parent();
