@@ -8,6 +8,9 @@
 #include "base/lock.h"
 #include "base/os.h"
 #include "base/stack.h"
+#if defined(POOLGUARD_FAULT_INJECTION)
+#include "base/fault.h"
+#endif
 
 namespace pg {
 
@@ -89,6 +92,9 @@ uint32_t depot_put(const uintptr_t* pcs, int depth) {
     if (id != 0) return id;
   }
   LockGuard guard(g_depot_lock);
+#if defined(POOLGUARD_FAULT_INJECTION)
+  fault::reached(fault::Point::kDepotInsert);
+#endif
   base = storage();
   if (base == nullptr) return 0;
   uint32_t head = g_buckets[bucket].load(std::memory_order_relaxed);

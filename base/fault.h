@@ -61,8 +61,9 @@ const char* call_name_for_testing(Call call);
 // hook runs there, on that thread) while another thread does something the update must survive,
 // such as fork().
 //   kUnsetCurrent  a heap's current pool has given up its extra count but is still current
-enum class Point : uint8_t { kUnsetCurrent };
-inline constexpr size_t kNumPoints = 1;
+//   kDepotInsert   a thread adding a new stack to the depot holds the depot's lock
+enum class Point : uint8_t { kUnsetCurrent, kDepotInsert };
+inline constexpr size_t kNumPoints = 2;
 
 // Called by the core at `point`: runs the hook set for it, if any.
 void reached(Point point);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 
+#include "base/depot.h"
 #include "base/lock.h"
 #include "base/log.h"
 #include "base/meta.h"
@@ -46,8 +47,8 @@ std::atomic<pthread_t> g_init_thread{0};
 // glibc will (more than one thread), and lets go of it after our locks in the parent; in the
 // child glibc resets it, and so do we, in case glibc judged the process single-threaded.
 //
-// Lock order: stdio list, tracker shards, profile table, guard (registry, stack depot), heap
-// registry, abandoned pools, arenas, metadata, large-block statistics, log.
+// Lock order: stdio list, tracker shards, profile table, guard registry, heap registry, abandoned
+// pools, arenas, metadata, large-block statistics, log, stack depot.
 extern "C" {
 extern char __libc_single_threaded;
 void _IO_list_lock();
@@ -73,6 +74,9 @@ void before_fork() {
   meta_lock_for_fork();
   large_lock_for_fork();
   log_lock_for_fork();
+  // The stack depot serves the guard, the leak tracker and the profile alike, and takes no lock
+  // while it holds its own: it comes last.
+  depot_lock_for_fork();
   g_fork_owner.store(pthread_self(), std::memory_order_relaxed);
   // Last: walks in flight hold none of the locks above (base/unwind.h).
   if (depth == 1) unwind_close_for_fork();
@@ -91,6 +95,7 @@ bool end_fork_depth() {
 
 void after_fork_parent() {
   if (g_init_state.load(std::memory_order_acquire) != 2) return;
+  depot_unlock_after_fork();
   log_unlock_after_fork();
   large_unlock_after_fork_parent();
   meta_unlock_after_fork();
@@ -108,6 +113,7 @@ void after_fork_child() {
   // First: the child must stop counting into its parent's segment and profile.
   shared_after_fork_child();
   profile_table_after_fork_child();
+  depot_unlock_after_fork();
   log_unlock_after_fork();
   large_after_fork_child();
   meta_unlock_after_fork();

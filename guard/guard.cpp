@@ -386,12 +386,10 @@ void guard_check_all() {
 void guard_lock_for_fork() {
   if (!guard_enabled()) return;
   guard_lock().lock_for_fork();
-  depot_lock_for_fork();
 }
 
 void guard_unlock_after_fork(bool child) {
   if (!guard_enabled()) return;
-  depot_unlock_after_fork();
   guard_lock().unlock_after_fork();
   if (child) tid_after_fork();
 }
