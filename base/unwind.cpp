@@ -13,6 +13,7 @@
 
 #include <atomic>
 
+#include "base/clock.h"
 #include "base/lock.h"
 #include "base/os.h"
 
@@ -44,6 +45,14 @@ bool is_our_pipe_end(int fd, uint64_t* dev, uint64_t* ino) {
   return true;
 }
 
+// A child of vfork (posix_spawn's, CPython's subprocess) shares this memory, the state above
+// included, but has a descriptor table of its own: its closing the pipe's numbers (closefrom
+// before exec) says nothing of the parent's pipe. g_pipe_pid is the process whose table holds the
+// pipe (set when verified, and anew in a fork child, which gets a copy of it); a close in another
+// process sharing the memory marks only that process (g_closer_pid) as unable to walk.
+std::atomic<int> g_pipe_pid{0};
+std::atomic<int> g_closer_pid{0};
+
 // Walks since the last full check of the pipe (pipe_safe).
 std::atomic<uint32_t> g_walks_unchecked{0};
 constexpr uint32_t kCheckEvery = 1024;
@@ -64,6 +73,9 @@ bool pipe_safe() {
   }
   return false;
 }
+
+// How long a walk waits for another thread's first walk to be over (guarded()).
+constexpr int64_t kProbeWaitNs = 200 * 1000 * 1000;
 
 // Descriptors below this are left to the program: libunwind's pipe is placed at or above it.
 constexpr int kPipeFloor = 100;
@@ -107,6 +119,7 @@ int first_walk(void** frames, int max) {
     g_pipe.fd[1] = b;
     g_pipe.dev = d0;
     g_pipe.ino = i0;
+    g_pipe_pid.store(os::process_id(), std::memory_order_relaxed);
     g_pipe_state.store(kVerified, std::memory_order_release);
     return n;
   }
@@ -156,6 +169,8 @@ template <typename Walk>
 int guarded(uintptr_t* out, int max, Walk walk) {
   os::SavedErrno keep;  // libunwind's pipe and fstat may set it; we run inside malloc and free
   if (g_pipe_state.load(std::memory_order_acquire) == kUnsafe) return 0;
+  int closer = g_closer_pid.load(std::memory_order_acquire);
+  if (closer != 0 && closer == os::process_id()) return 0;  // a vfork child that closed them
   if (!enter()) return 0;
   int n = 0;
   int expected = kUnprobed;
@@ -165,6 +180,15 @@ int guarded(uintptr_t* out, int max, Walk walk) {
     // opens libunwind's pipe where we can see it. Then the one asked for, if it was not that.
     void* frames[64];
     first_walk(frames, 64);
+  } else if (g_pipe_state.load(std::memory_order_acquire) == kProbing && t_walking == 1) {
+    // Another thread is making the first walk of all: wait for it rather than return no stack
+    // (threads of a program often report at once, at a limit, and the first record would name
+    // none). A while at most: that thread may be waiting for a lock this one holds. Not in a
+    // walk interrupted by a signal handler (t_walking > 1): that may be the first walk itself.
+    int64_t deadline = monotonic_ns() + kProbeWaitNs;
+    while (g_pipe_state.load(std::memory_order_acquire) == kProbing && monotonic_ns() < deadline) {
+      sched_yield();
+    }
   }
   if (pipe_safe()) n = walk(out, max);
   leave();
@@ -187,6 +211,11 @@ void unwind_descriptors_closing(unsigned lo, unsigned hi) {
   if (g_pipe_state.load(std::memory_order_acquire) != kVerified) return;
   for (int fd : g_pipe.fd) {
     if (fd >= 0 && static_cast<unsigned>(fd) >= lo && static_cast<unsigned>(fd) <= hi) {
+      int self = os::process_id();
+      if (self != g_pipe_pid.load(std::memory_order_relaxed)) {
+        g_closer_pid.store(self, std::memory_order_release);  // its own table: not ours
+        return;
+      }
       g_pipe_state.store(kUnsafe, std::memory_order_release);
       // A walk already past its check may still use the pipe: let it finish before the
       // descriptor goes (unless this thread is inside one itself, interrupted by a handler).
@@ -225,6 +254,10 @@ void unwind_close_for_fork() {
 }
 
 void unwind_open_after_fork() {
+  // In the child, its copy of the pipe is its own from now on (in the parent nothing changes).
+  if (g_pipe_pid.load(std::memory_order_relaxed) != 0) {
+    g_pipe_pid.store(os::process_id(), std::memory_order_relaxed);
+  }
   g_closed.store(false, std::memory_order_release);
 }
 

@@ -37,7 +37,8 @@ int unwind_context(const void* ucontext, uintptr_t* out, int max);
 // False once stacks can no longer be walked safely (the program closed libunwind's descriptors).
 bool unwind_available();
 // The program is about to close or replace descriptors lo..hi (inclusive): if libunwind's pipe is
-// among them, stacks are no longer walked. Async-signal-safe.
+// among them, stacks are no longer walked, in this process only (a vfork child closing
+// descriptors before exec leaves its parent walking). Async-signal-safe.
 void unwind_descriptors_closing(unsigned lo, unsigned hi);
 
 // fork support: the gate closes after every lock is taken, and opens when the outermost fork
