@@ -70,9 +70,19 @@ echo "abort mode: exit status $status"
 
 # 4. Threads allocating at once never overshoot.
 for size in 64 1000 50000; do
-  out=$(POOLGUARD_LIMIT=64M LD_PRELOAD="$lib" "$fill" $size $((2 * limit)) 4 2>/dev/null)
+  out=$(POOLGUARD_LIMIT=64M LD_PRELOAD="$lib" "$fill" $size $((2 * limit)) 4 2>"$tmp/threads.err")
+  status=$?
   held=$(awk '{print $2}' <<<"$out")
-  [ "$held" -le "$limit" ] || bad "4 threads, size $size: held $held > limit $limit"
+  if [ "$status" != 0 ] || [ -z "$held" ]; then
+    bad "4 threads, size $size: exit status $status, stderr ends: $(grep -v '^poolguard: limit-exceeded' "$tmp/threads.err" | tail -2)"
+  elif [ "$held" -gt "$limit" ]; then
+    bad "4 threads, size $size: held $held > limit $limit"
+  fi
+  # Every record names its stack, also those of threads refused while another thread made the
+  # process's first stack walk.
+  if grep -q '"stack":\[\]' "$tmp/threads.err"; then
+    bad "4 threads, size $size: a record without a stack"
+  fi
   echo "4 threads, $size-byte blocks: $out"
 done
 
