@@ -93,6 +93,50 @@ bool loaded_build_id(uintptr_t pc, char* buf, size_t cap) {
   return false;
 }
 
+// Frames named for earlier reports, by address: a program going on after errors
+// (POOLGUARD_ON_ERROR=report) reports the same call sites again and again, and the three stacks of
+// one report share their outer frames, while each addr2line run over a module with large debug
+// information (libc's) takes a good part of a second. Used only by the thread that owns the
+// report (g_report_owner), never by a nested or raw one; mapped on first use.
+class FrameCache {
+ public:
+  // Copies the cached frame of pc into *out; false when there is none, or when the module that
+  // held pc then is not the one loaded there now (dlclose, then another module at that address).
+  bool find(uintptr_t pc, SymFrame* out) {
+    if (entries_ == nullptr || pc == 0) return false;
+    Entry& e = entries_[slot(pc)];
+    if (e.frame.pc != pc || e.base != module_base(pc)) return false;
+    *out = e.frame;
+    return true;
+  }
+  void add(const SymFrame& f) {
+    if (entries_ == nullptr) {
+      entries_ = static_cast<Entry*>(os::map(sizeof(Entry) * kEntries));
+      if (entries_ == nullptr) return;
+    }
+    Entry& e = entries_[slot(f.pc)];  // a collision replaces the older frame
+    e.frame = f;
+    e.base = module_base(f.pc);
+  }
+
+ private:
+  struct Entry {
+    SymFrame frame;
+    uintptr_t base;  // load address of the module holding frame.pc when it was named
+  };
+  static constexpr size_t kEntries = 512;
+  static size_t slot(uintptr_t pc) { return (pc * 0x9e3779b97f4a7c15u) >> 55; }  // 9 bits
+  static uintptr_t module_base(uintptr_t pc) {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void*>(pc), &info) == 0) return 0;
+    return reinterpret_cast<uintptr_t>(info.dli_fbase);
+  }
+  Entry* entries_ = nullptr;
+};
+static_assert(512 == 1u << (64 - 55), "FrameCache::slot covers its entries");
+
+FrameCache g_frame_cache;
+
 }  // namespace
 
 ErrorReport::ErrorReport(ErrorCount kind_count, const char* kind) {
@@ -127,6 +171,32 @@ void ErrorReport::end_line() {
   line_.clear();
 }
 
+void ErrorReport::name_frames(uintptr_t* lookup, int n, SymFrame* frames) {
+  // Only the frames no earlier report named go to symbolize_self, packed at the front of lookup[]
+  // (frames[k].pc stays 0 for them until they are named).
+  int misses = 0;
+  for (int k = 0; k < n; ++k) {
+    uintptr_t pc = lookup[k];
+    if (!g_frame_cache.find(pc, &frames[k])) frames[k].pc = 0, lookup[misses++] = pc;
+  }
+  if (misses == 0) return;
+  size_t bytes = static_cast<size_t>(misses) * sizeof(SymFrame);
+  auto* named = static_cast<SymFrame*>(os::map(bytes));
+  if (named == nullptr) {
+    for (int k = 0, m = 0; k < n; ++k) {
+      if (frames[k].pc == 0) symbolize_self(&lookup[m++], 1, &frames[k], true);
+    }
+    return;
+  }
+  symbolize_self(lookup, static_cast<size_t>(misses), named, true);
+  for (int k = 0, m = 0; k < n; ++k) {
+    if (frames[k].pc != 0) continue;
+    frames[k] = named[m++];
+    g_frame_cache.add(frames[k]);
+  }
+  os::unmap(named, bytes);
+}
+
 void ErrorReport::stack(const char* title, int tid, const uintptr_t* pcs, int n, bool first_exact) {
   line_.str("  ").str(title);
   if (tid != 0) line_.str(" by thread ").u64(static_cast<uint64_t>(tid));
@@ -152,7 +222,11 @@ void ErrorReport::stack(const char* title, int tid, const uintptr_t* pcs, int n,
   // A return address may point just past the call, into the next line or function: name the
   // byte before it, the call itself.
   for (int k = 0; k < n; ++k) lookup[k] = first_exact && k == 0 ? pcs[k] : pcs[k] - 1;
-  symbolize_self(lookup, static_cast<size_t>(n), frames, !raw_);
+  if (raw_ || nested_) {
+    symbolize_self(lookup, static_cast<size_t>(n), frames, !raw_);
+  } else {
+    name_frames(lookup, n, frames);
+  }
   for (int k = 0; k < n; ++k) {
     line_.str("    #").u64(static_cast<uint64_t>(k)).chr(' ');
     append_frame(line_, frames[k], pcs[k]);

@@ -76,6 +76,9 @@ class ErrorReport {
   };
   static constexpr int kModules = 15;
   void note_module(const SymFrame& f);
+  // Names lookup[0..n) into frames[0..n) with addr2line, reusing the frames earlier reports named
+  // (lookup[] is overwritten).
+  void name_frames(uintptr_t* lookup, int n, SymFrame* frames);
   Module* modules_ = nullptr;
   int nmodules_ = 0;
   bool raw_ = false;

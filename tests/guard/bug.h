@@ -2,7 +2,8 @@
 // allocation stack must name it), commits one kind of heap bug, and prints "survived" if it is
 // still running afterwards (POOLGUARD_ON_ERROR=report).
 //
-//   PROGRAM SIZE      SIZE: bytes of the block (pooled sizes are <= 256)
+//   PROGRAM SIZE [TIMES]   SIZE: bytes of the block (pooled sizes are <= 256); TIMES: how many
+//                          times to commit the bug, from the same call sites (overflow.c only)
 //
 // Built with -g -O0 -rdynamic, so that dladdr names the functions in the reports.
 #ifndef PG_GUARD_BUG_H
@@ -32,8 +33,8 @@ __attribute__((noinline)) char* make_block(size_t size) {
 }
 
 static size_t size_arg(int argc, char** argv) {
-  if (argc != 2 || atol(argv[1]) <= 0) {
-    fprintf(stderr, "usage: %s SIZE\n", argv[0]);
+  if (argc < 2 || argc > 3 || atol(argv[1]) <= 0) {
+    fprintf(stderr, "usage: %s SIZE [TIMES]\n", argv[0]);
     exit(2);
   }
   return (size_t)atol(argv[1]);

@@ -34,6 +34,25 @@ section "$tmp/redzone" "found here" | grep -qE "^    #0 0x[0-9a-f]+ in main \(.*
 section "$tmp/redzone" "allocated" | grep -qE "^    #0 0x[0-9a-f]+ in make_block \(.*\) .*(bug\.h|overflow\.c):$malloc_line$" ||
   fail "redzone: 'allocated' #0 is not make_block at bug.h:$malloc_line"
 
+# Reports of the same call sites reuse the names earlier reports found: four overflows at one
+# site run addr2line as often as one report does (a report's three stacks share frames too), with
+# the same names in every report. A logging addr2line ahead in PATH counts the runs.
+real_addr2line="$(command -v addr2line)"
+mkdir "$tmp/path"
+printf '#!/bin/sh\necho run >>"%s"\nexec "%s" "$@"\n' "$tmp/runs" "$real_addr2line" >"$tmp/path/addr2line"
+chmod +x "$tmp/path/addr2line"
+: >"$tmp/runs"
+env -i PATH="$tmp/path:$PATH" LD_PRELOAD="$lib" POOLGUARD_GUARD=redzone POOLGUARD_ON_ERROR=report \
+  "$bin" 24 4 >/dev/null 2>"$tmp/repeat"
+reports="$(grep -c '^poolguard: ERROR: heap-buffer-overflow' "$tmp/repeat")"
+[[ "$reports" == 4 ]] || fail "repeat: $reports reports, expected 4"
+runs="$(wc -l <"$tmp/runs")"
+((runs >= 1 && runs <= 3)) || fail "repeat: addr2line ran $runs times for 4 reports of one site (1 to 3 expected)"
+found="$(grep -cE "^    #0 0x[0-9a-f]+ in main \(.*\) .*overflow\.c:$free_line$" "$tmp/repeat")"
+[[ "$found" == 8 ]] || fail "repeat: main at overflow.c:$free_line is #0 of $found stacks, expected 8 (found, freed)"
+allocated="$(grep -cE "^    #0 0x[0-9a-f]+ in make_block \(.*\) .*(bug\.h|overflow\.c):$malloc_line$" "$tmp/repeat")"
+[[ "$allocated" == 4 ]] || fail "repeat: make_block is #0 of $allocated allocation stacks, expected 4"
+
 env -i PATH="$PATH" LD_PRELOAD="$lib" POOLGUARD_GUARD=page "$bin" 32 >/dev/null 2>"$tmp/page"
 section "$tmp/page" "the access" | grep -qE "^    #0 0x[0-9a-f]+ in write_past_end \(.*pg_guard_named\+0x[0-9a-f]+\)$" ||
   fail "page: 'the access' #0 does not name write_past_end (module+offset, no line)"
@@ -51,11 +70,11 @@ sed -E 's/(pg_guard_named build-id )[0-9a-f]+/\100000000000000000000000000000000
 grep -q 'is not the file that ran' "$tmp/other.err" || fail "symbolize: no warning for a build-id mismatch"
 grep -q "overflow\.c:" "$tmp/other.sym" && fail "symbolize: named lines of a module with another build-id"
 
-for f in redzone page page.sym; do
+for f in redzone page page.sym repeat; do
   grep -q '??' "$tmp/$f" && fail "$f: prints '??': $(grep -m1 '??' "$tmp/$f")"
 done
 if ((failures > 0)); then
-  for f in redzone page page.sym; do echo "--- $f:" >&2; head -n 30 "$tmp/$f" >&2; done
+  for f in redzone page page.sym repeat; do echo "--- $f:" >&2; head -n 30 "$tmp/$f" >&2; done
   exit 1
 fi
 echo "guard names: main, make_block and write_past_end named with their lines"
