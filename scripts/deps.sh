@@ -6,7 +6,8 @@ set -euo pipefail
 # Build tools and libraries (bench/ compares against jemalloc, mimalloc and tcmalloc), clang with
 # its sanitizer and libFuzzer runtimes for tests/fuzz (not pulled in by clang without recommends),
 # then the programs the integration tests run under the preload, and CPython's own test suite;
-# prometheus for promtool, which checks `poolguard export`'s output (tests/stats/export_test.py).
+# prometheus: Debian's Prometheus scrapes `poolguard export` and its promtool checks the output and
+# the PromQL of docs/FLEET.md (tests/stats/export_test.py, tests/docs/fleet_docs_test.py).
 packages=(
   cmake ninja-build g++ pkg-config googletest libgtest-dev libbenchmark-dev libunwind-dev
   libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev

@@ -149,10 +149,12 @@ bool read_process(int pid, ProcessInfo* out) {
   size_t open = stat.find('('), close = stat.rfind(')');
   if (!ok || open == std::string::npos || close == std::string::npos || close < open) return false;
   out->comm = stat.substr(open + 1, close - open - 1);
-  // Fields after the command name: state is field 3, start time field 22.
+  // Fields after the command name: state is field 3, ppid 4, start time 22.
   std::istringstream rest(stat.substr(close + 2));
   std::string field;
   for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3) out->state = field[0];
+    if (i == 4) out->ppid = atoi(field.c_str());
     if (i == 22) out->start_time = std::strtoull(field.c_str(), nullptr, 10);
   }
   return true;

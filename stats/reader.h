@@ -20,6 +20,8 @@ struct ProcessInfo {
   int pid = 0;
   int tgid = 0;             // the process a thread id belongs to (== pid for a process)
   uint32_t euid = 0;        // effective user id
+  int ppid = 0;             // parent process (/proc/PID/stat field 4)
+  char state = '?';         // R, S, D, Z (zombie), X (dead), ... (field 3)
   std::string comm;         // command name (/proc/PID/stat)
   uint64_t start_time = 0;  // clock ticks after boot (/proc/PID/stat field 22)
 };

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace pg::tool {
 
@@ -56,6 +57,20 @@ bool split_eq(const std::string& a, std::string* name, std::string* value) {
   if (a.rfind("--", 0) != 0 || eq == std::string::npos) return false;
   *name = a.substr(0, eq);
   *value = a.substr(eq + 1);
+  return true;
+}
+
+bool is_option(const std::string& a, const char* name) {
+  size_t n = strlen(name);
+  return a.compare(0, n, name) == 0 &&
+         (a.size() == n || (a[n] == '=' && a.compare(0, 2, "--") == 0));
+}
+
+bool option_value(const std::vector<std::string>& args, size_t* i, std::string* value) {
+  std::string name;
+  if (split_eq(args[*i], &name, value)) return true;
+  if (*i + 1 >= args.size()) return false;
+  *value = args[++*i];
   return true;
 }
 

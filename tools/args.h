@@ -1,8 +1,10 @@
 // Command-line helpers shared by the commands: usage errors and --help, the parsers of process
-// ids, durations and "--name=value", and where the tool itself lives.
+// ids, durations and options with values ("--name value", "--name=value"), and where the tool
+// itself lives.
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace pg::tool {
 
@@ -23,6 +25,11 @@ int pid_argument(const char* usage, const std::string& a, int* pid, bool* have_p
 bool parse_seconds(const std::string& s, double* out);
 // Splits "--name=value" into name and value; true if there was a '='.
 bool split_eq(const std::string& a, std::string* name, std::string* value);
+// Whether argument `a` is option `name`: itself, or for a long option "--name=value".
+bool is_option(const std::string& a, const char* name);
+// The value of the option at args[*i]: after its '=' ("--name=value"), else the next argument,
+// which *i then moves to. false when there is none (the option ends the command line).
+bool option_value(const std::vector<std::string>& args, size_t* i, std::string* value);
 
 // The directory of the running poolguard binary ("." if /proc/self/exe cannot be read).
 std::string tool_dir();

@@ -1,7 +1,6 @@
 // `poolguard export`: the figures of the caller's processes (or one) in the Prometheus text
 // format, printed once, written for node_exporter's textfile collector, or served over HTTP to a
 // scraper (a minimal blocking server, one connection at a time, each given 5 seconds).
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,6 +18,7 @@
 #include "stats/reader.h"
 #include "tools/args.h"
 #include "tools/commands.h"
+#include "tools/listen_address.h"
 #include "tools/prometheus.h"
 #include "tools/reading.h"
 
@@ -35,9 +35,10 @@ const char kExportUsage[] =
     "comm) and size class (label class). Each output reads the processes anew.\n"
     "  (no mode)             print them once on stdout\n"
     "  --listen [ADDR:]PORT  serve them over HTTP at /metrics until interrupted (ADDR: an IPv4\n"
-    "                        address, 127.0.0.1 when omitted; --listen alone: 127.0.0.1:9464;\n"
-    "                        PORT 0: any free port, which the first line on stderr names);\n"
-    "                        OpenMetrics when the scraper asks for it\n"
+    "                        address, or an IPv6 one in brackets: [::1]; [::] is every\n"
+    "                        interface, IPv4 too; 127.0.0.1 when omitted; --listen alone:\n"
+    "                        127.0.0.1:9464; PORT 0: any free port, which the first line on\n"
+    "                        stderr names); OpenMetrics when the scraper asks for it\n"
     "  --textfile DIR        write them to DIR/poolguard.prom (a temporary file renamed over it)\n"
     "                        for node_exporter's textfile collector\n"
     "  --interval SECONDS    with --textfile: rewrite it every SECONDS until interrupted\n"
@@ -68,8 +69,7 @@ bool read_quietly(int pid, Reading* r) {
   SegmentReader reader;
   std::string why;
   if (reader.open(pid, &why) != OpenStatus::kOk) return false;
-  reader.read(&r->fig);
-  r->proc = reader.process();
+  read_open(reader, r);
   return true;
 }
 
@@ -201,38 +201,27 @@ void serve_one(int fd, int pid) {
   send_all(fd, response("200 OK", metrics_content_type(f), render_metrics(collect(pid), f)));
 }
 
-// "[ADDR:]PORT" into an IPv4 socket address; false if it is not one.
-bool parse_listen(const std::string& s, sockaddr_in* sa) {
-  size_t colon = s.rfind(':');
-  std::string addr = colon == std::string::npos ? "127.0.0.1" : s.substr(0, colon);
-  std::string port = colon == std::string::npos ? s : s.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  int p = std::stoi(port);
-  if (p > 65535) return false;
-  *sa = sockaddr_in{};
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons(static_cast<uint16_t>(p));
-  return inet_pton(AF_INET, addr.c_str(), &sa->sin_addr) == 1;
-}
-
-int serve(const sockaddr_in& sa, int pid) {
-  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  char name[INET_ADDRSTRLEN] = "?";
-  inet_ntop(AF_INET, &sa.sin_addr, name, sizeof name);
-  if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      bind(ls, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || listen(ls, 16) != 0) {
-    fprintf(stderr, "poolguard: cannot listen on %s:%d: %s\n", name, ntohs(sa.sin_port),
+int serve(const ListenAddress& at, int pid) {
+  int ls = socket(at.sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1, zero = 0;
+  // [::] means every interface, IPv4 included (as for other exporters), whatever the system's
+  // default (net.ipv6.bindv6only); for a specific IPv6 address it changes nothing.
+  bool ok = ls >= 0 && setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            (at.sa.ss_family != AF_INET6 ||
+             setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) == 0) &&
+            bind(ls, reinterpret_cast<const sockaddr*>(&at.sa), at.len) == 0 && listen(ls, 16) == 0;
+  if (!ok) {
+    fprintf(stderr, "poolguard: cannot listen on %s:%d: %s\n", at.host.c_str(), at.port,
             strerror(errno));
     if (ls >= 0) close(ls);
     return 1;
   }
-  sockaddr_in bound{};
+  sockaddr_storage bound{};
   socklen_t len = sizeof bound;
   getsockname(ls, reinterpret_cast<sockaddr*>(&bound), &len);
-  fprintf(stderr, "poolguard: serving metrics on http://%s:%d/metrics\n", name,
-          ntohs(bound.sin_port));
+  int port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  fprintf(stderr, "poolguard: serving metrics on http://%s:%d/metrics\n", at.host.c_str(), port);
   fflush(stderr);
   catch_stop_signals();
   while (!g_stop) {
@@ -262,30 +251,28 @@ int cmd_export(const std::vector<std::string>& args) {
   std::string listen_at = "127.0.0.1:" + std::to_string(kDefaultPort), textfile;
   double interval = 0;
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    std::string name, value;
-    bool eq = split_eq(a, &name, &value);
+    const std::string a = args[i];
+    std::string value;
     if (is_help(a)) return help(kExportUsage);
     if (a == "--all") {
       all = true;
-    } else if (a == "--listen" || (eq && name == "--listen")) {
+    } else if (is_option(a, "--listen")) {
       listen = true;
-      if (eq) {
+      // The address is optional: "--listen=ADDR", or a next argument that is not an option.
+      std::string name;
+      if (split_eq(a, &name, &value)) {
         listen_at = value;
       } else if (i + 1 < args.size() && !args[i + 1].empty() && args[i + 1][0] != '-') {
         listen_at = args[++i];
       }
-    } else if (a == "--textfile" || (eq && name == "--textfile")) {
-      if (!eq) {
-        if (i + 1 >= args.size()) return usage_error(kExportUsage, "--textfile needs DIR");
-        value = args[++i];
+    } else if (is_option(a, "--textfile")) {
+      if (!option_value(args, &i, &value) || value.empty()) {
+        return usage_error(kExportUsage, "--textfile needs DIR");
       }
-      if (value.empty()) return usage_error(kExportUsage, "--textfile needs DIR");
       textfile = value;
-    } else if (a == "--interval" || (eq && name == "--interval")) {
-      if (!eq) {
-        if (i + 1 >= args.size()) return usage_error(kExportUsage, "--interval needs SECONDS");
-        value = args[++i];
+    } else if (is_option(a, "--interval")) {
+      if (!option_value(args, &i, &value)) {
+        return usage_error(kExportUsage, "--interval needs SECONDS");
       }
       if (!parse_seconds(value, &interval)) {
         return usage_error(kExportUsage, "--interval: not a number of seconds: '" + value + "'");
@@ -301,16 +288,17 @@ int cmd_export(const std::vector<std::string>& args) {
   if (interval > 0 && textfile.empty()) {
     return usage_error(kExportUsage, "--interval goes with --textfile");
   }
-  sockaddr_in sa{};
-  if (listen && !parse_listen(listen_at, &sa)) {
-    return usage_error(kExportUsage, "--listen: not [IPv4-ADDR:]PORT: '" + listen_at + "'");
+  ListenAddress at;
+  if (listen && !parse_listen_address(listen_at, &at)) {
+    return usage_error(kExportUsage,
+                       "--listen: not [ADDR:]PORT (IPv4-ADDR or [IPv6-ADDR]): '" + listen_at + "'");
   }
   // A process named on the command line must be readable to begin with; later it may exit.
   if (have_pid) {
     Reading r;
     if (read_one(pid, &r) != 0) return 1;
   }
-  if (listen) return serve(sa, have_pid ? pid : 0);
+  if (listen) return serve(at, have_pid ? pid : 0);
   if (textfile.empty()) {
     fputs(render_metrics(collect(have_pid ? pid : 0), MetricsFormat::kPrometheus).c_str(), stdout);
     return fflush(stdout) == 0 ? 0 : 1;

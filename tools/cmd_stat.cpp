@@ -281,29 +281,23 @@ int cmd_stat(const std::vector<std::string>& args) {
   double watch = 0;
   size_t top = kDefaultTop;
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    std::string name, value;
+    const std::string a = args[i];
+    std::string value;
     if (is_help(a)) return help(kStatUsage);
     if (a == "--json") {
       json = true;
     } else if (a == "--profile") {
       profile = true;
-    } else if (a == "--top" || (split_eq(a, &name, &value) && name == "--top")) {
-      if (a == "--top") {
-        if (i + 1 >= args.size()) return usage_error(kStatUsage, "--top needs N");
-        value = args[++i];
-      }
+    } else if (is_option(a, "--top")) {
+      if (!option_value(args, &i, &value)) return usage_error(kStatUsage, "--top needs N");
       if (value.empty() || value.size() > 9 ||
           !std::all_of(value.begin(), value.end(), ::isdigit)) {
         return usage_error(kStatUsage, "--top: not a number of stacks: '" + value + "'");
       }
       top = std::stoul(value);
       have_top = true;
-    } else if (a == "--watch" || (split_eq(a, &name, &value) && name == "--watch")) {
-      if (a == "--watch") {
-        if (i + 1 >= args.size()) return usage_error(kStatUsage, "--watch needs SECONDS");
-        value = args[++i];
-      }
+    } else if (is_option(a, "--watch")) {
+      if (!option_value(args, &i, &value)) return usage_error(kStatUsage, "--watch needs SECONDS");
       if (!parse_seconds(value, &watch)) {
         return usage_error(kStatUsage, "--watch: not a number of seconds: '" + value + "'");
       }

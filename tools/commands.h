@@ -14,5 +14,7 @@ int cmd_map(const std::vector<std::string>& args);        // tools/cmd_map.cpp
 int cmd_profile(const std::vector<std::string>& args);    // tools/cmd_profile.cpp
 int cmd_symbolize(const std::vector<std::string>& args);  // tools/cmd_symbolize.cpp
 int cmd_export(const std::vector<std::string>& args);     // tools/cmd_export.cpp
+int cmd_record(const std::vector<std::string>& args);     // tools/cmd_record.cpp
+int cmd_plot(const std::vector<std::string>& args);       // tools/cmd_plot.cpp
 
 }  // namespace pg::tool

@@ -13,6 +13,8 @@ namespace pg::flame {
 
 namespace {
 
+using tool::code_points;
+using tool::first_code_points;
 using tool::fixed;
 using tool::hex;
 
@@ -53,20 +55,6 @@ std::string sanitize(const std::string& s) {
     i += len;
   }
   return out;
-}
-
-size_t code_points(const std::string& s) {
-  return static_cast<size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xc0) != 0x80; }));
-}
-
-// The first n code points of sanitized text.
-std::string first_code_points(const std::string& s, size_t n) {
-  size_t i = 0;
-  for (size_t seen = 0; i < s.size(); ++i) {
-    if ((s[i] & 0xc0) != 0x80 && seen++ == n) break;
-  }
-  return s.substr(0, i);
 }
 
 std::string basename(const std::string& path) {

@@ -10,11 +10,15 @@
 //   poolguard profile PID (--folded [FILE] | --svg FILE)
 //   poolguard symbolize [FILE|-]
 //   poolguard export [PID | --all] [--listen [ADDR:]PORT | --textfile DIR [--interval SECONDS]]
+//   poolguard record [-i SECONDS] [--profile BYTES] [-e NAME=VALUE]... -o FILE
+//                    (-- CMD [ARGS...] | PID)
+//   poolguard plot FILE [-o OUT.svg] [--pid PID] [--title TEXT]
 //   poolguard --version
 //
 // Exit status: 0 success, 1 the process cannot be read (no such process, no segment, another
-// user's, invalid; no heap profile for `stat --profile` and `profile`) or FILE cannot be written,
-// 2 bad arguments; `run` exits with the command's status (127: not found).
+// user's, invalid; no heap profile for `stat --profile` and `profile`), FILE cannot be written,
+// or (plot) the recording cannot be read; 2 bad arguments; `run` and `record -- CMD` exit with
+// the command's status (127: not found).
 #include <unistd.h>
 
 #include <cstdio>
@@ -56,11 +60,17 @@ const char kUsage[] =
     "  export [PID | --all] [--listen [ADDR:]PORT | --textfile DIR [--interval SECONDS]]\n"
     "                      Prometheus metrics of every process (or PID): printed, served over\n"
     "                      HTTP or written for node_exporter's textfile collector\n"
+    "  record [-i SECONDS] [--profile BYTES] [-e NAME=VALUE]... -o FILE\n"
+    "         (-- CMD [ARGS...] | PID)\n"
+    "                      the heap of CMD (run as by `run`) or of PID, and of their children,\n"
+    "                      over time: a timeline of JSON lines, with each process's peak\n"
+    "  plot FILE [-o OUT.svg] [--pid PID] [--title TEXT]\n"
+    "                      a recording of memory over time (poolguard record) as an SVG chart\n"
     "  --version           the version of poolguard and of the statistics segment it reads\n"
     "\n";
 
-const char* const kCommands[] = {"run",       "stat",   "ls",   "map",    "profile",
-                                 "symbolize", "export", "help", "--help", "--version"};
+const char* const kCommands[] = {"run",    "stat",   "ls",   "map",  "profile", "symbolize",
+                                 "export", "record", "plot", "help", "--help",  "--version"};
 
 // Where the man page is: installed next to the tool (bin/../share/man/man1), or, for a tool run
 // from its build tree, docs/poolguard.1 in the source tree it was built from.
@@ -75,16 +85,20 @@ std::string man_hint() {
 }
 
 // The command nearest to an unknown one: one it starts with (stats: stat), one that starts with
-// it (prof: profile), or one a typo away (sl: ls); null if none.
+// it (prof: profile), or else one a typo away (sl: ls); null if none. A prefix wins over a typo
+// (prof is two letters from plot, but the start of profile).
 const char* nearest_command(const std::string& given) {
   const char* nearest = nullptr;
   size_t best = SIZE_MAX;
+  bool best_prefix = false;
   for (const char* c : kCommands) {
     std::string cmd = c;
     size_t d = pg::name_distance(given.c_str(), c);
     bool prefix = (given.size() >= 2 && cmd.rfind(given, 0) == 0) || given.rfind(cmd, 0) == 0;
     if (!prefix && d > (cmd.size() <= 3 ? 1 : 2)) continue;
-    if (d < best) best = d, nearest = c;
+    if ((prefix && !best_prefix) || (prefix == best_prefix && d < best)) {
+      best = d, nearest = c, best_prefix = prefix;
+    }
   }
   return nearest;
 }
@@ -112,6 +126,8 @@ int main(int argc, char** argv) {
   if (cmd == "profile") return pg::tool::cmd_profile(args);
   if (cmd == "symbolize") return pg::tool::cmd_symbolize(args);
   if (cmd == "export") return pg::tool::cmd_export(args);
+  if (cmd == "record") return pg::tool::cmd_record(args);
+  if (cmd == "plot") return pg::tool::cmd_plot(args);
   std::string message =
       (!cmd.empty() && cmd[0] == '-' ? "unknown option '" : "unknown command '") + cmd + "'";
   if (const char* nearest = nearest_command(cmd)) {

@@ -15,6 +15,20 @@ namespace {
 
 enum class Kind { kGauge, kCounter };
 
+// The unit OpenMetrics's UNIT line gives a family: the one its name ends in, since the spec wants
+// the unit to be the name's suffix after an underscore (a counter's name taken without _total).
+// Only bytes and seconds: a ratio is no unit here (resident_to_live_ratio exceeds 1).
+const char* unit_of(const std::string& family) {
+  for (const char* unit : {"bytes", "seconds"}) {
+    std::string suffix = std::string("_") + unit;
+    if (family.size() > suffix.size() &&
+        family.compare(family.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return unit;
+    }
+  }
+  return nullptr;
+}
+
 struct Family {
   std::string name;  // without _total for a counter
   Kind kind;
@@ -43,6 +57,10 @@ class Families {
       std::string family = f.name + (f.kind == Kind::kCounter && !om ? "_total" : "");
       out += "# HELP " + family + " " + f.help + "\n";
       out += "# TYPE " + family + (f.kind == Kind::kCounter ? " counter\n" : " gauge\n");
+      // 0.0.4 has no UNIT line (Prometheus would read it as a comment, promtool as an error).
+      if (const char* unit = unit_of(f.name); om && unit != nullptr) {
+        out += "# UNIT " + family + " " + unit + "\n";
+      }
       out += f.samples;
     }
     if (om) out += "# EOF\n";
@@ -61,6 +79,13 @@ std::string integer(uint64_t v) {
 std::string real(double v) {
   char b[32];
   snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+// A time in seconds since the epoch, to the clock tick that /proc counts start times in.
+std::string epoch_seconds(double v) {
+  char b[32];
+  snprintf(b, sizeof b, "%.2f", v);
   return b;
 }
 
@@ -114,9 +139,15 @@ void add_process(Families& fams, const Reading& r) {
   gauge("poolguard_large_live_blocks", "Large blocks in use.", large_live);
   gauge("poolguard_large_live_bytes", "Usable bytes of the large blocks in use.",
         s.large_live_bytes);
-  gauge("poolguard_arenas_mapped", "Arenas mapped.", s.arenas_mapped);
-  gauge("poolguard_arenas_in_use", "Arenas holding at least one pool in use.", s.arenas_in_use);
+  // arenas_mapped counts arenas brought into use since the start, a released one taken again
+  // included (base/segment.h): a counter, of which in_use is mapped - released.
+  counter("poolguard_arenas_mapped", "Arenas taken from the OS, a released one taken again too.",
+          s.arenas_mapped);
+  gauge("poolguard_arenas_in_use", "Arenas holding pools now, and the empty spare.",
+        s.arenas_in_use);
   counter("poolguard_arenas_released", "Arenas given back to the OS.", s.arenas_released);
+  // Arenas are never unmapped (a released one keeps its address for reuse), so this never falls;
+  // still a gauge: how many of the arenas are outside the reservation now.
   gauge("poolguard_arenas_fallback", "Arenas outside the reserved address range.",
         s.fallback_arenas);
   gauge("poolguard_reserved_bytes", "Address space reserved for arenas.", s.reserved_bytes);
@@ -124,7 +155,16 @@ void add_process(Families& fams, const Reading& r) {
   counter("poolguard_pools_purged", "Free pools whose pages were returned to the OS.",
           s.pools_purged);
   gauge("poolguard_resident_bytes", "Resident set size of the process.", s.rss_bytes);
-  counter("poolguard_thread_heaps", "Thread heaps created.", s.threads);
+  counter("poolguard_thread_heaps", "Thread heaps created (one per thread that allocated).",
+          s.threads);
+  // The standard process_start_time_seconds, per process. No _created for the counters: a fork
+  // child's counts continue its parent's and an exec starts them again, so neither is this time;
+  // and Prometheus 2.x stores _created lines as series of their own.
+  if (r.start_seconds > 0) {
+    fams.add("poolguard_process_start_time_seconds", Kind::kGauge,
+             "When the process started, in seconds since the epoch.", labels,
+             epoch_seconds(r.start_seconds));
+  }
   gauge("poolguard_limit_bytes", "The heap limit (0: none).", s.limit_bytes);
   gauge("poolguard_limit_in_use_bytes", "Bytes charged against the limit.", s.limit_in_use);
   gauge("poolguard_limit_peak_bytes", "Highest bytes charged against the limit so far.",

@@ -21,11 +21,30 @@ double process_age(const pg::stats::ProcessInfo& p) {
   return uptime - static_cast<double>(p.start_time) / static_cast<double>(ticks);
 }
 
+double process_start_seconds(const pg::stats::ProcessInfo& p) {
+  // /proc's start times count from the boot on CLOCK_BOOTTIME (suspended time included), so the
+  // boot happened that clock's reading before now. Sub-second, unlike /proc/stat's btime.
+  timespec real, boot;
+  long ticks = sysconf(_SC_CLK_TCK);
+  if (ticks <= 0 || p.start_time == 0 || clock_gettime(CLOCK_REALTIME, &real) != 0 ||
+      clock_gettime(CLOCK_BOOTTIME, &boot) != 0) {
+    return 0;
+  }
+  double booted = static_cast<double>(real.tv_sec - boot.tv_sec) +
+                  static_cast<double>(real.tv_nsec - boot.tv_nsec) * 1e-9;
+  return booted + static_cast<double>(p.start_time) / static_cast<double>(ticks);
+}
+
+void read_open(const SegmentReader& reader, Reading* r) {
+  reader.read(&r->fig);
+  r->proc = reader.process();
+  r->start_seconds = process_start_seconds(r->proc);
+}
+
 int read_one(int pid, Reading* r) {
   SegmentReader reader;
   if (open_published(pid, &reader) != 0) return 1;
-  reader.read(&r->fig);
-  r->proc = reader.process();
+  read_open(reader, r);
   return 0;
 }
 

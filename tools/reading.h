@@ -22,10 +22,14 @@ using pg::stats::SegmentReader;
 struct Reading {
   Figures fig;
   pg::stats::ProcessInfo proc;
+  double start_seconds = 0;  // when the process started (process_start_seconds); 0: unknown
 };
 
 // Seconds since process `p` started (from its start time and /proc/uptime); -1 if unknown.
 double process_age(const pg::stats::ProcessInfo& p);
+// When process `p` started, in seconds since the epoch (its start time, counted in clock ticks
+// from boot, plus the time of the boot); 0 if unknown.
+double process_start_seconds(const pg::stats::ProcessInfo& p);
 
 // A process sets its segment up as its first allocation is served, before main: only one that
 // has just been started may not have it yet.
@@ -53,6 +57,8 @@ int open_published(int pid, Reader* reader) {
 
 // Reads pid's figures. Prints why not and returns 1 on failure, else 0.
 int read_one(int pid, Reading* r);
+// What read_one does once the segment is open: the figures, the process and its start.
+void read_open(const SegmentReader& reader, Reading* r);
 
 // Figures derived from a segment: totals and fragmentation (docs/STATS.md defines them).
 struct Derived {

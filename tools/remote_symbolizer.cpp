@@ -15,8 +15,23 @@
 
 namespace pg::tool {
 
+std::vector<ModuleMapping> read_module_maps(int pid) {
+  std::vector<ModuleMapping> maps;
+  pg::maps::for_each(pid, [&](const pg::maps::Mapping& m) {
+    if (m.path_len > 0) maps.push_back({m.start, m.end, m.offset, std::string(m.path, m.path_len)});
+    return true;
+  });
+  std::sort(maps.begin(), maps.end(),
+            [](const ModuleMapping& a, const ModuleMapping& b) { return a.start < b.start; });
+  return maps;
+}
+
 std::map<uint64_t, RemoteFrame> RemoteSymbolizer::symbolize(const std::vector<uint64_t>& pcs) {
-  std::vector<Mapping> maps = read_maps();
+  return symbolize(pcs, read_module_maps(pid_));
+}
+
+std::map<uint64_t, RemoteFrame> RemoteSymbolizer::symbolize(const std::vector<uint64_t>& pcs,
+                                                            const std::vector<Mapping>& maps) {
   std::map<uint64_t, RemoteFrame> out;
   std::map<uint64_t, std::pair<std::string, uint64_t>> lookups;  // pc -> (module, offset)
   std::map<std::string, std::set<uint64_t>> todo;                // module -> offsets to name
@@ -63,17 +78,6 @@ std::string RemoteSymbolizer::local_path(const std::string& path) const {
   return access(through.c_str(), R_OK) == 0 ? through : path;
 }
 
-std::vector<RemoteSymbolizer::Mapping> RemoteSymbolizer::read_maps() const {
-  std::vector<Mapping> maps;
-  pg::maps::for_each(pid_, [&](const pg::maps::Mapping& m) {
-    if (m.path_len > 0) maps.push_back({m.start, m.end, m.offset, std::string(m.path, m.path_len)});
-    return true;
-  });
-  std::sort(maps.begin(), maps.end(),
-            [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
-  return maps;
-}
-
 int RemoteSymbolizer::elf_type(const std::string& path) {
   auto it = elf_types_.find(path);
   if (it != elf_types_.end()) return it->second;
@@ -115,13 +119,27 @@ std::string RemoteSymbolizer::known(const char* s) {
   return s[0] == '\0' || s[0] == ':' || strncmp(s, "??", 2) == 0 ? "" : s;
 }
 
-std::map<uint64_t, RemoteFrame> name_frames(RemoteSymbolizer& sym, const pg::stats::Profile& p,
-                                            size_t top) {
+namespace {
+
+// The return addresses of the first `top` stacks (0: all).
+std::vector<uint64_t> top_pcs(const pg::stats::Profile& p, size_t top) {
   std::vector<uint64_t> pcs;
   for (size_t i = 0; i < p.stacks.size() && (top == 0 || i < top); ++i) {
     pcs.insert(pcs.end(), p.stacks[i].pcs.begin(), p.stacks[i].pcs.end());
   }
-  return sym.symbolize(pcs);
+  return pcs;
+}
+
+}  // namespace
+
+std::map<uint64_t, RemoteFrame> name_frames(RemoteSymbolizer& sym, const pg::stats::Profile& p,
+                                            size_t top) {
+  return sym.symbolize(top_pcs(p, top));
+}
+
+std::map<uint64_t, RemoteFrame> name_frames(RemoteSymbolizer& sym, const pg::stats::Profile& p,
+                                            size_t top, const std::vector<ModuleMapping>& maps) {
+  return sym.symbolize(top_pcs(p, top), maps);
 }
 
 }  // namespace pg::tool

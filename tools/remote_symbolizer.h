@@ -1,5 +1,6 @@
 // Naming the return addresses of another process (RemoteSymbolizer): which module holds each, from
-// /proc/PID/maps (base/maps.h), and its function and file:line, from addr2line (base/symbolize.h).
+// /proc/PID/maps (base/maps.h) or a copy of it kept while the process lived, and its function and
+// file:line, from addr2line (base/symbolize.h).
 #pragma once
 
 #include <cstdint>
@@ -20,10 +21,19 @@ struct RemoteFrame {
   std::string file_line;   // "file.c:12"; "" without line information
 };
 
+// One file-backed mapping of a process.
+struct ModuleMapping {
+  uint64_t start, end, file_offset;
+  std::string path;
+};
+// The file-backed mappings of process `pid` now, by address (empty when it cannot be read): what
+// names its frames, kept by `record` so that they can be named after the process exits.
+std::vector<ModuleMapping> read_module_maps(int pid);
+
 // Names the return addresses of another process: /proc/PID/maps says which module holds each
 // and where it is loaded, addr2line (pg::symbolize_module) reads the module's symbol and line
 // tables. Names are cached by (module, offset), so `stat --watch` runs addr2line on new frames
-// only.
+// only, and `record` once per module for the frames of all its processes.
 class RemoteSymbolizer {
  public:
   explicit RemoteSymbolizer(int pid) : pid_(pid) {}
@@ -31,18 +41,18 @@ class RemoteSymbolizer {
   // A frame for each of `pcs` (repeats allowed), by pc. Reads /proc/PID/maps once, then runs
   // addr2line once per module for all its new offsets.
   std::map<uint64_t, RemoteFrame> symbolize(const std::vector<uint64_t>& pcs);
+  // The same from `maps`, the process's mappings as read_module_maps() read them (the process
+  // may have exited since). Modules are read through /proc/PID/root while PID lives, else at the
+  // same path in our file system.
+  std::map<uint64_t, RemoteFrame> symbolize(const std::vector<uint64_t>& pcs,
+                                            const std::vector<ModuleMapping>& maps);
 
  private:
-  struct Mapping {
-    uint64_t start, end, file_offset;
-    std::string path;  // "" for anonymous memory
-  };
+  using Mapping = ModuleMapping;
 
   // The file mapped at `path` in the process's view of the file system (its mount namespace,
   // through /proc/PID/root) when we may look there, else the same path in ours.
   std::string local_path(const std::string& path) const;
-  // The file-backed mappings of the process, by address.
-  std::vector<Mapping> read_maps() const;
   // ET_EXEC or ET_DYN from the file's ELF header; 0 when it is not an ELF file we can read.
   int elf_type(const std::string& path);
   // Runs addr2line over `module` for `offsets` and caches the names (empty ones too: a frame
@@ -60,5 +70,8 @@ class RemoteSymbolizer {
 // The frames of the first `top` stacks (0: all), named.
 std::map<uint64_t, RemoteFrame> name_frames(RemoteSymbolizer& sym, const pg::stats::Profile& p,
                                             size_t top);
+// The same from a copy of the process's mappings.
+std::map<uint64_t, RemoteFrame> name_frames(RemoteSymbolizer& sym, const pg::stats::Profile& p,
+                                            size_t top, const std::vector<ModuleMapping>& maps);
 
 }  // namespace pg::tool

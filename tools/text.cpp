@@ -80,4 +80,18 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
+size_t code_points(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += (c & 0xc0) != 0x80;
+  return n;
+}
+
+std::string first_code_points(const std::string& s, size_t n) {
+  size_t i = 0;
+  for (size_t seen = 0; i < s.size(); ++i) {
+    if ((s[i] & 0xc0) != 0x80 && seen++ == n) break;
+  }
+  return s.substr(0, i);
+}
+
 }  // namespace pg::tool

@@ -1,7 +1,9 @@
-// Text for the tool's output: byte counts for people, JSON strings, fixed-point numbers and hex
-// addresses. Shared by the commands (tools/cmd_*.cpp) and the flame graphs (tools/flamegraph.cpp).
+// Text for the tool's output: byte counts for people, JSON strings, fixed-point numbers, hex
+// addresses and UTF-8 lengths. Shared by the commands (tools/cmd_*.cpp), the flame graphs
+// (tools/flamegraph.cpp) and the timeline chart (tools/timeline_chart.cpp).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,5 +22,9 @@ std::string fixed(double v, int decimals);
 double ratio(uint64_t a, uint64_t b);
 // "0x1f".
 std::string hex(uint64_t v);
+// The code points of UTF-8 text (bytes that do not continue a sequence), and its first n code
+// points (all of it when it has fewer): for fitting labels to a width.
+size_t code_points(const std::string& s);
+std::string first_code_points(const std::string& s, size_t n);
 
 }  // namespace pg::tool

@@ -21,26 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "say.h"
+
 enum { kSmall = 1000, kMid = 500, kBig = 10 };
 static void* small_blocks[kSmall];
 static void* mid_blocks[kMid];
 static void* big_blocks[kBig];
-
-static void say(const char* text) {
-  size_t len = strlen(text);
-  while (len > 0) {
-    ssize_t n = write(STDOUT_FILENO, text, len);
-    if (n <= 0) _exit(3);
-    text += n;
-    len -= (size_t)n;
-  }
-}
-
-static void say_pid(const char* word, long pid) {
-  char line[64];
-  snprintf(line, sizeof line, "%s %ld\n", word, pid);
-  say(line);
-}
 
 /* One line of stdin into buf (without the newline); 0 at end of input. */
 static int read_line(char* buf, size_t size) {
@@ -84,7 +70,7 @@ int main(void) {
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   sigprocmask(SIG_BLOCK, &term, NULL); /* the forked child waits for it with sigtimedwait */
-  say_pid("ready", (long)getpid());
+  say_number("ready", (long)getpid());
   while (read_line(line, sizeof line)) {
     if (strcmp(line, "alloc") == 0) {
       allocate();
@@ -108,7 +94,7 @@ int main(void) {
         sigtimedwait(&term, NULL, &limit);
         exit(0);
       }
-      say_pid("child", (long)child);
+      say_number("child", (long)child);
     } else if (strcmp(line, "exit") == 0) {
       break;
     } else {

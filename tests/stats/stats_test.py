@@ -132,34 +132,52 @@ def wait_for(predicate, what):
     raise Failure("gave up after %.0f s waiting for %s" % (WAIT, what))
 
 
-class Hold:
+class Lines:
+    """The lines a child process (self.proc) writes on its stdout, read as they come."""
+
+    who = "the program"
+    buf = b""
+
+    def ended(self):
+        """What to say when its output ends before the line expected."""
+        return "status %s" % self.proc.poll()
+
+    def expect(self, word):
+        """The next line, which must start with `word` (within WAIT seconds)."""
+        deadline = time.monotonic() + WAIT
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            check(left > 0, "%s did not say '%s' within %.0f s" % (self.who, word, WAIT))
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 4096)
+                check(chunk, "%s ended (%s) before saying '%s'" % (self.who, self.ended(), word))
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        line = line.decode()
+        check(line.split()[0] == word, "%s said %r, expected %r" % (self.who, line, word))
+        return line
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()  # each driver's own way of ending the process
+
+
+class Hold(Lines):
     """pg_stats_hold under the preload, driven line by line."""
+
+    who = "pg_stats_hold"
 
     def __init__(self, args, argv=None, env=None):
         cmd = argv or [args.hold]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=env or clean_env(LD_PRELOAD=args.lib))
-        self.buf = b""
         self.pid = int(self.expect("ready").split()[1])
         # The segment exists from the first allocation, before main: it must be there already.
         check(segment_id(self.pid), "pid %d has no segment when main runs" % self.pid)
-
-    def expect(self, word):
-        deadline = time.monotonic() + WAIT
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            check(left > 0, "pg_stats_hold did not say '%s' within %.0f s" % (word, WAIT))
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 4096)
-                check(chunk, "pg_stats_hold ended (status %s) before saying '%s'"
-                      % (self.proc.poll(), word))
-                self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        line = line.decode()
-        check(line.split()[0] == word, "pg_stats_hold said %r, expected %r" % (line, word))
-        return line
 
     def send(self, command, answer):
         self.proc.stdin.write((command + "\n").encode())
@@ -175,12 +193,6 @@ class Hold:
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def classes_by_size(doc):

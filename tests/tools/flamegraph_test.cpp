@@ -1,8 +1,9 @@
 // tools/flamegraph: folded stacks and the SVG flame graph, from synthetic stacks (no process, no
 // symbolization).
 //
-// `tools_tests --svg sample|empty` prints an SVG instead of running the tests, for the ctest
-// entry that checks with an XML parser that it is well-formed (tests/tools/CMakeLists.txt).
+// `tools_tests --svg sample|empty|timeline` prints an SVG instead of running the tests (a flame
+// graph, or the chart of tests/tools/timeline_chart_test.cpp), for the ctest entry that checks
+// with an XML parser that it is well-formed (tests/tools/CMakeLists.txt).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -280,7 +281,14 @@ TEST(Svg, EmptyProfile) {
 
 }  // namespace
 
+// The sample chart of `poolguard plot` (tests/tools/timeline_chart_test.cpp).
+std::string timeline_sample_svg();
+
 int main(int argc, char** argv) {
+  if (argc == 3 && strcmp(argv[1], "--svg") == 0 && strcmp(argv[2], "timeline") == 0) {
+    std::cout << timeline_sample_svg();
+    return 0;
+  }
   if (argc == 3 && strcmp(argv[1], "--svg") == 0) {
     pg::flame::SvgOptions options;
     options.title = "Live heap of <prog> & \"friends\" (pid 1)";
