@@ -2,7 +2,8 @@
 # Fuzzing campaigns longer than the test suite's 30-second slices (tests/fuzz/README.md).
 #   scripts/fuzz.sh [SECONDS] [--merge] [FUZZER...]   each fuzzer for SECONDS (default 600), in turn
 #   scripts/fuzz.sh --seeds                            rewrite the seed inputs (make_seeds.cpp)
-# FUZZER: api_fuzzer, api_fuzzer_sampled, options_fuzzer (default: all three). A campaign's corpus
+# FUZZER: api_fuzzer, api_fuzzer_sampled, options_fuzzer, segment_fuzzer, recording_fuzzer
+# (default: all of them). A campaign's corpus
 # is kept in <build>/fuzz/campaign/FUZZER and grows from one campaign to the next; --merge then
 # adds the inputs that reach new coverage to tests/fuzz/corpus/FUZZER (commit them; the sampled
 # fuzzer shares api_fuzzer's). A failure stops the script; the input is in
@@ -18,12 +19,19 @@ build_dir="${POOLGUARD_BUILD_DIR:-build}"
 seconds=600
 merge=false
 seeds=false
+# Every fuzzer, once: what a name may be, and the default.
+all_fuzzers=(api_fuzzer api_fuzzer_sampled options_fuzzer segment_fuzzer recording_fuzzer)
 fuzzers=()
 for arg in "$@"; do
+  case " ${all_fuzzers[*]} " in
+    *" $arg "*)
+      fuzzers+=("$arg")
+      continue
+      ;;
+  esac
   case "$arg" in
     --merge) merge=true ;;
     --seeds) seeds=true ;;
-    api_fuzzer | api_fuzzer_sampled | options_fuzzer) fuzzers+=("$arg") ;;
     *[!0-9]* | "")
       echo "usage: scripts/fuzz.sh [SECONDS] [--merge] [FUZZER...] | --seeds" >&2
       exit 2
@@ -31,7 +39,7 @@ for arg in "$@"; do
     *) seconds="$arg" ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(api_fuzzer api_fuzzer_sampled options_fuzzer segment_fuzzer)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=("${all_fuzzers[@]}")
 
 "$root/scripts/deps.sh"
 

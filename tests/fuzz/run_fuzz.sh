@@ -58,7 +58,7 @@ build() {
   cmake -S "$here" -B "$build_dir" "${cfg[@]}" "-DPG_CORE_LIST=$fuzz_dir/core.cmake" >/dev/null ||
     die "FAILED: configuring $here (clang: $cxx)"
   nice cmake --build "$build_dir" || die "FAILED: building the fuzzers"
-  say "built $build_dir/{api_fuzzer,api_fuzzer_sampled,options_fuzzer,segment_fuzzer,make_seeds}"
+  say "built $build_dir/{api_fuzzer,api_fuzzer_sampled,options_fuzzer,segment_fuzzer,recording_fuzzer,make_seeds}"
 }
 
 # Fails if the log holds any report, even when the fuzzer's exit status says it went well.

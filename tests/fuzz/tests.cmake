@@ -9,6 +9,7 @@
 #                   plus regressions/api_fuzzer_sampled/
 #   fuzz_options    options_fuzzer: the same for the option parser
 #   fuzz_segment    segment_fuzzer: the same for the statistics and profile segment readers
+#   fuzz_recording  recording_fuzzer: the same for the recordings `poolguard plot` reads
 #
 # A crash, a sanitizer report or a model mismatch fails the entry; the input is left in
 # <build>/fuzz/artifacts/<fuzzer>/.
@@ -31,7 +32,7 @@ add_test(NAME fuzz_build COMMAND bash ${pg_fuzz_script} build ${PG_FUZZ_DIR})
 # busy cores.
 set_tests_properties(fuzz_build PROPERTIES LABELS "fuzz" TIMEOUT 900 FIXTURES_SETUP pg_fuzzers)
 math(EXPR pg_fuzz_timeout "${POOLGUARD_FUZZ_SECONDS} + 240")
-foreach(fuzzer api_fuzzer api_fuzzer_sampled options_fuzzer segment_fuzzer)
+foreach(fuzzer api_fuzzer api_fuzzer_sampled options_fuzzer segment_fuzzer recording_fuzzer)
   string(REPLACE "_fuzzer" "" name ${fuzzer})  # fuzz_api, fuzz_api_sampled, fuzz_options, ...
   add_test(NAME fuzz_${name}
            COMMAND bash ${pg_fuzz_script} run ${PG_FUZZ_DIR} ${fuzzer} ${POOLGUARD_FUZZ_SECONDS})
