@@ -9,7 +9,7 @@ it). A block is run when it is fenced as ```sh, or when its lines start with a "
 only those lines run; the others are sample output). Placeholders stand for programs the test
 provides: `prog` (allocates, frees everything, exits), `server` (allocates and stays up until
 its block ends, for the commands that read a running process), `app` (= prog); `./prog`, `./server` and
-`./app` too. `args...` and optional groups such as `[-- CMD [ARGS...]]` are dropped, a trailing
+`./app` too; `--pid 1234` of `poolguard plot FILE` is the pid of FILE's header. `args...` and optional groups such as `[-- CMD [ARGS...]]` are dropped, a trailing
 `...` (the rest of a command shown above it) becomes the preload and `prog`; `scripts/test.sh` is skipped (it is the suite this test runs in). A command documented as
 running "until Ctrl-C" gets SIGINT after 3 seconds and must then exit 0. Every other command must
 exit 0, and the ones in EXPECT must print what they promise.
@@ -25,7 +25,8 @@ import tempfile
 import xml.dom.minidom
 
 # The documents, in the order a user reads them.
-DOCS = ["README.md", "docs/STATS.md", "docs/GUARD.md", "docs/LIMITS.md", "docs/LEAKS.md"]
+DOCS = ["README.md", "docs/STATS.md", "docs/GUARD.md", "docs/LIMITS.md", "docs/LEAKS.md",
+        "docs/TIMELINE.md"]
 
 # (regex on the command as run, regex its output must match). Output is stdout and stderr.
 EXPECT = [
@@ -120,6 +121,10 @@ def rewrite(cmd):
         # "...": the rest of a command shown above; the test supplies the preload and program.
         cmd = re.sub(r"\s\.\.\.$", " LD_PRELOAD=$PWD/build/preload/libpoolguard.so prog", cmd)
     cmd = cmd.replace("LD_PRELOAD=.../", "LD_PRELOAD=$PWD/build/preload/")
+    # `plot FILE --pid 1234`: the pid the recording's header names.
+    cmd = re.sub(r"(poolguard plot (\S+) .*--pid )1234\b",
+                 lambda m: m.group(1) + "$(sed -n '1s/.*\"pid\":\\([0-9]*\\).*/\\1/p' %s)" % m.group(2),
+                 cmd)
     return cmd, ""
 
 
@@ -176,9 +181,16 @@ def check_output(run, text, clone):
             json.loads(first)
         except ValueError as e:
             raise Failure("`%s`: not JSON (%s): %r" % (run, e, first[:200]))
-    m = re.search(r"--svg (\S+)", run)
+    m = re.search(r"--svg (\S+)", run) or re.search(r"poolguard plot .*-o (\S+\.svg)", run)
     if m:
         xml.dom.minidom.parse(os.path.join(clone, m.group(1)))
+    m = re.search(r"poolguard record .*-o (\S+)", run)
+    if m:
+        # A whole recording: a header first, an end line last, samples between.
+        lines = [json.loads(x) for x in open(os.path.join(clone, m.group(1))).read().splitlines()]
+        kinds = [x["type"] for x in lines]
+        if kinds[:1] != ["header"] or kinds[-1:] != ["end"] or "sample" not in kinds:
+            raise Failure("`%s`: not a whole recording: %s" % (run, kinds[:5] + ["..."] + kinds[-3:]))
 
 
 def main():
