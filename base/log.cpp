@@ -182,23 +182,14 @@ int log_open_file(const char* path, const char** why) {
     *why = "path too long";
     return -1;
   }
-  constexpr int kFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
   uid_t me = geteuid();
-  int fd = open(name, kFlags, 0600);
-  if (fd < 0 && errno == ELOOP) {
-    // A symbolic link: followed only when it is ours or root's (such as /dev/stderr).
-    struct stat ls;
-    if (lstat(name, &ls) == 0 && S_ISLNK(ls.st_mode) && (ls.st_uid == me || ls.st_uid == 0)) {
-      fd = open(name, kFlags & ~(O_NOFOLLOW | O_CREAT));
-    } else {
-      *why = "a symbolic link that belongs to another user";
-      return -1;
-    }
-  }
+  int fd = os::open_without_foreign_link(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY,
+                                         0600);
   if (fd < 0) {
-    *why = errno == EACCES || errno == EPERM || errno == EROFS ? "permission denied"
-           : errno == ENOENT || errno == ENOTDIR               ? "no such directory"
-                                                               : "cannot open it";
+    *why = errno == ELOOP ? "a symbolic link that belongs to another user"
+           : errno == EACCES || errno == EPERM || errno == EROFS ? "permission denied"
+           : errno == ENOENT || errno == ENOTDIR                 ? "no such directory"
+                                                                 : "cannot open it";
     return -1;
   }
   struct stat st;

@@ -153,6 +153,34 @@ bool file_id(int fd, uint64_t* dev, uint64_t* ino) {
   return true;
 }
 
+int open_without_foreign_link(const char* path, int flags, unsigned mode) {
+  int fd = open(path, flags | O_NOFOLLOW, mode);
+  if (fd >= 0 || errno != ELOOP) return fd;
+  struct stat ls;
+  uid_t me = geteuid();
+  if (lstat(path, &ls) != 0 || !S_ISLNK(ls.st_mode) || (ls.st_uid != me && ls.st_uid != 0)) {
+    errno = ELOOP;
+    return -1;
+  }
+  // The link may be swapped between lstat and open where others can write the directory: what
+  // it reaches is truncated only when it is a regular file of ours.
+  fd = open(path, flags & ~(O_NOFOLLOW | O_CREAT | O_TRUNC));
+  if (fd < 0 || (flags & O_TRUNC) == 0) return fd;
+  struct stat st;
+  int error = 0;
+  if (fstat(fd, &st) != 0) {
+    error = errno;
+  } else if (S_ISREG(st.st_mode) && st.st_uid != me) {
+    error = EPERM;
+  } else if (S_ISREG(st.st_mode) && ftruncate(fd, 0) != 0) {
+    error = errno;
+  }
+  if (error == 0) return fd;
+  close(fd);
+  errno = error;
+  return -1;
+}
+
 const void* map_file(const char* path, size_t* size) {
   // O_NONBLOCK: opening a FIFO would otherwise wait for a writer. Not a FIFO nor a device is
   // mapped: reading one could block or read what is not a file's contents.

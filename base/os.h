@@ -41,6 +41,12 @@ void write_all(int fd, const char* buf, size_t len);
 int dup_cloexec(int fd, int min_fd);
 // Identity of the file fd refers to (device and inode). false if fd is not open.
 bool file_id(int fd, uint64_t* dev, uint64_t* ino);
+// open(path, flags, mode) for writing where another user may plant a symbolic link (/tmp): a
+// link is followed only when it belongs to the effective user or to root (such as /dev/stderr);
+// through a link the target is never created, and with O_TRUNC only a regular file of the
+// effective user's is truncated (EPERM for another's). -1 with errno ELOOP for another user's
+// link. Async-signal-safe.
+int open_without_foreign_link(const char* path, int flags, unsigned mode);
 // Maps the regular file at `path` read-only and private; its size in *size (release it with
 // unmap(p, *size)). nullptr if it cannot be opened, is not a regular file, or is empty.
 const void* map_file(const char* path, size_t* size);

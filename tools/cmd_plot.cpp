@@ -11,6 +11,7 @@
 
 #include "tools/args.h"
 #include "tools/commands.h"
+#include "tools/output.h"
 #include "tools/recording_reader.h"
 #include "tools/text.h"
 #include "tools/timeline_chart.h"
@@ -110,22 +111,7 @@ int cmd_plot(const std::vector<std::string>& args) {
 
   // The output is opened only now, so that a recording that cannot be read leaves no file.
   const bool to_stdout = output == "-";
-  std::ofstream out_file;
-  if (!to_stdout) {
-    out_file.open(output, std::ios::out | std::ios::trunc | std::ios::binary);
-    if (!out_file) {
-      fprintf(stderr, "poolguard: cannot write %s: %s\n", output.c_str(), strerror(errno));
-      return 1;
-    }
-  }
-  std::ostream& out = to_stdout ? std::cout : out_file;
-  out << svg;
-  out.flush();
-  if (!out) {
-    fprintf(stderr, "poolguard: cannot write %s: %s\n", to_stdout ? "to stdout" : output.c_str(),
-            strerror(errno));
-    return 1;
-  }
+  if (!write_output(output, svg)) return 1;
   if (!to_stdout) {
     fprintf(stderr, "poolguard: wrote %s: %zu ticks, peak %s at %s\n", output.c_str(),
             data.ticks.size(), bytes(data.peak_bytes).c_str(),

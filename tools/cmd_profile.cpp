@@ -1,13 +1,11 @@
 // `poolguard profile PID`: a process's live heap by allocation stack, as folded stacks or an SVG
 // flame graph (tools/flamegraph.h).
-#include <errno.h>
 #include <time.h>
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +13,7 @@
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/flamegraph.h"
+#include "tools/output.h"
 #include "tools/reading.h"
 #include "tools/remote_symbolizer.h"
 #include "tools/text.h"
@@ -117,19 +116,11 @@ int cmd_profile(const std::vector<std::string>& args) {
             static_cast<unsigned long long>(p.live_samples), few.c_str());
   }
 
-  // The file is opened only now, so that a process that cannot be read leaves no empty file.
-  bool to_stdout = file.empty() || file == "-";
-  std::ofstream out_file;
-  if (!to_stdout) {
-    out_file.open(file, std::ios::out | std::ios::trunc | std::ios::binary);
-    if (!out_file) {
-      fprintf(stderr, "poolguard: cannot write %s: %s\n", file.c_str(), strerror(errno));
-      return 1;
-    }
-  }
-  std::ostream& out = to_stdout ? std::cout : out_file;
+  std::string text;
   if (format == Format::kFolded) {
-    pg::flame::write_folded(out, stacks);
+    std::ostringstream folded;
+    pg::flame::write_folded(folded, stacks);
+    text = folded.str();
   } else {
     pg::flame::SvgOptions options;
     options.title = "Live heap of " + r.proc.comm + " (pid " + std::to_string(pid) + ")";
@@ -140,14 +131,11 @@ int cmd_profile(const std::vector<std::string>& args) {
     options.subtitle = bytes(p.bytes) + " live in " + std::to_string(p.blocks) + " blocks, " +
                        sampling(p) + "; " + std::to_string(p.stacks.size()) + " stacks" + "; " +
                        stamp;
-    out << pg::flame::render_svg(stacks, options);
+    text = pg::flame::render_svg(stacks, options);
   }
-  out.flush();
-  if (!out) {
-    fprintf(stderr, "poolguard: cannot write %s: %s\n", to_stdout ? "to stdout" : file.c_str(),
-            strerror(errno));
-    return 1;
-  }
+  // The file is opened only now, so that a process that cannot be read leaves no empty file.
+  const bool to_stdout = file.empty() || file == "-";
+  if (!write_output(file, text)) return 1;
   if (!to_stdout) {
     fprintf(stderr, "poolguard: wrote %s: %zu stacks, %s live\n", file.c_str(), p.stacks.size(),
             bytes(p.bytes).c_str());

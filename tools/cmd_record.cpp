@@ -35,6 +35,7 @@
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/launch.h"
+#include "tools/output.h"
 #include "tools/reading.h"
 #include "tools/remote_symbolizer.h"
 #include "tools/timeline.h"
@@ -535,11 +536,8 @@ int cmd_record(const std::vector<std::string>& args) {
   } else if (set_preload_environment("record", settings, pymalloc) != 0) {
     return 1;
   }
-  int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    fprintf(stderr, "poolguard record: cannot write %s: %s\n", output.c_str(), strerror(errno));
-    return 1;
-  }
+  int fd = open_output(output);
+  if (fd < 0) return 1;
 
   tl::Header header;
   header.unix_ns = realtime_ns();

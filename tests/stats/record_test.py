@@ -391,6 +391,19 @@ def case_usage(args):
         rc, out, err = run_tool(args, "record", "-o", os.path.join(tmp, "no", "x"), "--", "true")
         check(rc == 1 and "cannot write" in err, "record -o into a missing directory: exit %d, %r"
               % (rc, err))
+        if os.geteuid() == 0:
+            # A link another user could have planted (as in /tmp) is not followed.
+            target = os.path.join(tmp, "target.txt")
+            with open(target, "w") as t:
+                t.write("keep me\n")
+            planted = os.path.join(tmp, "planted.pgrec")
+            os.symlink(target, planted)
+            os.lchown(planted, 65534, 65534)
+            rc, out, err = run_tool(args, "record", "-o", planted, "--", "true")
+            check(rc == 1 and "a symbolic link that belongs to another user" in err,
+                  "record -o through another user's link: exit %d, %r" % (rc, err))
+            with open(target) as t:
+                check(t.read() == "keep me\n", "record -o through another user's link wrote it")
         rc, out, err = run_tool(args, "record", "-o", f, "--", "/nonexistent/program")
         check(rc == 127 and "not found" in err, "record of a missing program: exit %d, %r"
               % (rc, err))

@@ -158,32 +158,30 @@ TEST(Json, Refused) {
 }
 
 TEST(Json, ErrorsSayWhere) {
-  pg::json::Error e = parse_bad("[1,]");
-  EXPECT_EQ(e.offset, 3u);
-  EXPECT_NE(e.message.find("']'"), std::string::npos) << e.message;
-  e = parse_bad("{\"a\":1,}");
-  EXPECT_EQ(e.offset, 7u);
-  EXPECT_NE(e.message.find("key"), std::string::npos) << e.message;
-  e = parse_bad("{\"a\":1 \"b\":2}");
-  EXPECT_EQ(e.offset, 7u);
-  EXPECT_NE(e.message.find("expected ',' or '}'"), std::string::npos) << e.message;
-  e = parse_bad("1 2");
-  EXPECT_EQ(e.offset, 2u);
-  EXPECT_EQ(e.message, "text after the value");
-  e = parse_bad("[\"ok\", \"\\q\"]");
-  EXPECT_EQ(e.offset, 8u);
-  EXPECT_NE(e.message.find("invalid escape '\\q'"), std::string::npos) << e.message;
-  e = parse_bad("{\"k\":1,\"j\":2,\"k\":3}");
-  EXPECT_EQ(e.offset, 13u);  // the second "k"
-  EXPECT_NE(e.message.find("duplicate key \"k\""), std::string::npos) << e.message;
-  e = parse_bad("\"\\ud83d\"");
-  EXPECT_EQ(e.offset, 1u);
-  EXPECT_NE(e.message.find("surrogate"), std::string::npos) << e.message;
-  e = parse_bad("[0012]");
-  EXPECT_EQ(e.offset, 1u);
-  EXPECT_NE(e.message.find("leading zero"), std::string::npos) << e.message;
-  e = parse_bad("");
-  EXPECT_EQ(e.offset, 0u);
+  // The offset of the byte the error is about, and a piece of its message ("" for any message).
+  struct Case {
+    const char* text;
+    size_t offset;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"[1,]", 3, "']'"},
+      {"{\"a\":1,}", 7, "key"},
+      {"{\"a\":1 \"b\":2}", 7, "expected ',' or '}'"},
+      {"1 2", 2, "text after the value"},
+      {"[\"ok\", \"\\q\"]", 8, "invalid escape '\\q'"},
+      {"{\"k\":1,\"j\":2,\"k\":3}", 13, "duplicate key \"k\""},  // the second "k"
+      {"\"\\ud83d\"", 1, "surrogate"},
+      {"[0012]", 1, "leading zero"},
+      {"", 0, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    pg::json::Error e = parse_bad(c.text);
+    EXPECT_EQ(e.offset, c.offset);
+    EXPECT_NE(e.message.find(c.says), std::string::npos) << e.message;
+  }
+  EXPECT_EQ(parse_bad("1 2").message, "text after the value");
 }
 
 }  // namespace

@@ -201,6 +201,28 @@ def main():
         expect_status(["plot", EXAMPLE, "-o", os.path.join(tmp, "no", "such", "dir.svg")], 1,
                       "cannot write")
 
+        # Symbolic links at -o: one of the user's own is followed; one another user could have
+        # planted (as in /tmp) is not, and what it points to is left alone.
+        target = os.path.join(tmp, "target.txt")
+        with open(target, "w") as f:
+            f.write("keep me\n")
+        own = os.path.join(tmp, "own-link.svg")
+        with open(os.path.join(tmp, "via-link.svg"), "w") as f:
+            f.write("an older chart, longer than nothing\n" * 10000)  # truncated, not kept
+        os.symlink(os.path.join(tmp, "via-link.svg"), own)
+        expect_status(["plot", EXAMPLE, "-o", own], 0, "wrote")
+        with open(os.path.join(tmp, "via-link.svg"), "rb") as f:
+            parse_svg(f.read(), "the chart written through the user's own link")
+        if os.geteuid() == 0:
+            planted = os.path.join(tmp, "planted.svg")
+            os.symlink(target, planted)
+            os.lchown(planted, 65534, 65534)  # nobody's
+            expect_status(["plot", EXAMPLE, "-o", planted], 1,
+                          "a symbolic link that belongs to another user")
+            with open(target) as f:
+                if f.read() != "keep me\n":
+                    fail("plot -o through another user's link wrote its target")
+
         # Bad arguments: exit 2 with the usage; --help exits 0.
         for args, message in [
                 (["plot"], "FILE missing"),
